@@ -1,0 +1,77 @@
+"""The ASGI application: the route table wrapped in authentication and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from outpost.api.auth import Unauthorized
+from outpost.api.context import Context, Services
+from outpost.api.handlers import system
+from outpost.api.responses import error
+from outpost.api.routes import OPERATIONS, Operation
+from outpost.errors import ForbiddenError, InputError, NotFoundError, StoreError, StoreUnavailable
+
+PREFIX = "/api/v1"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+log = logging.getLogger(__name__)
+
+
+async def authorize(request: Request, services: Services, operation: Operation) -> Context:
+    """§1.2: the key or a JWT; then admin-only routes, the path's tenant, and a live JWT tenant."""
+    caller = services.auth.caller(request.headers.get("authorization"))
+    path_tenant = request.path_params.get("tenant_id")
+    if caller.admin:
+        if path_tenant is None or not operation.resolve:
+            return Context(services, caller)
+        tenant = await services.tenants.get_tenant(path_tenant)
+        if tenant is None:
+            raise NotFoundError("tenant not found")
+        return Context(services, caller, tenant)
+    if operation.access == "admin" or (path_tenant is not None and path_tenant != caller.tenant_id):
+        raise ForbiddenError("forbidden")
+    own = await services.tenants.get_tenant(caller.tenant_id or "")
+    if own is None:
+        raise Unauthorized  # a token for a tenant that no longer exists
+    return Context(services, caller, own)
+
+
+def endpoint(services: Services, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        try:
+            ctx = await authorize(request, services, operation)
+            return await operation.handler(request, ctx)
+        except Unauthorized:
+            return error(401, "unauthorized")
+        except InputError as exc:
+            return error(exc.status, exc.message, exc.data)
+        except StoreUnavailable:
+            return error(503, "service unavailable", headers={"Retry-After": "1"})
+        except StoreError:
+            log.exception("store failure on %s %s", request.method, request.url.path)
+            return error(503, "service unavailable", headers={"Retry-After": "1"})
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return error(500, "internal server error")
+
+    return run
+
+
+def build(services: Services) -> Starlette:
+    async def health(request: Request) -> Response:
+        return await system.health(services)
+
+    async def not_found(request: Request) -> Response:
+        return error(404, "not found")
+
+    routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
+    routes += [
+        Route(PREFIX + op.path, endpoint(services, op), methods=[op.method]) for op in OPERATIONS
+    ]
+    routes.append(Route("/{rest:path}", not_found, methods=ALL_METHODS))
+    return Starlette(routes=routes)

@@ -1,0 +1,91 @@
+"""Everything a handler needs: the services it calls and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+
+from outpost.api.auth import Authenticator, Caller
+from outpost.config import Config
+from outpost.core.models import Tenant
+from outpost.destinations.editing import Rules
+from outpost.destinations.registry import Registry
+from outpost.errors import ForbiddenError, InputError
+from outpost.publishing import Publisher
+from outpost.storage.protocols import LogStore, TenantStore
+
+
+@dataclass
+class Services:
+    config: Config
+    tenants: TenantStore
+    log: LogStore
+    publisher: Publisher
+    registry: Registry
+    auth: Authenticator
+    rules: Rules
+    health: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    ping: Callable[[], Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    services: Services
+    caller: Caller
+    tenant: Tenant | None = None  # the path's {tenant_id}, resolved
+
+    @property
+    def path_tenant(self) -> Tenant:
+        assert self.tenant is not None, "route declared without a tenant"
+        return self.tenant
+
+    def tenant_filter(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        """The tenants a list may show: a JWT sees its own only, whatever it asks for."""
+        if self.caller.admin:
+            return requested
+        own = self.caller.tenant_id or ""
+        if requested and (len(requested) > 1 or requested[0] != own):
+            raise ForbiddenError("tenant_id query parameter does not match authenticated tenant")
+        return (own,)
+
+    def scope(self) -> str | None:
+        """The tenant single-resource reads are confined to (None: the admin sees all)."""
+        return None if self.caller.admin else self.caller.tenant_id
+
+
+_JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise InputError(f"request body exceeds {limit} bytes", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputError(f"request body exceeds {limit} bytes", status=413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and media and media not in _JSON_TYPES and not media.endswith("+json"):
+        raise InputError("content type must be application/json", status=415)
+    return body
+
+
+async def read_object(request: Request, limit: int, *, optional: bool = False) -> dict[str, Any]:
+    body = await read_body(request, limit)
+    if optional and not body.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise InputError("invalid JSON", status=422) from None
+    if not isinstance(value, dict):
+        raise InputError("invalid JSON", status=422)
+    return value

@@ -1,0 +1,84 @@
+"""`POST /publish` and `POST /retry` (§1.6.18–19, §2)."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+
+from outpost.api.context import Context, read_body, read_object
+from outpost.api.responses import JSON
+from outpost.core import timefmt
+from outpost.core.models import Event
+from outpost.errors import InputError, ValidationError
+
+
+class PublishBody(msgspec.Struct):
+    tenant_id: str = ""
+    data: msgspec.Raw | None = None
+    id: str | None = None
+    topic: str | None = None
+    destination_id: str | None = None
+    eligible_for_retry: bool | None = None
+    time: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+_decoder = msgspec.json.Decoder(PublishBody)
+
+
+def parse_event(body: bytes, now: int) -> Event:
+    try:
+        request = _decoder.decode(body)
+    except msgspec.DecodeError:  # includes wrong types, e.g. non-string metadata values
+        raise InputError("invalid JSON", status=422) from None
+    missing = [
+        f"{name} is required" for name in ("tenant_id", "data") if not getattr(request, name)
+    ]
+    if missing:
+        raise ValidationError(missing)
+    assert request.data is not None
+    data = bytes(request.data)
+    if not data.lstrip().startswith(b"{"):
+        raise ValidationError(["data must be a valid JSON object"])
+    try:
+        time = timefmt.parse(request.time) if request.time else now
+    except ValueError as exc:
+        raise InputError(f"invalid JSON: {exc}", status=422) from None
+    return Event(
+        id=request.id or "",
+        tenant_id=request.tenant_id,
+        topic=request.topic or "",
+        time=time,
+        data=msgspec.json.format(data, indent=-1),
+        eligible_for_retry=True
+        if request.eligible_for_retry is None
+        else request.eligible_for_retry,
+        metadata=request.metadata or {},
+        destination_id=request.destination_id or "",
+    )
+
+
+async def publish(request: Request, ctx: Context) -> JSON:
+    body = await read_body(request, ctx.services.config.max_request_body_bytes)
+    event = parse_event(body, timefmt.now_ms())
+    published = await ctx.services.publisher.publish(event)
+    return JSON(
+        {
+            "id": published.id,
+            "duplicate": published.duplicate,
+            "destination_ids": published.destination_ids,
+        },
+        status_code=202,
+    )
+
+
+async def retry(request: Request, ctx: Context) -> JSON:
+    body = await read_object(request, ctx.services.config.max_request_body_bytes)
+    missing = [f"{n} is required" for n in ("event_id", "destination_id") if not body.get(n)]
+    if missing:
+        raise ValidationError(missing)
+    event_id, destination_id = body["event_id"], body["destination_id"]
+    if not isinstance(event_id, str) or not isinstance(destination_id, str):
+        raise InputError("invalid JSON", status=422)
+    await ctx.services.publisher.retry(event_id, destination_id, ctx.scope())
+    return JSON({"success": True}, status_code=202)

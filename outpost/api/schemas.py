@@ -1,0 +1,106 @@
+"""The only place JSON field names live: domain records → Outpost's response shapes (§1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from outpost.core import topics as topic_rules
+from outpost.core.models import Attempt, Destination, Event, Tenant
+from outpost.core.paging import Page, PageRequest
+from outpost.core.timefmt import format_ms
+from outpost.destinations.registry import Registry
+
+
+def tenant(t: Tenant, destinations: Sequence[Destination]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": t.id,
+        "destinations_count": len(destinations),
+        "topics": topic_rules.tenant_topics(d.topics for d in destinations),
+    }
+    if t.metadata:
+        body["metadata"] = t.metadata
+    body["created_at"] = format_ms(t.created_at)
+    body["updated_at"] = format_ms(t.updated_at)
+    return body
+
+
+def destination(d: Destination, registry: Registry, now: int) -> dict[str, Any]:
+    provider = registry.find(d.type)
+    display = provider.display(d, now) if provider else None
+    body: dict[str, Any] = {
+        "id": d.id,
+        "tenant_id": d.tenant_id,
+        "type": d.type,
+        "topics": list(d.topics),
+    }
+    if d.filter:
+        body["filter"] = d.filter
+    body["config"] = d.config
+    body["credentials"] = display.credentials if display else {}
+    if d.delivery_metadata:
+        body["delivery_metadata"] = d.delivery_metadata
+    if d.metadata:
+        body["metadata"] = d.metadata
+    body["created_at"] = format_ms(d.created_at)
+    body["updated_at"] = format_ms(d.updated_at)
+    body["disabled_at"] = None if d.disabled_at is None else format_ms(d.disabled_at)
+    body["target"] = display.target if display else ""
+    if display and display.target_url:
+        body["target_url"] = display.target_url
+    return body
+
+
+def event(e: Event, *, data: bool = True, summary: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": e.id, "tenant_id": e.tenant_id}
+    if e.matched_destination_ids or not summary:
+        body["matched_destination_ids"] = list(e.matched_destination_ids)
+    body["topic"] = e.topic
+    body["time"] = format_ms(e.time)
+    body["eligible_for_retry"] = e.eligible_for_retry
+    if e.metadata:
+        body["metadata"] = e.metadata
+    if data:
+        body["data"] = msgspec.Raw(e.data)
+    return body
+
+
+def attempt(
+    a: Attempt,
+    *,
+    response_data: bool = False,
+    event_body: dict[str, Any] | None = None,
+    destination_body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": a.id,
+        "tenant_id": a.tenant_id,
+        "status": a.status,
+        "time": format_ms(a.time),
+    }
+    if a.code:
+        body["code"] = a.code
+    body["attempt_number"] = a.attempt_number
+    body["manual"] = a.manual
+    body["destination_type"] = a.destination_type
+    body["event_id"] = a.event_id
+    body["destination_id"] = a.destination_id
+    if response_data and a.response_data:
+        body["response_data"] = a.response_data
+    if event_body is not None:
+        body["event"] = event_body
+    if destination_body is not None:
+        body["destination"] = destination_body
+    return body
+
+
+def pagination(page: Page[Any], request: PageRequest, order_by: str) -> dict[str, Any]:
+    return {
+        "order_by": order_by,
+        "dir": request.dir,
+        "limit": request.limit,
+        "next": page.next,
+        "prev": page.prev,
+    }

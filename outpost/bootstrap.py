@@ -1,0 +1,138 @@
+"""Builds the running system from a Config: the only module that imports concrete backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from outpost import __version__
+from outpost.api.auth import Authenticator
+from outpost.api.context import Services
+from outpost.config import Config
+from outpost.core.backoff import RetryPolicy
+from outpost.core.ids import IdGenerator
+from outpost.delivery.worker import DeliveryWorker, WorkerSettings
+from outpost.destinations.editing import Rules
+from outpost.destinations.registry import Registry
+from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.destinations.webhook.settings import WebhookSettings
+from outpost.publishing import Publisher
+from outpost.storage.sqlite.backend import SqliteBackend
+from outpost.transport.http import HttpClient
+
+AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due retries
+
+
+@dataclass
+class System:
+    config: Config
+    backend: SqliteBackend
+    registry: Registry
+    services: Services
+    worker: DeliveryWorker
+
+
+def webhook_settings(config: Config) -> WebhookSettings:
+    return WebhookSettings(
+        mode=config.destinations_webhook_mode,
+        header_prefix=config.destinations_webhook_header_prefix,
+        event_id_header=_header(
+            config.destinations_webhook_event_id_header_name,
+            config.destinations_webhook_disable_default_event_id_header,
+        ),
+        timestamp_header=_header(
+            config.destinations_webhook_timestamp_header_name,
+            config.destinations_webhook_disable_default_timestamp_header,
+        ),
+        topic_header=_header(
+            config.destinations_webhook_topic_header_name,
+            config.destinations_webhook_disable_default_topic_header,
+        ),
+        signature_header=_header(
+            config.destinations_webhook_signature_header_name,
+            config.destinations_webhook_disable_default_signature_header,
+        ),
+        signature_algorithm=config.destinations_webhook_signature_algorithm,
+        signature_encoding=config.destinations_webhook_signature_encoding,
+        signature_content_template=config.destinations_webhook_signature_content_template,
+        signature_header_template=config.destinations_webhook_signature_header_template,
+        signing_secret_template=config.destinations_webhook_signing_secret_template,
+        max_response_body_bytes=config.destinations_webhook_max_response_body_bytes,
+        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        user_agent=config.http_user_agent or f"Outpost/{__version__}",
+        delivery_timeout_seconds=config.delivery_timeout_seconds,
+        proxy_url=config.destinations_webhook_proxy_url,
+    )
+
+
+def _header(name: str | None, disabled_by_deprecated_flag: bool) -> str | None:
+    """An explicit name wins; otherwise the deprecated boolean can still switch the header off."""
+    if name is None and disabled_by_deprecated_flag:
+        return ""
+    return name
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=config.max_retry_limit,
+        interval_seconds=config.retry_interval_seconds,
+        schedule=config.retry_schedule,
+    )
+
+
+def build(config: Config) -> System:
+    ids = IdGenerator(
+        config.idgen_type,
+        config.idgen_event_prefix,
+        config.idgen_destination_prefix,
+        config.idgen_attempt_prefix,
+    )
+    backend = SqliteBackend(
+        Path(config.data_dir),
+        synchronous=config.sqlite_synchronous.upper(),
+        batch_limit=config.log_batch_size,
+    )
+    settings = webhook_settings(config)
+    settings.check()
+    client = HttpClient(
+        max_connections=max(config.delivery_max_concurrency, 10),
+        user_agent=settings.user_agent,
+        proxy_url=config.destinations_webhook_proxy_url,
+    )
+    registry = Registry([WebhookProvider(settings, client)])
+    publisher = Publisher(
+        backend,
+        backend,
+        backend,
+        ids,
+        configured_topics=config.topics,
+        idempotency_ttl_seconds=config.publish_idempotency_key_ttl,
+    )
+    worker = DeliveryWorker(
+        backend,
+        backend,
+        backend,
+        registry,
+        retry_policy(config),
+        ids,
+        WorkerSettings(
+            concurrency=config.delivery_max_concurrency,
+            lease_ms=config.delivery_lease_seconds * 1000,
+            idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
+        ),
+    )
+    services = Services(
+        config=config,
+        tenants=backend,
+        log=backend,
+        publisher=publisher,
+        registry=registry,
+        auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
+        rules=Rules(registry, ids, config.topics, config.topics_allow_wildcards),
+        health=lambda: {
+            "deliverymq-consumer": worker.healthy,
+            "retrymq-consumer": worker.healthy,
+        },
+        ping=backend.ping,
+    )
+    return System(config, backend, registry, services, worker)

@@ -1,0 +1,1 @@
+"""The pure domain: models and rules with no I/O."""

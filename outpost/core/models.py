@@ -1,0 +1,114 @@
+"""Domain records. Timestamps are integer milliseconds since the epoch, UTC.
+
+They are frozen: a change is a new value (`dataclasses.replace`), so a record handed to
+another task can never shift under it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StrMap = dict[str, str]
+AttemptStatus = Literal["success", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    created_at: int
+    updated_at: int
+    metadata: StrMap | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    id: str
+    tenant_id: str
+    type: str
+    topics: tuple[str, ...]
+    config: StrMap
+    credentials: StrMap
+    created_at: int
+    updated_at: int
+    disabled_at: int | None = None
+    filter: dict[str, Any] | None = None
+    delivery_metadata: StrMap | None = None
+    metadata: StrMap | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    tenant_id: str
+    topic: str
+    time: int
+    data: bytes  # the event's JSON object as compact raw text: key order and literals kept
+    eligible_for_retry: bool = True
+    metadata: StrMap = field(default_factory=dict)
+    destination_id: str = ""
+    matched_destination_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one delivery to a destination came to. A remote failure is a value, not an exception."""
+
+    status: AttemptStatus
+    code: str = ""
+    response_data: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: str
+    tenant_id: str
+    event_id: str
+    destination_id: str
+    destination_type: str
+    topic: str
+    status: AttemptStatus
+    time: int
+    attempt_number: int
+    manual: bool
+    code: str = ""
+    response_data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTask:
+    """One delivery to make: an event, a destination, and which attempt this is."""
+
+    id: int
+    event: Event
+    destination_id: str
+    attempt_number: int
+    manual: bool = False
+    generation: int = 1
+    claims: int = 1
+
+    @property
+    def retry_key(self) -> str:
+        return f"{self.event.id}:{self.destination_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a claimed task ends: what to record, and what happens to the pending retry.
+
+    `retry_at` schedules attempt `attempt_number + 1` (replacing any pending retry of the same
+    event and destination); `cancel_retry` drops the pending one instead.
+    """
+
+    task: DeliveryTask
+    attempt: Attempt | None = None
+    retry_at: int | None = None
+    cancel_retry: bool = False

@@ -1,0 +1,1 @@
+"""Delivery: claim tasks, deliver each once, record the attempt, decide what follows."""

@@ -1,0 +1,22 @@
+"""What follows an attempt (pure): retry later, cancel the pending retry, or nothing (§3.2)."""
+
+from __future__ import annotations
+
+from outpost.core.backoff import RetryPolicy
+from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Outcome
+
+
+def next_step(
+    task: DeliveryTask, result: DeliveryResult, attempt: Attempt, policy: RetryPolicy, now: int
+) -> Outcome:
+    """A failed attempt within budget schedules the next; a manual attempt that schedules nothing
+    cancels the pending automatic retry of its event and destination (it took that retry's place).
+    """
+    if (
+        not result.ok
+        and task.event.eligible_for_retry
+        and policy.retries_after(task.attempt_number)
+    ):
+        due = now + policy.delay_seconds(task.attempt_number) * 1000
+        return Outcome(task, attempt, retry_at=due)
+    return Outcome(task, attempt, cancel_retry=task.manual)

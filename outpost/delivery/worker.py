@@ -1,0 +1,145 @@
+"""The delivery worker: claims due tasks in batches and runs up to `concurrency` at once.
+
+Each task ends in exactly one of three ways: an attempt is recorded (with its retry decision, in
+the same commit that removes the task); the task is dropped with no attempt (its destination was
+deleted or disabled); or it is released back to the queue because no attempt could be made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from outpost.core.backoff import RetryPolicy
+from outpost.core.ids import IdGenerator
+from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Destination, Outcome
+from outpost.core.timefmt import now_ms
+from outpost.delivery.retry import next_step
+from outpost.destinations.registry import Registry
+from outpost.errors import DeliveryInfrastructureError, OutpostError
+from outpost.storage.protocols import DeliveryQueue
+
+log = logging.getLogger(__name__)
+
+RELEASE_DELAY_MS = 5_000  # a task that could not be attempted waits this long before another try
+CLAIM_BATCH = 100
+
+
+class DestinationLookup(Protocol):
+    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None: ...
+
+
+class Scheduler(Protocol):
+    async def next_visible_at(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    concurrency: int
+    lease_ms: int
+    idle_poll_ms: int  # longest sleep while nothing is due
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        scheduler: Scheduler,
+        destinations: DestinationLookup,
+        registry: Registry,
+        policy: RetryPolicy,
+        ids: IdGenerator,
+        settings: WorkerSettings,
+    ) -> None:
+        self._queue = queue
+        self._scheduler = scheduler
+        self._destinations = destinations
+        self._registry = registry
+        self._policy = policy
+        self._ids = ids
+        self._settings = settings
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.healthy = True
+
+    async def run(self) -> None:
+        """Deliver until `stop()`; then wait for the deliveries in flight to finish."""
+        try:
+            while not self._stopping.is_set():
+                await self._fill()
+        finally:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._queue.wake()
+
+    async def _fill(self) -> None:
+        free = self._settings.concurrency - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            return
+        try:
+            tasks = await self._queue.claim(min(free, CLAIM_BATCH), self._settings.lease_ms)
+            self.healthy = True
+        except OutpostError as exc:
+            self.healthy = False
+            log.error("claiming deliveries failed: %s", exc)
+            await asyncio.sleep(1)
+            return
+        for task in tasks:
+            running = asyncio.create_task(self._deliver(task))
+            self._in_flight.add(running)
+            running.add_done_callback(self._in_flight.discard)
+        if len(tasks) < min(free, CLAIM_BATCH):
+            await self._queue.wait_for_work(await self._idle_seconds())
+
+    async def _idle_seconds(self) -> float:
+        due = await self._scheduler.next_visible_at()
+        longest = self._settings.idle_poll_ms / 1000
+        if due is None:
+            return longest
+        return max(0.0, min(longest, (due - now_ms()) / 1000))
+
+    async def _deliver(self, task: DeliveryTask) -> None:
+        try:
+            outcome = await self._attempt(task)
+        except DeliveryInfrastructureError as exc:
+            log.warning("no attempt for event %s: %s", task.event.id, exc)
+            await self._queue.release(task, RELEASE_DELAY_MS)
+            return
+        except Exception:
+            log.exception("delivery of event %s failed unexpectedly", task.event.id)
+            await self._queue.release(task, RELEASE_DELAY_MS)
+            return
+        await self._queue.finish([outcome])
+
+    async def _attempt(self, task: DeliveryTask) -> Outcome:
+        event = task.event
+        destination = await self._destinations.get_destination(event.tenant_id, task.destination_id)
+        if destination is None or not destination.enabled:
+            return Outcome(task)  # deleted or disabled since publish: dropped, no attempt
+        provider = self._registry.find(destination.type)
+        if provider is None:
+            result = DeliveryResult("failed", "ERR", {"error": f"unknown type {destination.type}"})
+        else:
+            result = await provider.publish(event, destination)
+        now = now_ms()
+        attempt = Attempt(
+            id=self._ids.attempt(),
+            tenant_id=event.tenant_id,
+            event_id=event.id,
+            destination_id=destination.id,
+            destination_type=destination.type,
+            topic=event.topic,
+            status=result.status,
+            time=now,
+            attempt_number=task.attempt_number,
+            manual=task.manual,
+            code=result.code,
+            response_data=result.response_data,
+        )
+        return next_step(task, result, attempt, self._policy, now)

@@ -1,0 +1,53 @@
+"""The seam every destination type implements.
+
+A provider owns everything type-specific about a destination: the field schema served by
+`/destination-types`, validation and preprocessing on create/update, how credentials are shown,
+and delivery itself. Delivery reports a remote failure as a `DeliveryResult` value; it raises
+`DeliveryInfrastructureError` only when no attempt was made at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """The type-specific parts of a destination's JSON form."""
+
+    credentials: StrMap
+    target: str
+    target_url: str = ""
+
+
+class Provider(Protocol):
+    type: str
+
+    def describe(self) -> dict[str, Any]:
+        """This type's entry in `GET /destination-types` (label, icon, fields, ...)."""
+        ...
+
+    def validate(self, destination: Destination) -> list[str]:
+        """Messages such as "config.url is required"; empty when valid."""
+        ...
+
+    def preprocess(
+        self, destination: Destination, original: Destination | None, *, admin: bool, now: int
+    ) -> Destination:
+        """Normalise before storing (generate or rotate secrets, ...). `original` is None on create.
+
+        Raises `ValidationError` for what only preprocessing can see (a tenant changing a secret).
+        """
+        ...
+
+    def display(self, destination: Destination, now: int) -> Display:
+        ...
+
+    async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
+        ...
+
+    async def close(self) -> None:
+        ...

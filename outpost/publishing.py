@@ -1,0 +1,99 @@
+"""Publishing: validate an event, match it to destinations, and make it durable with its tasks.
+
+Also manual retry, which queues one more attempt of a logged event to one destination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from outpost.core import filters, topics
+from outpost.core.ids import IdGenerator
+from outpost.core.models import Destination, Event
+from outpost.core.timefmt import now_ms
+from outpost.errors import InputError, NotFoundError, ValidationError
+from outpost.storage.protocols import DeliveryQueue, LogStore, TenantStore
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    id: str
+    duplicate: bool
+    destination_ids: list[str]
+
+
+def matching(destinations: Iterable[Destination], event: Event) -> list[str]:
+    """Ids of the enabled destinations whose topics and filter accept the event.
+
+    `event.destination_id` narrows the candidates to one but does not bypass the checks.
+    """
+    document = None
+    matched = []
+    for destination in destinations:
+        if not destination.enabled:
+            continue
+        if event.destination_id and destination.id != event.destination_id:
+            continue
+        if not topics.destination_accepts(destination.topics, event.topic):
+            continue
+        if destination.filter:
+            document = document or filters.event_document(event)
+            if not filters.matches(destination.filter, document):
+                continue
+        matched.append(destination.id)
+    return matched
+
+
+class Publisher:
+    def __init__(
+        self,
+        tenants: TenantStore,
+        log: LogStore,
+        queue: DeliveryQueue,
+        ids: IdGenerator,
+        *,
+        configured_topics: tuple[str, ...],
+        idempotency_ttl_seconds: int,
+    ) -> None:
+        self._tenants = tenants
+        self._log = log
+        self._queue = queue
+        self._ids = ids
+        self._topics = frozenset(configured_topics)
+        self._ttl_ms = idempotency_ttl_seconds * 1000
+
+    def check_topic(self, topic: str) -> None:
+        if not self._topics:
+            return
+        if not topic:
+            raise ValidationError(["topic is required"])
+        if topic != "*" and topic not in self._topics:
+            raise ValidationError(["topic is invalid"])
+
+    async def publish(self, event: Event) -> Published:
+        """Durably accept `event` and queue its deliveries; an empty id gets a generated one."""
+        self.check_topic(event.topic)
+        if not event.id:
+            event = replace(event, id=self._ids.event())
+        destinations = await self._tenants.list_destinations(event.tenant_id)
+        matched = matching(destinations, event)
+        event = replace(event, matched_destination_ids=tuple(matched))
+        now = now_ms()
+        duplicate = await self._queue.accept(event, now, now - self._ttl_ms)
+        return Published(event.id, duplicate, matched)
+
+    async def retry(self, event_id: str, destination_id: str, tenant_id: str | None) -> None:
+        """Queue a manual attempt, numbered after the latest logged one (§1.6.19)."""
+        latest = await self._log.latest_attempt(event_id, destination_id, tenant_id)
+        event = await self._log.get_event(event_id, tenant_id) if latest else None
+        if latest is None or event is None:
+            raise NotFoundError("event not found")
+        destination = await self._tenants.get_destination(event.tenant_id, destination_id)
+        if destination is None:
+            raise NotFoundError("destination not found")
+        if not destination.enabled:
+            raise InputError("Destination is disabled", {"error": "destination_disabled"})
+        if not matching([destination], replace(event, destination_id="")):
+            raise InputError("destination does not match event")
+        await self._queue.enqueue_manual(event, destination_id, latest.attempt_number + 1)

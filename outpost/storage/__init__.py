@@ -1,0 +1,1 @@
+"""Durable state: tenants and destinations, the event/attempt log, and (embedded) the queue."""

@@ -1,0 +1,1 @@
+"""The embedded backend: one SQLite file, one writer thread with group commit."""

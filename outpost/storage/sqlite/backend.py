@@ -1,0 +1,186 @@
+"""The embedded backend: tenant store, log store and delivery queue over one `Database`.
+
+One process owns the database (a lock file enforces it), which is what makes two shortcuts
+safe: destinations are cached per tenant and invalidated on our own writes, and leases left
+behind by a killed process are released at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.timefmt import now_ms
+from outpost.errors import ConfigError
+from outpost.storage.sqlite import log_ops, task_ops, tenant_ops
+from outpost.storage.sqlite.database import Database
+
+
+class SqliteBackend:
+    def __init__(self, data_dir: Path, *, synchronous: str = "FULL", batch_limit: int = 1000):
+        self._dir = data_dir
+        self._db = Database(
+            data_dir / "outpost.db", synchronous=synchronous, batch_limit=batch_limit
+        )
+        self._lock: IO[str] | None = None
+        self._destinations: dict[str, list[Destination]] = {}
+        self._versions: dict[
+            str, int
+        ] = {}  # bumped on every write, so a slow read can't cache stale rows
+        self._work = asyncio.Event()
+
+    async def open(self) -> None:
+        self._lock = await asyncio.to_thread(self._take_lock)
+        await asyncio.to_thread(self._db.open)
+        await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
+
+    def _take_lock(self) -> IO[str]:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self._dir / "outpost.lock", "w")  # noqa: SIM115 - held until close
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise ConfigError(f"another outpost process is using {self._dir}") from exc
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
+
+    async def close(self) -> None:
+        await self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+
+    async def ping(self) -> None:
+        await self._db.read(lambda c: c.execute("SELECT 1").fetchone())
+
+    # Tenants and destinations
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return await self._db.read(lambda c: tenant_ops.get_tenant(c, tenant_id))
+
+    async def upsert_tenant(
+        self, tenant_id: str, metadata: StrMap | None, now: int
+    ) -> tuple[Tenant, bool]:
+        self._forget(tenant_id)
+        return await self._db.write(lambda c: tenant_ops.upsert_tenant(c, tenant_id, metadata, now))
+
+    async def delete_tenant(self, tenant_id: str, now: int) -> bool:
+        try:
+            return await self._db.write(lambda c: tenant_ops.delete_tenant(c, tenant_id, now))
+        finally:
+            self._forget(tenant_id)
+
+    async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
+        return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
+
+    async def list_destinations(self, tenant_id: str) -> list[Destination]:
+        cached = self._destinations.get(tenant_id)
+        if cached is None:
+            version = self._versions.get(tenant_id, 0)
+            cached = await self._db.read(lambda c: tenant_ops.list_destinations(c, tenant_id))
+            if self._versions.get(tenant_id, 0) == version:
+                self._destinations[tenant_id] = cached
+        return list(cached)
+
+    def _forget(self, tenant_id: str) -> None:
+        self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
+        self._destinations.pop(tenant_id, None)
+
+    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
+        for destination in await self.list_destinations(tenant_id):
+            if destination.id == destination_id:
+                return destination
+        return None
+
+    async def create_destination(self, destination: Destination, limit: int) -> None:
+        try:
+            await self._db.write(lambda c: tenant_ops.create_destination(c, destination, limit))
+        finally:
+            self._forget(destination.tenant_id)
+
+    async def update_destination(self, destination: Destination) -> bool:
+        try:
+            return await self._db.write(lambda c: tenant_ops.update_destination(c, destination))
+        finally:
+            self._forget(destination.tenant_id)
+
+    async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
+        try:
+            return await self._db.write(
+                lambda c: tenant_ops.delete_destination(c, tenant_id, destination_id, now)
+            )
+        finally:
+            self._forget(tenant_id)
+
+    # The event and attempt log
+
+    async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
+        return await self._db.read(lambda c: log_ops.get_event(c, event_id, tenant_id))
+
+    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
+        return await self._db.read(lambda c: log_ops.get_events(c, event_ids))
+
+    async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
+        return await self._db.read(lambda c: log_ops.list_events(c, query, request))
+
+    async def get_attempt(self, attempt_id: str, tenant_id: str | None = None) -> Attempt | None:
+        return await self._db.read(lambda c: log_ops.get_attempt(c, attempt_id, tenant_id))
+
+    async def list_attempts(self, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
+        return await self._db.read(lambda c: log_ops.list_attempts(c, query, request))
+
+    async def latest_attempt(
+        self, event_id: str, destination_id: str, tenant_id: str | None = None
+    ) -> Attempt | None:
+        return await self._db.read(
+            lambda c: log_ops.latest_attempt(c, event_id, destination_id, tenant_id)
+        )
+
+    # The delivery queue
+
+    async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
+        duplicate = await self._db.write(
+            lambda c: task_ops.accept_event(c, event, now, dedupe_after)
+        )
+        if not duplicate and event.matched_destination_ids:
+            self._work.set()
+        return duplicate
+
+    async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
+        await self._db.write(
+            lambda c: task_ops.enqueue(
+                c, event, destination_id, attempt_number=attempt_number, manual=True, due=now_ms()
+            )
+        )
+        self._work.set()
+
+    async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
+        return await self._db.write(lambda c: task_ops.claim(c, now_ms(), limit, lease_ms))
+
+    async def finish(self, outcomes: list[Outcome]) -> None:
+        await self._db.write(lambda c: task_ops.finish(c, outcomes))
+        if any(o.retry_at is not None for o in outcomes):
+            self._work.set()  # the scheduler may need to wake earlier than it planned
+
+    async def release(self, task: DeliveryTask, delay_ms: int) -> None:
+        await self._db.write(lambda c: task_ops.release(c, task, now_ms() + delay_ms))
+
+    async def next_visible_at(self) -> int | None:
+        return await self._db.read(task_ops.next_visible_at)
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work was queued by this process, or after `timeout` seconds."""
+        if timeout > 0 and not self._work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), timeout)
+        self._work.clear()

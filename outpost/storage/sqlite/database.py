@@ -1,0 +1,170 @@
+"""SQLite access with group commit.
+
+Every write is a function of a connection, run on one writer thread. The writer takes whatever
+writes are waiting (up to `batch_limit`), runs each inside its own SAVEPOINT, and commits them all
+at once: concurrent publishes share one fsync, and each caller's future resolves only after the
+commit that made its write durable. Reads run on a small pool of read-only connections (WAL lets
+them proceed while the writer commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from outpost.errors import StoreError
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the numbered .sql files in this package that the database has not seen yet."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    found = resources.files(__package__).iterdir()
+    scripts = sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name)
+    for script in scripts:
+        number = int(script.name.split("_", 1)[0])
+        if number <= current:
+            continue
+        conn.executescript("BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;")
+
+
+class Database:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", batch_limit: int = 1000) -> None:
+        self._path = str(path)
+        self._synchronous = synchronous
+        self._batch_limit = batch_limit
+        self._writes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._writer: threading.Thread | None = None
+        self._closed = False
+
+    def open(self) -> None:
+        conn = _connect(self._path, self._synchronous)
+        migrate(conn)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(conn,), name="sqlite-write", daemon=True
+        )
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writes.put(_STOP)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)
+        self._readers.shutdown(wait=True)
+        for conn in self._reader_conns:
+            conn.close()
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group commit; return its result once that commit is durable."""
+        if self._closed:
+            raise StoreError("database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._writes.put((op, future, loop))
+        return await future
+
+    async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, self._run_read, op)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _run_read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            self._reader_conns.append(conn)
+        return op(conn)
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                batch = [self._writes.get()]
+                while len(batch) < self._batch_limit:
+                    try:
+                        batch.append(self._writes.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is _STOP for item in batch)
+                work = [item for item in batch if item is not _STOP]
+                if work:
+                    self._commit(conn, work)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, work: list[Any]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, future, _ in work:
+                outcomes.append((future, *self._run_one(conn, op)))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("group commit failed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = StoreError(f"commit failed: {exc}")
+            outcomes = [(future, None, failure) for _, future, _ in work]
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_, _, loop), outcome in zip(work, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append(outcome)
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed while we committed
+                loop.call_soon_threadsafe(_settle, settled)
+
+    @staticmethod
+    def _run_one(conn: sqlite3.Connection, op: Op) -> tuple[Any, BaseException | None]:
+        conn.execute("SAVEPOINT op")
+        try:
+            result = op(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            if isinstance(exc, sqlite3.Error):
+                return None, StoreError(str(exc))
+            return None, exc
+        conn.execute("RELEASE op")
+        return result, None
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

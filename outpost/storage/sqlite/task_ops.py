@@ -1,0 +1,136 @@
+"""The delivery queue in SQLite: synchronous operations on a connection (run by `Database`).
+
+A task is visible once `visible_at` has passed. Claiming leases it: `visible_at` moves to the end
+of the lease and `leased` is set, so a worker that dies leaves it to be claimed again later.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from outpost.core.models import DeliveryTask, Event, Outcome
+from outpost.storage.sqlite import rows
+from outpost.storage.sqlite.log_ops import insert_attempts
+
+_CLAIM = """
+UPDATE tasks SET visible_at = :lease_end, leased = 1, claims = claims + 1
+WHERE id IN (SELECT id FROM tasks WHERE visible_at <= :now ORDER BY visible_at LIMIT :limit)
+RETURNING id, event_id, destination_id, attempt_number, manual, generation, claims
+"""
+
+_SCHEDULE_RETRY = """
+INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
+                   retry_key)
+VALUES (?, ?, ?, ?, 0, ?, ?)
+ON CONFLICT (retry_key) DO UPDATE SET
+    attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
+    leased = 0, claims = 0, generation = generation + 1
+"""
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    event: Event,
+    destination_id: str,
+    *,
+    attempt_number: int,
+    manual: bool,
+    due: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, "
+        "visible_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (event.id, event.tenant_id, destination_id, attempt_number, int(manual), due),
+    )
+
+
+def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after: int) -> bool:
+    """Store a published event and queue its first deliveries. True when it is a duplicate.
+
+    A duplicate is an event id accepted at or after `dedupe_after` that matched destinations;
+    one that matched nothing is replaced, so publishing it again once a destination exists
+    delivers it (as Outpost does).
+    """
+    seen = conn.execute(
+        "SELECT accepted_at, matched_destination_ids FROM events WHERE id = ?", (event.id,)
+    ).fetchone()
+    if seen and seen[0] >= dedupe_after and seen[1] != "[]" and event.matched_destination_ids:
+        return True
+    conn.execute(
+        "INSERT OR REPLACE INTO events (" + rows.EVENT_COLUMNS + ", accepted_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*rows.event_values(event), now),
+    )
+    for destination_id in event.matched_destination_ids:
+        enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=now)
+    return False
+
+
+def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
+    claimed = conn.execute(_CLAIM, {"now": now, "limit": limit, "lease_end": now + lease_ms})
+    found = claimed.fetchall()
+    if not found:
+        return []
+    ids = list({row[1] for row in found})
+    marks = ",".join("?" * len(ids))
+    events = {
+        e.id: e
+        for e in map(
+            rows.event,
+            conn.execute(f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE id IN ({marks})", ids),
+        )
+    }
+    tasks = []
+    for task_id, event_id, destination_id, number, manual, generation, claims in found:
+        event = events.get(event_id)
+        if event is None:  # the event was erased: nothing left to deliver
+            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            continue
+        tasks.append(
+            DeliveryTask(task_id, event, destination_id, number, bool(manual), generation, claims)
+        )
+    return tasks
+
+
+def finish(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
+    """Record attempts and settle each task and its pending retry, all in the caller's commit."""
+    insert_attempts(conn, [o.attempt for o in outcomes if o.attempt is not None])
+    for outcome in outcomes:
+        task = outcome.task
+        conn.execute(
+            "DELETE FROM tasks WHERE id = ? AND generation = ?", (task.id, task.generation)
+        )
+        if outcome.retry_at is not None:
+            conn.execute(
+                _SCHEDULE_RETRY,
+                (
+                    task.event.id,
+                    task.event.tenant_id,
+                    task.destination_id,
+                    task.attempt_number + 1,
+                    outcome.retry_at,
+                    task.retry_key,
+                ),
+            )
+        elif outcome.cancel_retry:
+            conn.execute("DELETE FROM tasks WHERE retry_key = ?", (task.retry_key,))
+
+
+def release(conn: sqlite3.Connection, task: DeliveryTask, visible_at: int) -> None:
+    """Give a claimed task back (no attempt was made), visible again at `visible_at`."""
+    conn.execute(
+        "UPDATE tasks SET visible_at = ?, leased = 0 WHERE id = ? AND generation = ?",
+        (visible_at, task.id, task.generation),
+    )
+
+
+def release_all_leases(conn: sqlite3.Connection, now: int) -> int:
+    """At start-up of the only process on this database: nobody holds a lease any more."""
+    return conn.execute(
+        "UPDATE tasks SET visible_at = ?, leased = 0 WHERE leased = 1", (now,)
+    ).rowcount
+
+
+def next_visible_at(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT min(visible_at) FROM tasks").fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -1,0 +1,131 @@
+"""Tenants and destinations: synchronous operations on a connection (run by `Database`)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from outpost.core.models import Destination, StrMap, Tenant
+from outpost.core.paging import Page, PageRequest
+from outpost.errors import ConflictError
+from outpost.storage.sqlite import rows
+from outpost.storage.sqlite.paging import Where, fetch_page
+
+_LIVE_TENANT = "SELECT " + rows.TENANT_COLUMNS + " FROM tenants WHERE id = ? AND deleted_at IS NULL"
+
+
+def get_tenant(conn: sqlite3.Connection, tenant_id: str) -> Tenant | None:
+    row = conn.execute(_LIVE_TENANT, (tenant_id,)).fetchone()
+    return rows.tenant(row) if row else None
+
+
+def upsert_tenant(
+    conn: sqlite3.Connection, tenant_id: str, metadata: StrMap | None, now: int
+) -> tuple[Tenant, bool]:
+    """Replace the metadata of a live tenant, or create it (again, if it was deleted)."""
+    existing = get_tenant(conn, tenant_id)
+    meta = rows.dump(metadata) if metadata else None
+    if existing:
+        conn.execute(
+            "UPDATE tenants SET metadata = ?, updated_at = ? WHERE id = ?", (meta, now, tenant_id)
+        )
+        return Tenant(tenant_id, existing.created_at, now, metadata or None), False
+    conn.execute(
+        "INSERT INTO tenants (id, metadata, created_at, updated_at, deleted_at) "
+        "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata, "
+        "created_at = excluded.created_at, updated_at = excluded.updated_at, deleted_at = NULL",
+        (tenant_id, meta, now, now),
+    )
+    return Tenant(tenant_id, now, now, metadata or None), True
+
+
+def delete_tenant(conn: sqlite3.Connection, tenant_id: str, now: int) -> bool:
+    gone = conn.execute(
+        "UPDATE tenants SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (now, tenant_id)
+    ).rowcount
+    conn.execute(
+        "UPDATE destinations SET deleted_at = ? WHERE tenant_id = ? AND deleted_at IS NULL",
+        (now, tenant_id),
+    )
+    return gone > 0
+
+
+def list_tenants(
+    conn: sqlite3.Connection, ids: tuple[str, ...], request: PageRequest
+) -> Page[Tenant]:
+    where = Where().add("deleted_at IS NULL").any_of("id", ids)
+    page = fetch_page(
+        conn,
+        kind="tnt",
+        select="SELECT " + rows.TENANT_COLUMNS + " FROM tenants",
+        where=where,
+        sort="created_at",
+        id_column="id",
+        request=request,
+        build=rows.tenant,
+        position=lambda t: (t.created_at, t.id),
+    )
+    total = conn.execute(f"SELECT count(*) FROM tenants WHERE {where.sql()}", where.params)
+    return Page(page.items, page.next, page.prev, total.fetchone()[0])
+
+
+def list_destinations(conn: sqlite3.Connection, tenant_id: str) -> list[Destination]:
+    found = conn.execute(
+        "SELECT " + rows.DESTINATION_COLUMNS + " FROM destinations "
+        "WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, id",
+        (tenant_id,),
+    )
+    return [rows.destination(row) for row in found]
+
+
+def get_destination(
+    conn: sqlite3.Connection, tenant_id: str, destination_id: str
+) -> Destination | None:
+    row = conn.execute(
+        "SELECT " + rows.DESTINATION_COLUMNS + " FROM destinations "
+        "WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL",
+        (tenant_id, destination_id),
+    ).fetchone()
+    return rows.destination(row) if row else None
+
+
+def create_destination(conn: sqlite3.Connection, dest: Destination, limit: int) -> None:
+    if get_destination(conn, dest.tenant_id, dest.id):
+        raise ConflictError("destination already exists")
+    count = conn.execute(
+        "SELECT count(*) FROM destinations WHERE tenant_id = ? AND deleted_at IS NULL",
+        (dest.tenant_id,),
+    ).fetchone()[0]
+    if count >= limit:
+        raise ConflictError("maximum number of destinations per tenant reached")
+    conn.execute(
+        "DELETE FROM destinations WHERE tenant_id = ? AND id = ?", (dest.tenant_id, dest.id)
+    )
+    conn.execute(
+        "INSERT INTO destinations (" + rows.DESTINATION_COLUMNS + ") "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.destination_values(dest),
+    )
+
+
+def update_destination(conn: sqlite3.Connection, dest: Destination) -> bool:
+    values = rows.destination_values(dest)
+    changed = conn.execute(
+        "UPDATE destinations SET type = ?, topics = ?, filter = ?, config = ?, credentials = ?, "
+        "delivery_metadata = ?, metadata = ?, created_at = ?, updated_at = ?, disabled_at = ? "
+        "WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
+        (*values[2:], dest.id, dest.tenant_id),
+    ).rowcount
+    return changed > 0
+
+
+def delete_destination(
+    conn: sqlite3.Connection, tenant_id: str, destination_id: str, now: int
+) -> bool:
+    return (
+        conn.execute(
+            "UPDATE destinations SET deleted_at = ? "
+            "WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL",
+            (now, tenant_id, destination_id),
+        ).rowcount
+        > 0
+    )

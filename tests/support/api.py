@@ -1,0 +1,106 @@
+"""Small helpers over the official SDK and raw HTTP used by the end-to-end tests."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from outpost_sdk import Outpost, models
+
+from .waiting import poll_until
+
+TEST_SECRET = "testsecret1234567890abcdefghijklmnop"
+
+
+def unique_id(label: str) -> str:
+    """An id unique to this run, readable in server logs (`<label>-<8 hex>`)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-")[:40] or "t"
+    return f"{safe}-{uuid.uuid4().hex[:8]}"
+
+
+def create_webhook(
+    admin: Outpost,
+    tenant_id: str,
+    url: str,
+    *,
+    topics: str | Sequence[str] = "*",
+    secret: str | None = None,
+    **extra: Any,
+) -> models.Destination:
+    body: dict[str, Any] = {
+        "type": "webhook",
+        "topics": topics if isinstance(topics, str) else list(topics),
+        "config": {"url": url},
+    }
+    if secret is not None:
+        body["credentials"] = {"secret": secret}
+    body.update(extra)
+    return admin.destinations.create(tenant_id=tenant_id, body=body)  # type: ignore[arg-type]
+
+
+def publish(
+    admin: Outpost,
+    tenant_id: str,
+    data: Mapping[str, Any],
+    *,
+    topic: str = "user.created",
+    **extra: Any,
+) -> models.PublishResponse:
+    request: dict[str, Any] = {"tenant_id": tenant_id, "topic": topic, "data": dict(data)}
+    request.update(extra)
+    return admin.publish(request=request)  # type: ignore[arg-type]
+
+
+def list_attempts(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """Raw `GET /attempts` (first page, up to 1000 rows)."""
+    params.setdefault("limit", 1000)
+    res = api.get("/attempts", params=params)
+    assert res.status_code == 200, f"GET /attempts {params} -> {res.status_code} {res.text}"
+    models_: list[dict[str, Any]] = res.json()["models"]
+    return models_
+
+
+def wait_attempts(
+    api: httpx.Client,
+    count: int,
+    *,
+    timeout: float = 10.0,
+    exact: bool = False,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Poll `GET /attempts` until at least (or, with `exact`, exactly) `count` rows match."""
+
+    def probe() -> list[dict[str, Any]] | None:
+        rows = list_attempts(api, **params)
+        ok = len(rows) == count if exact else len(rows) >= count
+        return rows if ok else None
+
+    return poll_until(probe, timeout=timeout, what=f"{count} attempt(s) for {params}")
+
+
+def wait_event(api: httpx.Client, event_id: str, *, timeout: float = 10.0) -> httpx.Response:
+    """Poll raw `GET /events/{id}` until the event is in the log; returns the 200 response."""
+
+    def probe() -> httpx.Response | None:
+        res = api.get(f"/events/{event_id}")
+        return res if res.status_code == 200 else None
+
+    return poll_until(probe, timeout=timeout, what=f"event {event_id} logged")
+
+
+def is_json_error(res: httpx.Response, status: int) -> bool:
+    """The response is `status` with a JSON `{status, message}` body."""
+    if res.status_code != status:
+        return False
+    if not res.headers.get("content-type", "").startswith("application/json"):
+        return False
+    body = res.json()
+    return (
+        isinstance(body, dict)
+        and body.get("status") == status
+        and isinstance(body.get("message"), str)
+        and bool(body["message"])
+    )

@@ -1,0 +1,284 @@
+"""Run the real server as a separate process (`python -m outpost serve`) for black-box tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from outpost_sdk import Outpost
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+DEFAULT_API_KEY = "e2e-admin-key-0123456789"
+DEFAULT_JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
+DEFAULT_TOPICS = "user.created,user.updated,user.deleted"
+
+# Only these variables of the test runner's environment reach the server; everything else the
+# server reads comes from `base_env` below and the per-test overrides, so a developer's shell
+# (a stray TOPICS or CONFIG) cannot change what a test sees.
+_INHERITED = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+)
+
+
+def free_port() -> int:
+    """An ephemeral TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class ServerProcess:
+    """One server process with its own data directory.
+
+    `restart()` (and `start()` after `stop()`/`kill()`) reuses the same port and data directory,
+    so SDK clients built earlier keep working and persisted state must survive.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        workdir: Path | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        jwt_secret: str = DEFAULT_JWT_SECRET,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self._owns_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="outpost-e2e-")) if workdir is None else workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.log_path = self.workdir / "server.log"
+        self.api_key = api_key
+        self.jwt_secret = jwt_secret
+        self.startup_timeout = startup_timeout
+        self.port = free_port()
+        self.overrides: dict[str, str] = dict(env or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self.starts = 0
+
+    # addresses ---------------------------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/api/v1"
+
+    # environment -------------------------------------------------------------------------------
+
+    def base_env(self) -> dict[str, str]:
+        return {
+            "PORT": str(self.port),
+            "API_PORT": str(self.port),
+            "OUTPOST_DATA_DIR": str(self.data_dir),
+            "API_KEY": self.api_key,
+            "API_JWT_SECRET": self.jwt_secret,
+            "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "TOPICS": DEFAULT_TOPICS,
+            "RETRY_INTERVAL_SECONDS": "1",
+            "MAX_RETRY_LIMIT": "3",
+            "LOG_BATCH_THRESHOLD_SECONDS": "0",
+            "LOG_LEVEL": "info",
+        }
+
+    def environment(self) -> dict[str, str]:
+        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env.update(self.base_env())
+        env.update(self.overrides)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> ServerProcess:
+        if self.running:
+            raise RuntimeError("server already running")
+        self._close_log()
+        self._log_file = self.log_path.open("ab")
+        self.starts += 1
+        self._log_file.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
+        self._log_file.flush()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "outpost", "serve"],
+            cwd=str(REPO_ROOT),
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes any children along
+        )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        last = "no answer yet"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                proc = self._proc
+                assert proc is not None
+                code = proc.poll()
+                if code is not None:
+                    raise ServerStartError(
+                        f"server exited with code {code} during startup\n{self.log_tail()}"
+                    )
+                try:
+                    res = client.get(f"{self.root_url}/healthz")
+                    if res.status_code == 200:
+                        return
+                    last = f"HTTP {res.status_code}: {res.text[:300]}"
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                if time.monotonic() >= deadline:
+                    self.kill()
+                    raise ServerStartError(
+                        f"server not healthy within {self.startup_timeout:.0f}s ({last})\n"
+                        f"{self.log_tail()}"
+                    )
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then wait for exit (SIGKILL the group if it overstays). Returns exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group()
+                proc.wait(timeout=10)
+        self._reap_group()
+        self._close_log()
+        return proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 the server (and anything it started), like a crash or an OOM kill."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._kill_group()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        self._close_log()
+
+    def restart(self, *, crash: bool = False) -> ServerProcess:
+        """Stop (gracefully, or with SIGKILL when `crash`) and start again on the same data."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _kill_group(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    def _reap_group(self) -> None:
+        # workers left behind by the main process after a graceful stop are still ours to end
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # diagnostics -------------------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_text().splitlines()[-lines:]
+        return "----- server output (tail) -----\n" + "\n".join(text)
+
+    # clients -----------------------------------------------------------------------------------
+
+    def admin_client(self, *, timeout_ms: int = 15000) -> Outpost:
+        """An official-SDK client authenticated with the admin API key."""
+        return Outpost(api_key=self.api_key, server_url=self.base_url, timeout_ms=timeout_ms)
+
+    def tenant_client(self, token: str, *, timeout_ms: int = 15000) -> Outpost:
+        """An official-SDK client authenticated with a tenant JWT.
+
+        SDK 1.7.0 has a single bearer credential (`api_key`); a tenant JWT travels the same way.
+        """
+        return Outpost(api_key=token, server_url=self.base_url, timeout_ms=timeout_ms)
+
+    def http(self, token: str | None = "admin", *, timeout: float = 15.0) -> httpx.Client:
+        """A raw HTTP client on the API base URL (`token="admin"` = admin key, None = no auth)."""
+        headers: dict[str, str] = {}
+        if token == "admin":
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
