@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 from outpost_sdk import Outpost
-
 from support.api import unique_id
 from support.receiver import Receiver
 from support.server import ServerProcess

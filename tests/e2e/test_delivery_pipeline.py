@@ -7,7 +7,6 @@ import json
 import httpx
 import pytest
 from outpost_sdk import Outpost
-
 from support.api import (
     TEST_SECRET,
     create_webhook,
@@ -53,9 +52,7 @@ def test_wildcard_destination_gets_signed_delivery_and_attempt_is_logged(
     assert attempt["manual"] is False
 
 
-def test_filter_selects_events_by_data(
-    admin: Outpost, receiver: Receiver, tenant_id: str
-) -> None:
+def test_filter_selects_events_by_data(admin: Outpost, receiver: Receiver, tenant_id: str) -> None:
     path = receiver.new_path("filter")
     url = receiver.configure(path)
     dest = create_webhook(

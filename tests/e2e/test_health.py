@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from outpost_sdk import Outpost
-
 from support.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from outpost_sdk import Outpost, errors
-
 from support.receiver import Receiver
 from support.server import ServerProcess
 
@@ -81,8 +80,10 @@ def test_quickstart_delivers_signed_event(server: ServerProcess, receiver: Recei
 def test_request_without_credentials_gets_typed_401(server: ServerProcess) -> None:
     """What a reader who copies `models.Security(admin_api_key=...)` would effectively send:
     a request without credentials. The server must refuse it with a typed 401."""
-    with Outpost(server_url=server.base_url) as anonymous:
-        with pytest.raises(errors.OutpostError) as info:
-            anonymous.tenants.upsert(tenant_id="acme-anon")
+    with (
+        Outpost(server_url=server.base_url) as anonymous,
+        pytest.raises(errors.OutpostError) as info,
+    ):
+        anonymous.tenants.upsert(tenant_id="acme-anon")
     assert info.value.status_code == 401
     assert not isinstance(info.value, errors.APIError), info.value

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from support.api import create_webhook, publish, unique_id, wait_attempts
 from support.receiver import Receiver
 from support.server import ServerProcess

@@ -6,12 +6,12 @@ defaults), so automatic retries come 1 s, 2 s, 4 s after each failure.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import httpx
 import pytest
 from outpost_sdk import Outpost, errors
-
 from support.api import create_webhook, publish, unique_id, wait_attempts
 from support.receiver import Receiver
 from support.server import ServerProcess
@@ -34,7 +34,7 @@ def test_failing_delivery_is_retried_with_increasing_attempt_numbers(
     assert all(r.status == 400 for r in reqs)  # the receiver refused each one
     assert {r.event_id for r in reqs} == {res.id}
     assert {r.body for r in reqs} == {b'{"retry":"me"}'}
-    gaps = [b.arrived_at - a.arrived_at for a, b in zip(reqs, reqs[1:], strict=False)]
+    gaps = [b.arrived_at - a.arrived_at for a, b in itertools.pairwise(reqs)]
     assert all(gap >= 0.5 for gap in gaps), gaps  # retries are spaced, not immediate
 
     attempts = wait_attempts(api, 3, tenant_id=tenant_id, dir="asc")

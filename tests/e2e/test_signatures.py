@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from outpost_sdk import Outpost
-
-from support.api import TEST_SECRET, create_webhook, publish, wait_attempts
+from support.api import (
+    TEST_SECRET,
+    create_webhook,
+    get_webhook,
+    publish,
+    update_webhook,
+    wait_attempts,
+)
 from support.receiver import Receiver, sign, signature_candidates
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -55,13 +61,8 @@ def test_rotation_signs_with_both_secrets_during_the_window(
     url = receiver.configure(path)
     dest = create_webhook(admin, tenant_id, url, secret=TEST_SECRET)
 
-    rotated = admin.destinations.update(
-        tenant_id=tenant_id,
-        destination_id=dest.id,
-        body={"type": "webhook", "credentials": {"rotate_secret": True}},
-    )
+    rotated = update_webhook(admin, tenant_id, dest.id, {"credentials": {"rotate_secret": True}})
     creds = rotated.credentials
-    assert creds is not None
     new_secret = creds.secret
     assert new_secret and new_secret != TEST_SECRET
     assert creds.previous_secret == TEST_SECRET
@@ -96,8 +97,7 @@ def test_expired_previous_secret_is_not_used(
             "previous_secret_invalid_at": past,
         },
     )
-    shown = admin.destinations.get(tenant_id=tenant_id, destination_id=dest.id).credentials
-    assert shown is not None
+    shown = get_webhook(admin, tenant_id, dest.id).credentials
     assert shown.secret == TEST_SECRET
     assert shown.previous_secret is None  # expired pair is hidden
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from outpost_sdk import Outpost, models
@@ -21,15 +21,22 @@ def unique_id(label: str) -> str:
     return f"{safe}-{uuid.uuid4().hex[:8]}"
 
 
+def as_webhook(dest: object) -> models.DestinationWebhook:
+    """Narrow the SDK's destination union to the webhook model."""
+    assert isinstance(dest, models.DestinationWebhook), f"not a webhook destination: {dest!r}"
+    return dest
+
+
 def create_webhook(
-    admin: Outpost,
+    client: Outpost,
     tenant_id: str,
     url: str,
     *,
     topics: str | Sequence[str] = "*",
     secret: str | None = None,
     **extra: Any,
-) -> models.Destination:
+) -> models.DestinationWebhook:
+    """`destinations.create` for a webhook; `extra` goes into the body as is."""
     body: dict[str, Any] = {
         "type": "webhook",
         "topics": topics if isinstance(topics, str) else list(topics),
@@ -38,7 +45,23 @@ def create_webhook(
     if secret is not None:
         body["credentials"] = {"secret": secret}
     body.update(extra)
-    return admin.destinations.create(tenant_id=tenant_id, body=body)  # type: ignore[arg-type]
+    return as_webhook(client.destinations.create(tenant_id=tenant_id, body=cast(Any, body)))
+
+
+def update_webhook(
+    client: Outpost, tenant_id: str, destination_id: str, body: Mapping[str, Any]
+) -> models.DestinationWebhook:
+    """`destinations.update` (PATCH) of a webhook; the SDK requires `type` in the body."""
+    patch = {"type": "webhook", **body}
+    return as_webhook(
+        client.destinations.update(
+            tenant_id=tenant_id, destination_id=destination_id, body=cast(Any, patch)
+        )
+    )
+
+
+def get_webhook(client: Outpost, tenant_id: str, destination_id: str) -> models.DestinationWebhook:
+    return as_webhook(client.destinations.get(tenant_id=tenant_id, destination_id=destination_id))
 
 
 def publish(
@@ -51,7 +74,7 @@ def publish(
 ) -> models.PublishResponse:
     request: dict[str, Any] = {"tenant_id": tenant_id, "topic": topic, "data": dict(data)}
     request.update(extra)
-    return admin.publish(request=request)  # type: ignore[arg-type]
+    return admin.publish(request=cast(Any, request))
 
 
 def list_attempts(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:

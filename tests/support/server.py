@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_API_KEY = "e2e-admin-key-0123456789"
 DEFAULT_JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
+ADMIN = "<admin key>"  # sentinel for ServerProcess.http()
 DEFAULT_TOPICS = "user.created,user.updated,user.deleted"
 
 # Only these variables of the test runner's environment reach the server; everything else the
@@ -274,10 +275,10 @@ class ServerProcess:
         """
         return Outpost(api_key=token, server_url=self.base_url, timeout_ms=timeout_ms)
 
-    def http(self, token: str | None = "admin", *, timeout: float = 15.0) -> httpx.Client:
-        """A raw HTTP client on the API base URL (`token="admin"` = admin key, None = no auth)."""
+    def http(self, token: str | None = ADMIN, *, timeout: float = 15.0) -> httpx.Client:
+        """A raw HTTP client on the API base URL (default: the admin key; None: no auth)."""
         headers: dict[str, str] = {}
-        if token == "admin":
+        if token is ADMIN:
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif token is not None:
             headers["Authorization"] = f"Bearer {token}"

@@ -14,7 +14,7 @@ from outpost.errors import InputError, ValidationError
 
 class PublishBody(msgspec.Struct):
     tenant_id: str = ""
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw()  # raw so that key order and number literals survive
     id: str | None = None
     topic: str | None = None
     destination_id: str | None = None
@@ -36,7 +36,6 @@ def parse_event(body: bytes, now: int) -> Event:
     ]
     if missing:
         raise ValidationError(missing)
-    assert request.data is not None
     data = bytes(request.data)
     if not data.lstrip().startswith(b"{"):
         raise ValidationError(["data must be a valid JSON object"])
