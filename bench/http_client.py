@@ -91,7 +91,9 @@ async def _aiohttp_post() -> tuple[Post, Callable[[], Awaitable[None]]]:
     return post, session.close
 
 
-async def _measure(client: str, port: int, requests: int, concurrency: int, seconds: float) -> dict[str, float]:
+async def _measure(
+    client: str, port: int, requests: int, concurrency: int, seconds: float
+) -> dict[str, float]:
     post, close = await (_pycurl_post() if client == "pycurl" else _aiohttp_post())
     url = f"http://127.0.0.1:{port}/webhook"
     await asyncio.gather(*(post(url) for _ in range(WARMUP)))
@@ -115,27 +117,53 @@ async def _measure(client: str, port: int, requests: int, concurrency: int, seco
 
 
 def _run_client(args: argparse.Namespace, client: str, loop: str, port: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--client", client, "--loop", loop, "--port", str(port),
-               "--requests", str(args.requests), "--concurrency", str(args.concurrency),
-               "--seconds", str(args.seconds)]
+    command = [
+        sys.executable,
+        __file__,
+        "--client",
+        client,
+        "--loop",
+        loop,
+        "--port",
+        str(port),
+        "--requests",
+        str(args.requests),
+        "--concurrency",
+        str(args.concurrency),
+        "--seconds",
+        str(args.seconds),
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(output)
     return result
 
 
 def _report(args: argparse.Namespace) -> None:
-    sink = subprocess.Popen([sys.executable, __file__, "--sink"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen(
+        [sys.executable, __file__, "--sink"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert sink.stdout is not None and sink.stdin is not None
     port = int(sink.stdout.readline())
-    cases = [("pycurl", "uvloop"), ("pycurl", "asyncio"), ("aiohttp", "uvloop"), ("aiohttp", "asyncio")]
+    cases = [
+        ("pycurl", "uvloop"),
+        ("pycurl", "asyncio"),
+        ("aiohttp", "uvloop"),
+        ("aiohttp", "asyncio"),
+    ]
     try:
-        rows = {case: [_run_client(args, *case, port) for _ in range(args.rounds)] for case in cases}
+        rows = {
+            case: [_run_client(args, *case, port) for _ in range(args.rounds)] for case in cases
+        }
     finally:
         sink.stdin.close()
         sink.wait(timeout=10)
-    print(f"python {sys.version.split()[0]} ({sys.executable}), {args.requests} POSTs/round, "
-          f"concurrency {args.concurrency}, medians of {args.rounds} rounds")
+    print(
+        f"python {sys.version.split()[0]} ({sys.executable}), {args.requests} POSTs/round, "
+        f"concurrency {args.concurrency}, medians of {args.rounds} rounds"
+    )
     for (client, loop), results in rows.items():
         cpu = statistics.median(r["cpu_us_per_post"] for r in results)
         rps = statistics.median(r["req_per_s"] for r in results)
@@ -143,14 +171,18 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound per run")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=["pycurl", "aiohttp"], help=argparse.SUPPRESS)
-    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--loop", choices=["uvloop", "asyncio"], default="uvloop", help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:

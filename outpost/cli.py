@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
+
+import uvloop
 
 from outpost import __version__
 from outpost import config as settings
@@ -41,13 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     if generated:
         print(f"API key: {config.api_key}  (kept in {config.data_dir}/api_key)", flush=True)
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        runner = asyncio.run
-    try:
-        runner(services.run(system))
+        uvloop.run(services.run(system))
     except ConfigError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2

@@ -84,10 +84,13 @@ class Publisher:
         return Published(event.id, duplicate, matched)
 
     async def retry(self, event_id: str, destination_id: str, tenant_id: str | None) -> None:
-        """Queue a manual attempt, numbered after the latest logged one (§1.6.19)."""
-        latest = await self._log.latest_attempt(event_id, destination_id, tenant_id)
-        event = await self._log.get_event(event_id, tenant_id) if latest else None
-        if latest is None or event is None:
+        """Queue a manual attempt, numbered after the latest logged one (§1.6.19).
+
+        Unlike Outpost, an event with no attempt yet can be retried too (every accepted event is
+        stored): that is how an event that matched nothing is replayed to a new destination.
+        """
+        event = await self._log.get_event(event_id, tenant_id)
+        if event is None:
             raise NotFoundError("event not found")
         destination = await self._tenants.get_destination(event.tenant_id, destination_id)
         if destination is None:
@@ -96,4 +99,6 @@ class Publisher:
             raise InputError("Destination is disabled", {"error": "destination_disabled"})
         if not matching([destination], replace(event, destination_id="")):
             raise InputError("destination does not match event")
-        await self._queue.enqueue_manual(event, destination_id, latest.attempt_number + 1)
+        latest = await self._log.latest_attempt(event_id, destination_id, event.tenant_id)
+        number = latest.attempt_number + 1 if latest else 1
+        await self._queue.enqueue_manual(event, destination_id, number)

@@ -13,7 +13,7 @@ Scopes, to keep the suite fast:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,25 @@ from outpost_sdk import Outpost
 from support.api import unique_id
 from support.receiver import Receiver
 from support.server import ServerProcess
+
+_STARTED = pytest.StashKey[list[ServerProcess]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the tail of the server output(s) the test used to the report."""
+    report = yield
+    if report.failed:
+        started: list[ServerProcess] | None = item.stash.get(_STARTED, None)
+        servers = list(started or [])
+        shared = getattr(item, "funcargs", {}).get("server")
+        if isinstance(shared, ServerProcess):
+            servers.append(shared)
+        for index, srv in enumerate(servers):
+            report.sections.append((f"server output #{index} ({srv.root_url})", srv.log_tail(80)))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +85,11 @@ def tenant_id(request: pytest.FixtureRequest, admin: Outpost) -> str:
 
 @pytest.fixture
 def make_server(
-    tmp_path: Path,
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., ServerProcess]]:
     """Start servers with a special configuration; all are stopped at the end of the test."""
     started: list[ServerProcess] = []
+    request.node.stash[_STARTED] = started
 
     def factory(env: Mapping[str, str] | None = None, **kwargs: object) -> ServerProcess:
         srv = ServerProcess(env, workdir=tmp_path / f"server{len(started)}", **kwargs)  # type: ignore[arg-type]

@@ -215,7 +215,9 @@ def test_pending_retries_survive_a_graceful_restart(
 
     # every event failed once: a retry is now scheduled for each
     receiver.wait_for(events, path=path, timeout=15)
-    srv.stop()
+    stopping = time.monotonic()
+    assert srv.stop() == 0, srv.log_tail()  # SIGTERM: a clean exit ...
+    assert time.monotonic() - stopping < 10  # ... that does not hang
     srv.start()
 
     reqs = receiver.wait_until(

@@ -23,6 +23,7 @@ from support.api import (
 )
 from support.receiver import Receiver
 from support.server import ServerProcess
+from support.waiting import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -176,6 +177,9 @@ def test_get_and_404s(admin: Outpost, receiver: Receiver, tenant_id: str) -> Non
         update(admin, tenant_id, missing, {"topics": ["user.created"]})
     with pytest.raises(errors.NotFoundError):
         admin.destinations.delete(tenant_id=tenant_id, destination_id=missing)
+    with pytest.raises(errors.OutpostError) as spaces_info:
+        admin.destinations.get(tenant_id=tenant_id, destination_id="invalid id with spaces")
+    assert spaces_info.value.status_code in (400, 404)
     with pytest.raises(errors.NotFoundError) as tenant_info:
         admin.destinations.list(tenant_id=unique_id("no-such-tenant"))
     assert_typed(tenant_info.value, 404)
@@ -223,6 +227,63 @@ def test_delete_destination(admin: Outpost, receiver: Receiver, tenant_id: str) 
     with pytest.raises(errors.NotFoundError):
         admin.destinations.delete(tenant_id=tenant_id, destination_id=dest.id)
     assert admin.destinations.list(tenant_id=tenant_id) == []
+
+
+# events and attempts through the SDK (spec-sdk-tests events.test.ts, with a local receiver) ---
+
+
+def test_events_and_attempts_via_sdk(admin: Outpost, receiver: Receiver, tenant_id: str) -> None:
+    path = receiver.new_path("sdk-events")
+    dest = create_webhook(admin, tenant_id, receiver.configure(path, body="thanks"), topics="*")
+    payload = {"user_id": "u_42", "nested": {"list": [1, 2, 3], "flag": True}}
+    res = publish(admin, tenant_id, payload, topic="user.created")
+
+    listed = poll_until(
+        lambda: admin.events.list(request={"tenant_id": tenant_id}).models,
+        what="event listed",
+    )
+    assert [e.id for e in listed] == [res.id]
+    assert listed[0].matched_destination_ids == [dest.id]
+    got = admin.events.get(event_id=res.id)
+    assert (got.id, got.tenant_id, got.topic, got.data) == (
+        res.id,
+        tenant_id,
+        "user.created",
+        payload,
+    )
+    assert got.eligible_for_retry is True
+
+    attempts = poll_until(
+        lambda: (
+            admin.destinations.list_attempts(
+                request=cast(
+                    Any,
+                    {
+                        "tenant_id": tenant_id,
+                        "destination_id": dest.id,
+                        "event_id": res.id,
+                        "include": ["event.data", "response_data"],
+                    },
+                )
+            ).models
+        ),
+        what="attempt listed",
+    )
+    [attempt] = attempts
+    assert attempt.status is not None and attempt.status.value == "success"
+    assert attempt.response_data == {"status": 200, "body": "thanks"}
+    assert isinstance(attempt.event, models.EventFull), attempt.event
+    assert attempt.event.data == payload
+
+    assert attempt.id is not None
+    single = admin.attempts.get(attempt_id=attempt.id)
+    assert (single.id, single.event_id, single.destination_id) == (attempt.id, res.id, dest.id)
+    nested = admin.destinations.get_attempt(
+        tenant_id=tenant_id, destination_id=dest.id, attempt_id=attempt.id
+    )
+    assert nested.id == attempt.id
+    with pytest.raises(errors.NotFoundError):
+        admin.attempts.get(attempt_id=unique_id("no-attempt"))
 
 
 # merge-patch matrix ---------------------------------------------------------------------------
@@ -305,6 +366,16 @@ def tenant_session(
         yield client, token.token
 
 
+def test_portal_url_for_admin(server: ServerProcess, admin: Outpost, tenant_id: str) -> None:
+    portal = admin.tenants.get_portal_url(tenant_id=tenant_id)
+    assert portal.tenant_id == tenant_id
+    assert portal.redirect_url is not None
+    assert portal.redirect_url.startswith(f"{server.root_url}?token=")
+    token = portal.redirect_url.split("token=", 1)[1].split("&", 1)[0]
+    with server.tenant_client(token) as client:
+        assert client.tenants.get(tenant_id=tenant_id).id == tenant_id
+
+
 def test_tenant_jwt_reads_its_own_tenant(
     tenant_session: tuple[Outpost, str], receiver: Receiver, tenant_id: str
 ) -> None:
@@ -331,6 +402,10 @@ def test_tenant_jwt_is_refused_admin_operations(
     with pytest.raises(errors.OutpostError) as token_info:
         client.tenants.get_token(tenant_id=tenant_id)
     assert_typed(token_info.value, 403)
+
+    with pytest.raises(errors.OutpostError) as portal_info:
+        client.tenants.get_portal_url(tenant_id=tenant_id)
+    assert_typed(portal_info.value, 403)
 
     with pytest.raises(errors.OutpostError) as other_info:
         client.tenants.get(tenant_id=other)

@@ -56,7 +56,9 @@ def test_env_file_is_read_and_environment_overrides_it(tmp_path: Path) -> None:
 
 def test_yaml_file_uses_snake_case_names_and_lists(tmp_path: Path) -> None:
     yaml_file = tmp_path / "outpost.yaml"
-    yaml_file.write_text("topics: [user.created, user.deleted]\nretry_schedule: [1, 2]\napi_key: k\n")
+    yaml_file.write_text(
+        "topics: [user.created, user.deleted]\nretry_schedule: [1, 2]\napi_key: k\n"
+    )
     loaded = config.load({}, config_file=str(yaml_file))
     assert loaded.topics == ("user.created", "user.deleted")
     assert loaded.retry_schedule == (1, 2)

@@ -1,0 +1,6 @@
+"""The `webhook` destination type: signed JSON POSTs to a customer's HTTP endpoint (§4)."""
+
+from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.destinations.webhook.settings import WebhookSettings
+
+__all__ = ["WebhookProvider", "WebhookSettings"]

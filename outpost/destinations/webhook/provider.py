@@ -1,0 +1,359 @@
+"""The `webhook` destination type (§4): schema, credential rules and the signed POST itself.
+
+Everything that depends only on settings (header names, signer, templates, the oversize text)
+is resolved once in `__init__`; a delivery builds one header dict and hands the event's raw
+bytes to the HTTP client untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+import time
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+from outpost.core import timefmt
+from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
+from outpost.destinations.provider import Display
+from outpost.destinations.webhook import signing
+from outpost.destinations.webhook.settings import (
+    HEADER_NAME,
+    RESERVED_HEADERS,
+    SYSTEM_KEYS,
+    WebhookSettings,
+)
+from outpost.errors import DeliveryInfrastructureError, ValidationError
+from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
+
+CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
+ROTATION_GRACE_MS = 24 * 3600 * 1000
+_TRUTHY = frozenset({"true", "1", "on", "yes"})
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_JSON_TYPE = "application/json"
+
+
+class WebhookProvider:
+    type = "webhook"
+
+    def __init__(self, settings: WebhookSettings, client: HttpClient) -> None:
+        settings.check()
+        self._client = client
+        self._standard = settings.standard
+        self._prefix = settings.prefix
+        self._ms_timestamp = settings.include_millisecond_timestamp
+        self._timeout = settings.delivery_timeout_seconds
+        self._cap = settings.max_response_body_bytes
+        self._oversize = f"Response body exceeded {self._cap} bytes and was not stored"
+        self._names = {key: canonical(settings.header_name(key)) for key in SYSTEM_KEYS}
+        # Only these metadata keys follow a directive; any other key, "signature" included,
+        # travels as <prefix><key>.
+        self._metadata_names = {key: self._names[key] for key in ("event-id", "timestamp", "topic")}
+        self._signer = _signer(settings)
+        self._generate_secret = (
+            signing.generate_standard_secret
+            if self._standard
+            else signing.SecretTemplate(settings.signing_secret_template).generate
+        )
+        self._schema = _load_schema("metadata_standard.json" if self._standard else "metadata.json")
+        self._fields: list[dict[str, Any]] = self._schema["config_fields"]
+        self._second = (-1, "")
+
+    # -- schema, validation, credentials ------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return copy.deepcopy(self._schema)
+
+    def validate(self, destination: Destination) -> list[str]:
+        if destination.type != self.type:
+            return ["type failed invalid_type validation"]
+        # Outpost stops at the first group that fails: schema fields, custom headers, secrets.
+        return (
+            _field_errors(self._fields, destination.config)
+            or _custom_header_errors(destination.config.get("custom_headers", ""))
+            or self._credential_errors(destination.credentials)
+        )
+
+    def preprocess(
+        self, destination: Destination, original: Destination | None, *, admin: bool, now: int
+    ) -> Destination:
+        given = destination.credentials or {}
+        if given.get("rotate_secret", "").lower() in _TRUTHY:
+            credentials = self._rotated(given, original, now)
+        else:
+            credentials = _kept(given, original, admin)
+            if original is None and not credentials:
+                credentials = {"secret": self._generate_secret()}
+        if credentials.get("previous_secret") and not credentials.get("previous_secret_invalid_at"):
+            credentials["previous_secret_invalid_at"] = timefmt.format_seconds(
+                now + ROTATION_GRACE_MS
+            )
+        return replace(destination, credentials=credentials)
+
+    def display(self, destination: Destination, now: int) -> Display:
+        credentials = {k: v for k, v in destination.credentials.items() if k in CREDENTIAL_KEYS}
+        invalid_at = _instant(credentials.get("previous_secret_invalid_at", ""))
+        if invalid_at is not None and invalid_at < now:
+            credentials.pop("previous_secret", None)
+            credentials.pop("previous_secret_invalid_at", None)
+        return Display(credentials=credentials, target=destination.config.get("url", ""))
+
+    def _credential_errors(self, credentials: StrMap) -> list[str]:
+        secret, previous, invalid_at = (credentials.get(key, "") for key in CREDENTIAL_KEYS)
+        if not (secret or previous or invalid_at):
+            return []
+        if not secret:
+            return ["credentials.secret is required"]
+        if invalid_at and _instant(invalid_at) is None:
+            return ["credentials.previous_secret_invalid_at failed pattern validation"]
+        if previous and not invalid_at:
+            return ["credentials.previous_secret_invalid_at is required"]
+        if invalid_at and not previous:
+            return ["credentials.previous_secret is required"]
+        if self._standard:
+            return [
+                f"credentials.{key} failed pattern validation"
+                for key, value in (("secret", secret), ("previous_secret", previous))
+                if value and not signing.standard_secret_valid(value)
+            ]
+        return []
+
+    def _rotated(self, given: StrMap, original: Destination | None, now: int) -> StrMap:
+        if original is None:
+            raise ValidationError(["credentials.rotate_secret failed invalid validation"])
+        current = original.credentials.get("secret", "")
+        if not current:
+            raise ValidationError(["credentials.secret is required"])
+        invalid_at = given.get("previous_secret_invalid_at") or timefmt.format_seconds(
+            now + ROTATION_GRACE_MS
+        )
+        return {
+            "secret": self._generate_secret(),
+            "previous_secret": current,
+            "previous_secret_invalid_at": invalid_at,
+        }
+
+    # -- delivery -------------------------------------------------------------------------
+
+    async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
+        now_ns = time.time_ns()
+        try:
+            headers = self._headers(event, destination, now_ns)
+        except ValueError as exc:  # stored config Outpost would refuse to build a publisher from
+            return DeliveryResult("failed", "ERR", {"error": str(exc)})
+        try:
+            response = await self._client.post(
+                destination.config.get("url", ""),
+                headers,
+                event.data,
+                timeout=self._timeout,
+                max_body=self._cap,
+            )
+        except HttpTransportError as exc:
+            if exc.infrastructure:  # our proxy or our shutdown: not the destination's failure
+                raise DeliveryInfrastructureError(str(exc)) from exc
+            return DeliveryResult("failed", exc.code)
+        return self._result(response)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _result(self, response: HttpResponse) -> DeliveryResult:
+        if response.body_exceeded:
+            body = self._oversize
+        else:
+            body = response.body.decode("utf-8", "replace")
+        status: AttemptStatus = "success" if response.status < 400 else "failed"
+        data = {"status": response.status, "body": body}
+        return DeliveryResult(status, str(response.status), data)
+
+    def _headers(self, event: Event, dest: Destination, now_ns: int) -> list[tuple[str, str]]:
+        # Keyed by Go's canonical form, so a later write replaces an earlier one whatever its
+        # case (Outpost's header.Set), and the wire shows the names Go would send.
+        headers = {"Content-Type": _JSON_TYPE}
+        for custom, value in custom_headers(dest.config.get("custom_headers", "")):
+            headers[canonical(custom)] = value
+        metadata = self._metadata(event, dest, now_ns)
+        signature = self._signature(event, dest, now_ns)
+        if self._standard:
+            self._standard_headers(headers, event, metadata, signature, now_ns)
+            return list(headers.items())
+        for key, value in metadata.items():
+            name = self._metadata_names.get(key)
+            if name is None:
+                headers[canonical(self._prefix + key)] = value
+            elif name:
+                headers[name] = value
+        if signature and self._names["signature"]:
+            headers[self._names["signature"]] = signature
+        return list(headers.items())
+
+    def _standard_headers(
+        self,
+        headers: dict[str, str],
+        event: Event,
+        metadata: StrMap,
+        signature: str | None,
+        now_ns: int,
+    ) -> None:
+        headers[self._names["event-id"]] = event.id
+        headers[self._names["timestamp"]] = str(now_ns // 1_000_000_000)
+        if signature:
+            headers[self._names["signature"]] = signature
+        for key, value in metadata.items():
+            if key not in ("event-id", "timestamp"):
+                headers[canonical(self._prefix + key)] = value
+        # Outpost repeats event metadata without the prefix in this mode (§11 quirk 23).
+        for key, value in event.metadata.items():
+            headers[canonical(key)] = value
+
+    def _metadata(self, event: Event, destination: Destination, now_ns: int) -> StrMap:
+        """system < destination.delivery_metadata < event.metadata (§4.3)."""
+        metadata = {"event-id": event.id, "topic": event.topic, "timestamp": self._rfc3339(now_ns)}
+        if self._ms_timestamp:
+            metadata["timestamp-ms"] = _rfc3339_nano(now_ns)
+        if destination.delivery_metadata:
+            metadata.update(destination.delivery_metadata)
+        if event.metadata:
+            metadata.update(event.metadata)
+        return metadata
+
+    def _signature(self, event: Event, destination: Destination, now_ns: int) -> str | None:
+        keys = _signing_keys(destination.credentials, now_ns // 1_000_000)
+        data = signing.SigningInput(event.id, event.topic, now_ns, event.data)
+        return self._signer.header_value(keys, data)
+
+    def _rfc3339(self, now_ns: int) -> str:
+        # Deliveries in the same second share one formatted timestamp.
+        second = now_ns // 1_000_000_000
+        if self._second[0] != second:
+            self._second = (second, timefmt.format_seconds(second * 1000))
+        return self._second[1]
+
+
+def _signer(settings: WebhookSettings) -> signing.DefaultSigner | signing.StandardSigner:
+    if settings.standard:
+        return signing.StandardSigner()
+    return signing.DefaultSigner(
+        settings.signature_algorithm,
+        settings.signature_encoding,
+        settings.signature_content_template,
+        settings.signature_header_template,
+    )
+
+
+def _kept(given: StrMap, original: Destination | None, admin: bool) -> StrMap:
+    """Credentials without rotation: admins set what they like, tenants may only resend."""
+    if admin:
+        return {key: given[key] for key in CREDENTIAL_KEYS if given.get(key)}
+    stored = original.credentials if original is not None else {}
+    forbidden = [
+        f"credentials.{key} is forbidden"
+        for key in CREDENTIAL_KEYS
+        if given.get(key) and given[key] != stored.get(key)
+    ]
+    if forbidden:
+        raise ValidationError(forbidden[:1])  # Outpost reports the first offending key only
+    return {key: stored[key] for key in CREDENTIAL_KEYS if stored.get(key)}
+
+
+def _signing_keys(credentials: StrMap, now_ms: int) -> list[str]:
+    """Current secret first, then the previous one while its grace period lasts."""
+    keys = [credentials["secret"]] if credentials.get("secret") else []
+    previous = credentials.get("previous_secret")
+    if previous:
+        invalid_at = _instant(credentials.get("previous_secret_invalid_at", ""))
+        if invalid_at is not None and now_ms < invalid_at:
+            keys.append(previous)
+    return keys
+
+
+def _field_errors(fields: list[dict[str, Any]], values: StrMap) -> list[str]:
+    errors = []
+    for field in fields:
+        value, path = values.get(field["key"], ""), f"config.{field['key']}".lower()
+        if not value:
+            if field.get("required"):
+                errors.append(f"{path} is required")
+        elif "pattern" in field and not re.fullmatch(field["pattern"], value):
+            errors.append(f"{path} failed pattern validation")
+    return errors
+
+
+def _custom_header_errors(text: str) -> list[str]:
+    try:
+        pairs = custom_headers(text)
+    except ValueError:
+        return ["config.custom_headers failed invalid validation"]
+    errors = []
+    for name, value in pairs:
+        path = f"config.custom_headers.{name}".lower()
+        if not HEADER_NAME.fullmatch(name):
+            errors.append(f"{path} failed pattern validation")
+        elif name.lower() in RESERVED_HEADERS:
+            errors.append(f"{path} is forbidden")
+        elif not value:
+            errors.append(f"{path} is required")
+    return errors
+
+
+@functools.lru_cache(maxsize=4096)
+def custom_headers(text: str) -> tuple[tuple[str, str], ...]:
+    """`config.custom_headers`, a JSON object of strings, as pairs. Raises ValueError."""
+    if not text:
+        return ()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = []
+    if parsed is None:  # Go decodes JSON null into an empty map
+        return ()
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise ValueError("config.custom_headers is not a JSON object of strings")
+    return tuple(parsed.items())
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical(name: str) -> str:
+    """Go's CanonicalMIMEHeaderKey: `x-outpost-event-id` → `X-Outpost-Event-Id`."""
+    if not _TOKEN.fullmatch(name):
+        return name  # Go leaves names it cannot canonicalise untouched
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _instant(text: str) -> int | None:
+    """Strict RFC 3339 (what Go's time.Parse accepts) to epoch ms; None when not one."""
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        return timefmt.parse(text)
+    except ValueError:
+        return None
+
+
+def _rfc3339_nano(now_ns: int) -> str:
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    text = timefmt.format_seconds(seconds * 1000)[:-1]
+    return f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
+
+
+def _load_schema(filename: str) -> dict[str, Any]:
+    package = resources.files("outpost.destinations.webhook")
+    metadata: dict[str, Any] = json.loads((package / filename).read_text("utf-8"))
+    instructions = metadata.pop("instructions", None)
+    if instructions is None:
+        instructions = (package / "instructions.md").read_text("utf-8")
+    return {
+        "type": metadata["type"],
+        "label": metadata["label"],
+        "description": metadata["description"],
+        "icon": metadata["icon"],
+        "instructions": instructions,
+        "config_fields": metadata["config_fields"],
+        "credential_fields": metadata["credential_fields"],
+    }
