@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -120,9 +121,10 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "warn",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "outpost", "serve"], env=env, stdout=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "outpost", "serve"]
+    if args.profile:  # py-spy samples the server only; the raw output feeds flamegraph tools
+        command = ["py-spy", "record", "-r", "500", "-f", "raw", "-o", args.profile, "--", *command]
+    server = subprocess.Popen(command, env=env, stdout=None if args.verbose else subprocess.DEVNULL)
     base = f"http://127.0.0.1:{api_port}/api/v1"
     sink_url = f"http://127.0.0.1:{sink_port}"
     headers = {"Authorization": f"Bearer {API_KEY}"}
@@ -172,7 +174,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
                 "server_peak_rss_mb": peak_rss / 2**20,
             }
     finally:
-        server.terminate()
+        server.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
         sink.terminate()
         server.wait(30)
         sink.wait(30)
@@ -184,6 +186,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=120, help="bound on one round")
+    parser.add_argument("--verbose", action="store_true", help="show the server's output")
+    parser.add_argument("--profile", help="record the server with py-spy into this file")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hmac
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 ISSUER = "outpost"
 TOKEN_LIFETIME_SECONDS = 24 * 3600
@@ -20,6 +24,15 @@ class Caller:
 
 class Unauthorized(Exception):
     pass
+
+
+@contextmanager
+def _short_secrets_allowed() -> Iterator[None]:
+    # PyJWT warns on every call when API_JWT_SECRET is under 32 bytes; Outpost accepts any secret,
+    # and the operator chose it. The generated default is long enough.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        yield
 
 
 class Authenticator:
@@ -40,13 +53,14 @@ class Authenticator:
 
     def _tenant_of(self, token: str) -> str:
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                issuer=ISSUER,
-                options={"require": ["exp", "sub", "iss"]},
-            )
+            with _short_secrets_allowed():
+                claims = jwt.decode(
+                    token,
+                    self._secret,
+                    algorithms=["HS256"],
+                    issuer=ISSUER,
+                    options={"require": ["exp", "sub", "iss"]},
+                )
         except jwt.PyJWTError as exc:
             raise Unauthorized from exc
         subject = claims.get("sub")
@@ -64,4 +78,5 @@ class Authenticator:
         }
         if self._deployment_id:
             claims["deployment_id"] = self._deployment_id
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        with _short_secrets_allowed():
+            return jwt.encode(claims, self._secret, algorithm="HS256")

@@ -124,13 +124,14 @@ PROBES: dict[tuple[str, str], Probe] = {
         lambda w: {"tenant_id": w.a, "topic": "user.created", "data": {"x": 1}},
         status=202,
     ),
-    # No worker runs here, so no attempt was logged and there is nothing to retry yet; that
-    # 202 case belongs to the end-to-end suite. Tenant B must get the same 404, not a 403.
+    # This server replays any stored event (Outpost needs a logged attempt first): 202 for the
+    # owner; tenant B must get 404 for A's event, not a 403 that would confirm it exists.
     ("POST", "/retry"): Probe(
         lambda w: "/retry",
         lambda w: {"event_id": w.event_a, "destination_id": w.dest_a},
-        status=404,
-        message="event not found",
+        status=202,
+        foreign_status=404,
+        foreign_message="event not found",
     ),
     ("GET", "/tenants"): Probe(lambda w: "/tenants"),
     ("PUT", T): Probe(lambda w: f"/tenants/{w.a}", lambda w: {"metadata": {"k": "v"}}),

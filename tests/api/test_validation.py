@@ -552,3 +552,58 @@ class TestTransport:
     async def test_wrong_method(self, api: Api, method: str, path: str) -> None:
         response = await api.call(method, path, json={})
         assert_error(response, 404, "not found")
+
+
+class TestRetry:
+    """`POST /retry` refusals (§1.6.19). This server replays any stored event, attempted or not."""
+
+    async def retry(self, api: Api, body: Any) -> Any:
+        return await api.call("POST", "/retry", json=body)
+
+    @pytest.mark.parametrize(
+        ("body", "messages"),
+        [
+            ({}, ["event_id is required", "destination_id is required"]),
+            ({"event_id": "e1"}, ["destination_id is required"]),
+            ({"destination_id": "d1"}, ["event_id is required"]),
+            ({"event_id": "", "destination_id": "d1"}, ["event_id is required"]),
+        ],
+        ids=["neither", "no-destination", "no-event", "empty-event"],
+    )
+    async def test_required_fields(self, api: Api, body: Any, messages: list[str]) -> None:
+        assert_validation(await self.retry(api, body), messages)
+
+    async def test_unparsable_body(self, api: Api) -> None:
+        response = await api.call(
+            "POST", "/retry", content=b"{", headers={"Content-Type": "application/json"}
+        )
+        assert_error(response, 422, INVALID_JSON)
+
+    async def test_refusals(self, api: Api, tenant: str) -> None:
+        event = (await api.publish(tenant, topic="user.created", data={"amount": 5}))["id"]
+        body = {"event_id": event}
+        unknown = await self.retry(api, {"event_id": "no-such-event", "destination_id": "d"})
+        assert_error(unknown, 404, "event not found")
+        missing = await self.retry(api, {**body, "destination_id": "no-such-destination"})
+        assert_error(missing, 404, "destination not found")
+
+        other_topic = await api.destination(tenant, topics=["user.deleted"])
+        mismatch = await self.retry(api, {**body, "destination_id": other_topic["id"]})
+        assert_error(mismatch, 400, "destination does not match event")
+
+        filtered = await api.destination(tenant, filter={"data": {"amount": {"$gte": 100}}})
+        mismatch = await self.retry(api, {**body, "destination_id": filtered["id"]})
+        assert_error(mismatch, 400, "destination does not match event")
+
+        star = await api.destination(tenant)
+        assert ok(await self.retry(api, {**body, "destination_id": star["id"]}), 202) == {
+            "success": True
+        }
+        path = f"/tenants/{tenant}/destinations/{star['id']}"
+        ok(await api.call("PUT", path + "/disable"))
+        disabled = await self.retry(api, {**body, "destination_id": star["id"]})
+        error = assert_error(disabled, 400, "Destination is disabled")
+        assert error["data"] == {"error": "destination_disabled"}
+        ok(await api.call("DELETE", path))
+        deleted = await self.retry(api, {**body, "destination_id": star["id"]})
+        assert_error(deleted, 404, "destination not found")
