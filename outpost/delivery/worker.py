@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,8 +24,8 @@ from outpost.storage.protocols import DeliveryQueue
 
 log = logging.getLogger(__name__)
 
-RELEASE_DELAY_MS = 5_000  # a task that could not be attempted waits this long before another try
 CLAIM_BATCH = 100
+MAX_CLAIMS_WITHOUT_ATTEMPT = 10  # then an infrastructure fault is recorded as a failed attempt
 
 
 class DestinationLookup(Protocol):
@@ -40,6 +41,7 @@ class WorkerSettings:
     concurrency: int
     lease_ms: int
     idle_poll_ms: int  # longest sleep while nothing is due
+    release_delay_ms: int = 5_000  # a task that could not be attempted waits this long
 
 
 class DeliveryWorker:
@@ -108,25 +110,24 @@ class DeliveryWorker:
         try:
             outcome = await self._attempt(task)
         except DeliveryInfrastructureError as exc:
-            log.warning("no attempt for event %s: %s", task.event.id, exc)
-            await self._queue.release(task, RELEASE_DELAY_MS)
+            log.warning("no attempt for event %s (claim %d): %s", task.event.id, task.claims, exc)
+            await self._settle(lambda: self._queue.release(task, self._settings.release_delay_ms))
             return
-        except Exception:
-            log.exception("delivery of event %s failed unexpectedly", task.event.id)
-            await self._queue.release(task, RELEASE_DELAY_MS)
-            return
-        await self._queue.finish([outcome])
+        await self._settle(lambda: self._queue.finish([outcome]))
+
+    async def _settle(self, write: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await write()
+        except OutpostError as exc:
+            # The task keeps its lease and is delivered again once it expires: at least once.
+            log.error("could not record a delivery: %s", exc)
 
     async def _attempt(self, task: DeliveryTask) -> Outcome:
         event = task.event
         destination = await self._destinations.get_destination(event.tenant_id, task.destination_id)
         if destination is None or not destination.enabled:
             return Outcome(task)  # deleted or disabled since publish: dropped, no attempt
-        provider = self._registry.find(destination.type)
-        if provider is None:
-            result = DeliveryResult("failed", "ERR", {"error": f"unknown type {destination.type}"})
-        else:
-            result = await provider.publish(event, destination)
+        result = await self._publish(task, destination)
         now = now_ms()
         attempt = Attempt(
             id=self._ids.attempt(),
@@ -143,3 +144,19 @@ class DeliveryWorker:
             response_data=result.response_data,
         )
         return next_step(task, result, attempt, self._policy, now)
+
+    async def _publish(self, task: DeliveryTask, destination: Destination) -> DeliveryResult:
+        """Deliver once. A bug or a persistent infrastructure fault becomes a failed attempt
+        (code `ERR`) rather than a task that is released and claimed again forever."""
+        provider = self._registry.find(destination.type)
+        if provider is None:
+            return DeliveryResult("failed", "ERR", {"error": f"unknown type {destination.type}"})
+        try:
+            return await provider.publish(task.event, destination)
+        except DeliveryInfrastructureError as exc:
+            if task.claims < MAX_CLAIMS_WITHOUT_ATTEMPT:
+                raise
+            return DeliveryResult("failed", "ERR", {"error": str(exc)})
+        except Exception:
+            log.exception("delivering event %s failed unexpectedly", task.event.id)
+            return DeliveryResult("failed", "ERR", {"error": "internal error"})

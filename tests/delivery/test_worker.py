@@ -1,0 +1,227 @@
+"""The delivery worker over the real embedded store.
+
+The provider here is a stand-in written for each test: these tests pin what the worker does with
+a result, a slow delivery, or a provider that breaks, which no real destination does on demand.
+Webhook delivery itself is covered end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from outpost.core.backoff import RetryPolicy
+from outpost.core.ids import IdGenerator
+from outpost.core.models import Attempt, DeliveryResult, Destination, Event
+from outpost.core.paging import AttemptQuery, PageRequest
+from outpost.core.timefmt import now_ms
+from outpost.delivery.worker import MAX_CLAIMS_WITHOUT_ATTEMPT, DeliveryWorker, WorkerSettings
+from outpost.destinations.provider import Display
+from outpost.destinations.registry import Registry
+from outpost.errors import DeliveryInfrastructureError
+from outpost.storage.sqlite.backend import SqliteBackend
+
+pytestmark = pytest.mark.anyio
+Behaviour = Callable[[Event], Awaitable[DeliveryResult]]
+NO_RETRIES = RetryPolicy(max_retries=0, interval_seconds=1)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class StandIn:
+    type = "webhook"
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.calls = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+    def validate(self, destination: Destination) -> list[str]:
+        return []
+
+    def preprocess(
+        self, destination: Destination, original: Destination | None, *, admin: bool, now: int
+    ) -> Destination:
+        return destination
+
+    def display(self, destination: Destination, now: int) -> Display:
+        return Display(destination.credentials, "")
+
+    async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
+        self.calls += 1
+        return await self.behaviour(event)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
+    backend = SqliteBackend(tmp_path, synchronous="NORMAL")
+    await backend.open()
+    await backend.upsert_tenant("t", None, now_ms())
+    await backend.create_destination(
+        Destination("d", "t", "webhook", ("*",), {}, {}, now_ms(), now_ms()), limit=20
+    )
+    yield backend
+    await backend.close()
+
+
+def worker_for(
+    store: SqliteBackend, provider: StandIn, policy: RetryPolicy = NO_RETRIES
+) -> DeliveryWorker:
+    settings = WorkerSettings(concurrency=4, lease_ms=60_000, idle_poll_ms=50, release_delay_ms=0)
+    return DeliveryWorker(
+        store, store, store, Registry([provider]), policy, IdGenerator(), settings
+    )
+
+
+async def publish(store: SqliteBackend, event_id: str = "e1", *, retry: bool = True) -> None:
+    event = Event(event_id, "t", "a", now_ms(), b"{}", retry, {}, "", ("d",))
+    await store.accept(event, now_ms(), 0)
+
+
+async def attempts(store: SqliteBackend) -> list[Attempt]:
+    page = await store.list_attempts(AttemptQuery(), PageRequest(limit=100, dir="asc"))
+    return page.items
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+    with anyio.fail_after(seconds):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+async def run_until(worker: DeliveryWorker, check: Callable[[], Awaitable[bool]]) -> None:
+    running = asyncio.create_task(worker.run())
+    try:
+        await until(check)
+    finally:
+        worker.stop()
+        await running
+
+
+async def ok(event: Event) -> DeliveryResult:
+    return DeliveryResult("success", "200")
+
+
+async def refused(event: Event) -> DeliveryResult:
+    return DeliveryResult("failed", "500", {"status": 500, "body": "no"})
+
+
+async def test_failures_are_retried_on_schedule_until_the_budget_is_spent(
+    store: SqliteBackend,
+) -> None:
+    provider = StandIn(refused)
+    worker = worker_for(store, provider, RetryPolicy(schedule=(1, 1)))
+    await publish(store)
+    await run_until(worker, lambda: _count(store, 3))
+    made = await attempts(store)
+    assert [a.attempt_number for a in made] == [1, 2, 3]
+    assert all(a.status == "failed" and not a.manual for a in made)
+    assert await store.next_visible_at() is None  # nothing left scheduled
+
+
+async def test_an_event_not_eligible_for_retry_is_attempted_once(store: SqliteBackend) -> None:
+    worker = worker_for(store, StandIn(refused), RetryPolicy(schedule=(1,)))
+    await publish(store, retry=False)
+    await run_until(worker, lambda: _count(store, 1))
+    assert await store.next_visible_at() is None
+
+
+async def test_a_provider_bug_becomes_a_failed_attempt_not_a_loop(store: SqliteBackend) -> None:
+    async def broken(event: Event) -> DeliveryResult:
+        raise RuntimeError("bug")
+
+    provider = StandIn(broken)
+    await publish(store)
+    await run_until(worker_for(store, provider), lambda: _count(store, 1))
+    [made] = await attempts(store)
+    assert (made.status, made.code, made.response_data) == (
+        "failed",
+        "ERR",
+        {"error": "internal error"},
+    )
+    assert provider.calls == 1
+
+
+async def test_infrastructure_faults_release_the_task_then_give_up_as_a_failed_attempt(
+    store: SqliteBackend,
+) -> None:
+    async def unreachable(event: Event) -> DeliveryResult:
+        raise DeliveryInfrastructureError("proxy down")
+
+    provider = StandIn(unreachable)
+    await publish(store)
+    await run_until(worker_for(store, provider), lambda: _count(store, 1))
+    [made] = await attempts(store)
+    assert (made.code, made.response_data) == ("ERR", {"error": "proxy down"})
+    assert provider.calls == MAX_CLAIMS_WITHOUT_ATTEMPT
+
+
+async def test_a_destination_disabled_after_publish_is_skipped_without_an_attempt(
+    store: SqliteBackend,
+) -> None:
+    provider = StandIn(ok)
+    await publish(store)
+    current = await store.get_destination("t", "d")
+    assert current is not None
+    await store.update_destination(replace(current, disabled_at=now_ms()))
+
+    async def queue_empty() -> bool:
+        return await store.next_visible_at() is None
+
+    await run_until(worker_for(store, provider), queue_empty)
+    assert provider.calls == 0
+    assert await attempts(store) == []
+
+
+async def test_stop_waits_for_deliveries_in_flight_and_records_them(store: SqliteBackend) -> None:
+    started = asyncio.Event()
+
+    async def slow(event: Event) -> DeliveryResult:
+        started.set()
+        await asyncio.sleep(0.3)
+        return DeliveryResult("success", "200")
+
+    worker = worker_for(store, StandIn(slow))
+    await publish(store)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    await running
+    assert [a.status for a in await attempts(store)] == ["success"]
+
+
+async def test_leases_of_a_dead_process_are_released_when_the_store_reopens(
+    tmp_path: Path,
+) -> None:
+    first = SqliteBackend(tmp_path, synchronous="NORMAL")
+    await first.open()
+    await publish(first)
+    assert len(await first.claim(10, 60_000)) == 1
+    assert await first.claim(10, 60_000) == []  # leased: invisible to other claims
+    await first.close()  # as if killed: the task was never finished
+
+    second = SqliteBackend(tmp_path, synchronous="NORMAL")
+    await second.open()
+    try:
+        [task] = await second.claim(10, 60_000)
+        assert (task.event.id, task.attempt_number, task.claims) == ("e1", 1, 2)
+    finally:
+        await second.close()
+
+
+async def _count(store: SqliteBackend, n: int) -> bool:
+    return len(await attempts(store)) >= n
