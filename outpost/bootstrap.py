@@ -17,6 +17,8 @@ from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.publishing import Publisher
+from outpost.storage.postgres.backend import PostgresBackend
+from outpost.storage.protocols import Backend
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.transport.http import HttpClient
 
@@ -26,7 +28,7 @@ AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due
 @dataclass
 class System:
     config: Config
-    backend: SqliteBackend
+    backend: Backend
     registry: Registry
     services: Services
     worker: DeliveryWorker
@@ -80,6 +82,22 @@ def retry_policy(config: Config) -> RetryPolicy:
     )
 
 
+def open_backend(config: Config) -> Backend:
+    if config.postgres_url:
+        return PostgresBackend(
+            config.postgres_url,
+            pool_size=config.postgres_pool_size,
+            timeout=config.postgres_timeout_seconds,
+            batch_limit=config.log_batch_size,
+            migrate=config.postgres_migrate_on_start,
+        )
+    return SqliteBackend(
+        Path(config.data_dir),
+        synchronous=config.sqlite_synchronous.upper(),
+        batch_limit=config.log_batch_size,
+    )
+
+
 def build(config: Config) -> System:
     ids = IdGenerator(
         config.idgen_type,
@@ -87,11 +105,7 @@ def build(config: Config) -> System:
         config.idgen_destination_prefix,
         config.idgen_attempt_prefix,
     )
-    backend = SqliteBackend(
-        Path(config.data_dir),
-        synchronous=config.sqlite_synchronous.upper(),
-        batch_limit=config.log_batch_size,
-    )
+    backend = open_backend(config)
     settings = webhook_settings(config)
     settings.check()
     client = HttpClient(
@@ -129,10 +143,13 @@ def build(config: Config) -> System:
         registry=registry,
         auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
         rules=Rules(registry, ids, config.topics, config.topics_allow_wildcards),
-        health=lambda: {
-            "deliverymq-consumer": worker.healthy,
-            "retrymq-consumer": worker.healthy,
-        },
+        health=lambda: _worker_health(config, worker),
         ping=backend.ping,
     )
     return System(config, backend, registry, services, worker)
+
+
+def _worker_health(config: Config, worker: DeliveryWorker) -> dict[str, bool]:
+    if config.service == "api":
+        return {}
+    return {"deliverymq-consumer": worker.healthy, "retrymq-consumer": worker.healthy}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import uvloop
 
 from outpost import __version__
 from outpost import config as settings
-from outpost.errors import ConfigError
+from outpost.errors import ConfigError, OutpostError
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -24,7 +25,8 @@ def _serve(args: argparse.Namespace) -> int:
     from outpost import bootstrap, services
 
     try:
-        config = settings.load(config_file=args.config)
+        overrides = {"SERVICE": args.service} if args.service else {}
+        config = settings.load({**os.environ, **overrides}, config_file=args.config)
         config, generated = settings.with_generated_secrets(config)
         system = bootstrap.build(config)
     except ConfigError as exc:
@@ -34,18 +36,38 @@ def _serve(args: argparse.Namespace) -> int:
         level=_LEVELS.get(config.log_level.lower(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    store = "PostgreSQL" if config.postgres_url else f"SQLite in {config.data_dir}"
     print(
-        f"Outpost {__version__} on http://{config.host}:{config.port}/api/v1 "
-        f"(data in {config.data_dir})",
+        f"Outpost {__version__} ({config.service or 'all'}) on "
+        f"http://{config.host}:{config.port}/api/v1, {store}",
         flush=True,
     )
     if generated:
         print(f"API key: {config.api_key}  (kept in {config.data_dir}/api_key)", flush=True)
     try:
         uvloop.run(services.run(system))
-    except ConfigError as exc:
+    except OutpostError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from outpost import bootstrap
+
+    try:
+        config = settings.load(config_file=args.config)
+        backend = bootstrap.open_backend(config)
+
+        async def apply() -> None:
+            await backend.open()  # opening applies pending migrations
+            await backend.close()
+
+        uvloop.run(apply())
+    except OutpostError as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        return 2
+    print("migrations applied", flush=True)
     return 0
 
 
@@ -60,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", help="a .env or YAML settings file")
+    serve.add_argument(
+        "--service", choices=["all", "api", "delivery"], help="overrides SERVICE (default all)"
+    )
     serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="apply database migrations, then exit")
+    migrate.add_argument("--config", help="a .env or YAML settings file")
+    migrate.set_defaults(run=_migrate)
     show = commands.add_parser("config", help="print every setting with its default (Markdown)")
     show.set_defaults(run=_config)
     args = parser.parse_args(argv)

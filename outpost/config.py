@@ -226,6 +226,22 @@ class Config:
         "IDGEN_ATTEMPT_PREFIX", "", "Prefix of generated attempt ids."
     )
     # Storage
+    postgres_url: str = _setting(
+        "POSTGRES_URL",
+        "",
+        "PostgreSQL for everything (tenants, logs, queue), e.g. `postgresql://user:pass@host/db`. Unset: embedded SQLite in the data folder.",
+    )
+    postgres_pool_size: int = _setting("POSTGRES_POOL_SIZE", 10, "Connections per process.")
+    postgres_timeout_seconds: float = _setting(
+        "POSTGRES_TIMEOUT_SECONDS",
+        5.0,
+        "Longest wait for the database on any request; past it the API answers 503.",
+    )
+    postgres_migrate_on_start: bool = _setting(
+        "POSTGRES_MIGRATE_ON_START",
+        True,
+        "Apply pending migrations at start (serialised by an advisory lock). `outpost migrate` does it on its own.",
+    )
     sqlite_synchronous: str = _setting(
         "SQLITE_SYNCHRONOUS",
         "FULL",
@@ -339,6 +355,14 @@ def check(config: Config) -> None:
         problems.append("DELIVERY_TIMEOUT_SECONDS must be positive")
     if config.delivery_lease_seconds <= config.delivery_timeout_seconds:
         problems.append("DELIVERY_LEASE_SECONDS must exceed DELIVERY_TIMEOUT_SECONDS")
+    # Processes on several machines must agree: with PostgreSQL nothing is generated per folder.
+    needs_keys = config.postgres_url and config.service != "delivery"
+    if needs_keys and not (config.api_key and config.api_jwt_secret):
+        problems.append("with POSTGRES_URL, set API_KEY and API_JWT_SECRET")
+    if not config.postgres_url and config.service not in ("", "all"):
+        problems.append(
+            "SERVICE=api or delivery needs POSTGRES_URL: the embedded store is one process"
+        )
     if config.idgen_type not in ("uuidv4", "uuidv7", "nanoid"):
         problems.append("IDGEN_TYPE must be uuidv4, uuidv7 or nanoid")
     if config.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):

@@ -25,11 +25,14 @@ class _Server(uvicorn.Server):
 
 
 async def run(system: System) -> None:
+    """Serve `SERVICE`: the API, the delivery worker, or both. Every process answers /healthz."""
     config = system.config
     await system.backend.open()
+    runs_api = config.service in ("", "all", "api")
+    runs_delivery = config.service in ("", "all", "delivery")
     server = _Server(
         uvicorn.Config(
-            build_app(system.services),
+            build_app(system.services, operations=runs_api),
             host=config.host,
             port=config.port,
             http="httptools",
@@ -52,7 +55,8 @@ async def run(system: System) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(server.serve())
-            group.create_task(system.worker.run())
+            if runs_delivery:
+                group.create_task(system.worker.run())
     finally:
         await system.registry.close()
         await system.backend.close()

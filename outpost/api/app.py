@@ -62,7 +62,9 @@ def endpoint(services: Services, operation: Operation) -> Callable[[Request], Aw
     return run
 
 
-def build(services: Services) -> Starlette:
+def build(services: Services, *, operations: bool = True) -> Starlette:
+    """The API; with `operations=False` only /healthz (a delivery-only process)."""
+
     async def health(request: Request) -> Response:
         return await system.health(services)
 
@@ -70,8 +72,10 @@ def build(services: Services) -> Starlette:
         return error(404, "not found")
 
     routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
-    routes += [
-        Route(PREFIX + op.path, endpoint(services, op), methods=[op.method]) for op in OPERATIONS
-    ]
+    if operations:
+        routes += [
+            Route(PREFIX + op.path, endpoint(services, op), methods=[op.method])
+            for op in OPERATIONS
+        ]
     routes.append(Route("/{rest:path}", not_found, methods=ALL_METHODS))
     return Starlette(routes=routes)

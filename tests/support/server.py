@@ -19,12 +19,18 @@ from typing import Any
 import httpx
 from outpost_sdk import Outpost
 
+from support.postgres import create_database, drop_database
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_API_KEY = "e2e-admin-key-0123456789"
 DEFAULT_JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
 ADMIN = "<admin key>"  # sentinel for ServerProcess.http()
 DEFAULT_TOPICS = "user.created,user.updated,user.deleted"
+
+# `OUTPOST_TEST_BACKEND=postgres` runs every server of the suite in PostgreSQL mode, each on a
+# database of its own; the default is the embedded SQLite store.
+BACKEND = os.environ.get("OUTPOST_TEST_BACKEND", "sqlite")
 
 # Only these variables of the test runner's environment reach the server; everything else the
 # server reads comes from `base_env` below and the per-test overrides, so a developer's shell
@@ -84,6 +90,10 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
         self.starts = 0
+        self.database: str | None = None
+        self.postgres_url = ""
+        if BACKEND == "postgres":
+            self.database, self.postgres_url = create_database()
 
     # addresses ---------------------------------------------------------------------------------
 
@@ -110,6 +120,7 @@ class ServerProcess:
             "MAX_RETRY_LIMIT": "3",
             "LOG_BATCH_THRESHOLD_SECONDS": "0",
             "LOG_LEVEL": "info",
+            **({"POSTGRES_URL": self.postgres_url} if self.postgres_url else {}),
         }
 
     def environment(self) -> dict[str, str]:
@@ -213,6 +224,9 @@ class ServerProcess:
 
     def close(self) -> None:
         self.stop()
+        if self.database is not None:
+            drop_database(self.database)
+            self.database = None
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -109,3 +109,16 @@ def test_explicit_api_key_is_never_replaced(tmp_path: Path) -> None:
 
 def test_configuration_docs_list_every_setting_as_the_code_does() -> None:
     assert config.markdown_table() in DOCS.read_text()
+
+
+def test_split_services_need_postgres() -> None:
+    with pytest.raises(ConfigError, match="SERVICE=api or delivery needs POSTGRES_URL"):
+        config.load({"SERVICE": "delivery"})
+
+
+def test_postgres_mode_needs_explicit_keys_for_the_api() -> None:
+    url = "postgresql://127.0.0.1/outpost"
+    with pytest.raises(ConfigError, match="set API_KEY and API_JWT_SECRET"):
+        config.load({"POSTGRES_URL": url})
+    assert config.load({"POSTGRES_URL": url, "SERVICE": "delivery"}).service == "delivery"
+    assert config.load({"POSTGRES_URL": url, "API_KEY": "k", "API_JWT_SECRET": "s"}).postgres_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 from starlette.requests import Request
@@ -11,16 +12,13 @@ from outpost.api.responses import JSON
 from outpost.core.timefmt import format_ms, now_ms
 from outpost.errors import NotFoundError, StoreError
 
+HEALTH_TIMEOUT_SECONDS = 1.0
+
 
 async def health(services: Services) -> JSON:
     workers = {"http-server": True, **services.health()}
     if services.ping is not None:
-        try:
-            result = services.ping()
-            if inspect.isawaitable(result):
-                await result
-        except StoreError:
-            workers["store"] = False
+        workers["database"] = await _reachable(services)
     healthy = all(workers.values())
     body = {
         "status": "healthy" if healthy else "failed",
@@ -30,6 +28,18 @@ async def health(services: Services) -> JSON:
         },
     }
     return JSON(body, status_code=200 if healthy else 503)
+
+
+async def _reachable(services: Services) -> bool:
+    """A cheap round trip, bounded so that /healthz answers even while the database hangs."""
+    assert services.ping is not None
+    try:
+        result = services.ping()
+        if inspect.isawaitable(result):
+            await asyncio.wait_for(result, HEALTH_TIMEOUT_SECONDS)
+    except (StoreError, TimeoutError):
+        return False
+    return True
 
 
 async def topics(request: Request, ctx: Context) -> JSON:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 from outpost.core.models import Attempt, Event
-from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest, TimeRange
-from outpost.storage.sqlite import rows
-from outpost.storage.sqlite.paging import Where, fetch_page
+from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.storage import keyset, rows
+from outpost.storage.keyset import Where
 
 _SELECT_EVENTS = "SELECT " + rows.EVENT_COLUMNS + " FROM events"
 _SELECT_ATTEMPTS = "SELECT " + rows.ATTEMPT_COLUMNS + " FROM attempts"
@@ -27,13 +27,6 @@ def get_events(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Event]:
     return {e.id: e for e in map(rows.event, found)}
 
 
-def _time(where: Where, column: str, span: TimeRange) -> Where:
-    for op, value in ((">=", span.gte), ("<=", span.lte), (">", span.gt), ("<", span.lt)):
-        if value is not None:
-            where = where.add(f"{column} {op} ?", value)
-    return where
-
-
 def list_events(conn: sqlite3.Connection, query: EventQuery, request: PageRequest) -> Page[Event]:
     where = (
         Where()
@@ -47,17 +40,16 @@ def list_events(conn: sqlite3.Connection, query: EventQuery, request: PageReques
             f"EXISTS (SELECT 1 FROM json_each(matched_destination_ids) WHERE value IN ({marks}))",
             *query.destination_ids,
         )
-    return fetch_page(
-        conn,
+    plan = keyset.plan(
         kind="evt",
         select=_SELECT_EVENTS,
-        where=_time(where, "time", query.time),
+        where=where.within("time", query.time),
         sort="time",
         id_column="id",
         request=request,
-        build=rows.event,
-        position=lambda e: (e.time, e.id),
     )
+    found = conn.execute(plan.sql, plan.params).fetchall()
+    return keyset.page(plan, found, rows.event, lambda e: (e.time, e.id))
 
 
 def list_attempts(
@@ -73,17 +65,16 @@ def list_attempts(
     )
     if query.status:
         where = where.add("status = ?", query.status)
-    return fetch_page(
-        conn,
+    plan = keyset.plan(
         kind="att",
         select=_SELECT_ATTEMPTS,
-        where=_time(where, "time", query.time),
+        where=where.within("time", query.time),
         sort="time",
         id_column="id",
         request=request,
-        build=rows.attempt,
-        position=lambda a: (a.time, a.id),
     )
+    found = conn.execute(plan.sql, plan.params).fetchall()
+    return keyset.page(plan, found, rows.attempt, lambda a: (a.time, a.id))
 
 
 def get_attempt(conn: sqlite3.Connection, attempt_id: str, tenant_id: str | None) -> Attempt | None:

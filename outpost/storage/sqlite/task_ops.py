@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from outpost.core.models import DeliveryTask, Event, Outcome
-from outpost.storage.sqlite import rows
+from outpost.storage import rows
 from outpost.storage.sqlite.log_ops import insert_attempts
 
 _CLAIM = """

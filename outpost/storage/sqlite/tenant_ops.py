@@ -7,8 +7,8 @@ import sqlite3
 from outpost.core.models import Destination, StrMap, Tenant
 from outpost.core.paging import Page, PageRequest
 from outpost.errors import ConflictError
-from outpost.storage.sqlite import rows
-from outpost.storage.sqlite.paging import Where, fetch_page
+from outpost.storage import keyset, rows
+from outpost.storage.keyset import Where
 
 _LIVE_TENANT = "SELECT " + rows.TENANT_COLUMNS + " FROM tenants WHERE id = ? AND deleted_at IS NULL"
 
@@ -53,17 +53,16 @@ def list_tenants(
     conn: sqlite3.Connection, ids: tuple[str, ...], request: PageRequest
 ) -> Page[Tenant]:
     where = Where().add("deleted_at IS NULL").any_of("id", ids)
-    page = fetch_page(
-        conn,
+    plan = keyset.plan(
         kind="tnt",
         select="SELECT " + rows.TENANT_COLUMNS + " FROM tenants",
         where=where,
         sort="created_at",
         id_column="id",
         request=request,
-        build=rows.tenant,
-        position=lambda t: (t.created_at, t.id),
     )
+    found = conn.execute(plan.sql, plan.params).fetchall()
+    page = keyset.page(plan, found, rows.tenant, lambda t: (t.created_at, t.id))
     total = conn.execute(f"SELECT count(*) FROM tenants WHERE {where.sql()}", where.params)
     return Page(page.items, page.next, page.prev, total.fetchone()[0])
 

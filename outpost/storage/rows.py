@@ -93,7 +93,7 @@ def event_values(e: Event) -> tuple[Any, ...]:
         e.tenant_id,
         e.topic,
         e.time,
-        int(e.eligible_for_retry),
+        e.eligible_for_retry,
         dump(e.metadata),
         e.data,
         dump(list(e.matched_destination_ids)),
@@ -135,7 +135,7 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
         a.status,
         a.time,
         a.attempt_number,
-        int(a.manual),
+        a.manual,
         a.code,
         dump(a.response_data) if a.response_data else None,
     )

@@ -1,0 +1,1 @@
+"""The production backend: tenants, logs and the delivery queue in PostgreSQL, via asyncpg."""

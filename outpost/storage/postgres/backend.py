@@ -1,0 +1,166 @@
+"""The PostgreSQL backend: tenant store, log store and delivery queue for many processes.
+
+Workers in any process are woken by NOTIFY when work is queued; destinations are cached per
+tenant while the LISTEN connection that invalidates them is up, and read through otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.timefmt import now_ms
+from outpost.storage.postgres import ops
+from outpost.storage.postgres.database import Database
+
+
+class PostgresBackend:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 5.0,
+        batch_limit: int = 1000,
+        migrate: bool = True,
+    ) -> None:
+        self._db = Database(dsn, pool_size=pool_size, timeout=timeout, batch_limit=batch_limit)
+        self._migrate = migrate
+        self._work = asyncio.Event()
+        self._destinations: dict[str, list[Destination]] = {}
+        self._versions: dict[str, int] = {}
+        self._cache_live = False
+
+    async def open(self) -> None:
+        await self._db.open(run_migrations=self._migrate)
+        self._db.listen(ops.TASKS_CHANNEL, lambda _: self._work.set(), lambda _: self._work.set())
+        self._db.listen(ops.DESTINATIONS_CHANNEL, self._forget, self._cache_state)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def ping(self) -> None:
+        await self._db.read(lambda c: c.fetchval("SELECT 1"))
+
+    # Tenants and destinations
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return await self._db.read(lambda c: ops.get_tenant(c, tenant_id))
+
+    async def upsert_tenant(
+        self, tenant_id: str, metadata: StrMap | None, now: int
+    ) -> tuple[Tenant, bool]:
+        return await self._db.write(lambda c: ops.upsert_tenant(c, tenant_id, metadata, now))
+
+    async def delete_tenant(self, tenant_id: str, now: int) -> bool:
+        try:
+            return await self._db.write(lambda c: ops.delete_tenant(c, tenant_id, now))
+        finally:
+            self._forget(tenant_id)
+
+    async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
+        return await self._db.read(lambda c: ops.list_tenants(c, ids, request))
+
+    async def list_destinations(self, tenant_id: str) -> list[Destination]:
+        cached = self._destinations.get(tenant_id) if self._cache_live else None
+        if cached is None:
+            version = self._versions.get(tenant_id, 0)
+            cached = await self._db.read(lambda c: ops.list_destinations(c, tenant_id))
+            if self._cache_live and self._versions.get(tenant_id, 0) == version:
+                self._destinations[tenant_id] = cached
+        return list(cached)
+
+    def _forget(self, tenant_id: str) -> None:
+        self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
+        self._destinations.pop(tenant_id, None)
+
+    def _cache_state(self, live: bool) -> None:
+        # Whatever changed while nobody listened is unknown: start from nothing either way.
+        self._destinations.clear()
+        for tenant_id in self._versions:
+            self._versions[tenant_id] += 1
+        self._cache_live = live
+
+    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
+        for destination in await self.list_destinations(tenant_id):
+            if destination.id == destination_id:
+                return destination
+        return None
+
+    async def create_destination(self, destination: Destination, limit: int) -> None:
+        try:
+            await self._db.write(lambda c: ops.create_destination(c, destination, limit))
+        finally:
+            self._forget(destination.tenant_id)
+
+    async def update_destination(self, destination: Destination) -> bool:
+        try:
+            return await self._db.write(lambda c: ops.update_destination(c, destination))
+        finally:
+            self._forget(destination.tenant_id)
+
+    async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
+        try:
+            return await self._db.write(
+                lambda c: ops.delete_destination(c, tenant_id, destination_id, now)
+            )
+        finally:
+            self._forget(tenant_id)
+
+    # The event and attempt log
+
+    async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
+        return await self._db.read(lambda c: ops.get_event(c, event_id, tenant_id))
+
+    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
+        return await self._db.read(lambda c: ops.get_events(c, event_ids))
+
+    async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
+        return await self._db.read(lambda c: ops.list_events(c, query, request))
+
+    async def get_attempt(self, attempt_id: str, tenant_id: str | None = None) -> Attempt | None:
+        return await self._db.read(lambda c: ops.get_attempt(c, attempt_id, tenant_id))
+
+    async def list_attempts(self, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
+        return await self._db.read(lambda c: ops.list_attempts(c, query, request))
+
+    async def latest_attempt(
+        self, event_id: str, destination_id: str, tenant_id: str | None = None
+    ) -> Attempt | None:
+        return await self._db.read(
+            lambda c: ops.latest_attempt(c, event_id, destination_id, tenant_id)
+        )
+
+    # The delivery queue
+
+    async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
+        return await self._db.write(lambda c: ops.accept_event(c, event, now, dedupe_after))
+
+    async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
+        await self._db.write(
+            lambda c: ops.enqueue_manual(c, event, destination_id, attempt_number, now_ms())
+        )
+
+    async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
+        return await self._db.write(lambda c: ops.claim(c, now_ms(), limit, lease_ms))
+
+    async def finish(self, outcomes: list[Outcome]) -> None:
+        await self._db.write(lambda c: ops.finish(c, outcomes))
+
+    async def release(self, task: DeliveryTask, delay_ms: int) -> None:
+        await self._db.write(lambda c: ops.release(c, task, now_ms() + delay_ms))
+
+    async def next_visible_at(self) -> int | None:
+        return await self._db.read(ops.next_visible_at)
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when work was queued by any process (NOTIFY), or after `timeout` seconds."""
+        if timeout > 0 and not self._work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), timeout)
+        self._work.clear()

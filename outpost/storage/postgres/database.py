@@ -1,0 +1,227 @@
+"""PostgreSQL access: a pool, group commit, migrations and LISTEN/NOTIFY.
+
+Writes are functions of a connection. `WRITERS` loops each take whatever writes are waiting (up to
+`batch_limit`), run each inside its own savepoint, and commit them in one transaction: concurrent
+publishes share a commit, and each caller's future resolves only once its write is durable.
+Every driver and network error is translated here: nothing above sees asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from outpost.errors import InputError, StoreError, StoreUnavailable
+
+T = TypeVar("T")
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+Op = Callable[[Conn], Awaitable[Any]]
+log = logging.getLogger(__name__)
+
+WRITERS = 4
+MIGRATION_LOCK = 7_313_773  # pg_advisory_lock key: one process migrates at a time
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# Errors that belong to one write (rolled back to its savepoint); anything else fails the batch.
+_OP_ERRORS = (InputError, StoreError, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Driver errors become StoreUnavailable (retry later) or StoreError; ours pass through."""
+    if isinstance(exc, InputError | StoreError):
+        return exc
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"database unavailable: {exc!r}")
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return StoreError(str(exc))
+    return exc
+
+
+async def migrate(conn: Conn) -> None:
+    """Apply the numbered .sql files of this package that the database has not seen yet."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS outpost_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in await conn.fetch("SELECT version FROM outpost_migrations")}
+        found = resources.files(__package__).iterdir()
+        for script in sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name):
+            version = int(script.name.split("_", 1)[0])
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(script.read_text())
+                await conn.execute("INSERT INTO outpost_migrations (version) VALUES ($1)", version)
+            log.info("applied migration %s", script.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+class Database:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 5.0,
+        batch_limit: int = 1000,
+    ) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._batch_limit = batch_limit
+        self._pool: asyncpg.Pool | None = None
+        self._writes: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue()
+        self._writers: list[asyncio.Task[None]] = []
+        self._listeners: list[asyncio.Task[None]] = []
+
+    async def open(self, *, run_migrations: bool = True) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                command_timeout=self._timeout,
+                timeout=self._timeout,
+            )
+            if run_migrations:
+                async with self._pool.acquire() as conn:
+                    await migrate(conn)
+        except Exception as exc:
+            raise translate(exc) from exc
+        self._writers = [asyncio.create_task(self._write_loop()) for _ in range(WRITERS)]
+
+    async def close(self) -> None:
+        for task in self._writers + self._listeners:
+            task.cancel()
+        for task in self._writers + self._listeners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "database not opened"
+        return self._pool
+
+    async def read(self, op: Callable[[Conn], Awaitable[T]]) -> T:
+        try:
+            async with self.pool.acquire(timeout=self._timeout) as conn:
+                return await op(conn)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def write(self, op: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `op` in the next group commit; return its result once that commit is durable."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writes.put_nowait((op, future))
+        try:
+            # Queued behind failing batches during an outage, a caller would wait for each of them:
+            # bound the wait. The write may still commit later; the caller saw no success, and a
+            # retried publish is answered `duplicate: true`.
+            return await asyncio.wait_for(asyncio.shield(future), self._timeout * 2)
+        except TimeoutError:
+            raise StoreUnavailable("database did not answer in time") from None
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._writes.get()]
+            while len(batch) < self._batch_limit and not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            batch = [(op, fut) for op, fut in batch if not fut.cancelled()]
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        for attempt in range(3):
+            try:
+                outcomes = await self._run(batch)
+            except _RETRYABLE:
+                log.warning("group commit conflicted; running it again (%d)", attempt + 1)
+                continue
+            except Exception as exc:
+                failure = translate(exc)
+                log.error("group commit failed: %r", failure)
+                outcomes = [(fut, None, failure) for _, fut in batch]
+            break
+        else:
+            outcomes = [(fut, None, StoreError("write kept conflicting")) for _, fut in batch]
+        for future, result, error in outcomes:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    async def _run(
+        self, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        async with self.pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+            for op, future in batch:
+                try:
+                    async with conn.transaction():  # a savepoint: one bad write spares the rest
+                        outcomes.append((future, await op(conn), None))
+                except _OP_ERRORS as exc:
+                    outcomes.append((future, None, translate(exc)))
+        return outcomes
+
+    def listen(
+        self, channel: str, on_message: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        """Call `on_message(payload)` for each NOTIFY on `channel`, on a dedicated connection.
+
+        `on_state(True)` runs once listening has started, `on_state(False)` when the connection is
+        lost: notifications may have been missed meanwhile, so whatever they keep fresh is stale.
+        """
+        self._listeners.append(asyncio.create_task(self._listen(channel, on_message, on_state)))
+
+    async def _listen(
+        self, channel: str, on_message: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        def deliver(conn: object, pid: int, name: str, payload: object) -> None:
+            on_message(str(payload))
+
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+            except Exception as exc:
+                log.warning("LISTEN %s: cannot connect (%r); retrying", channel, exc)
+                await asyncio.sleep(1)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _, lost=lost: lost.set())
+            try:
+                await conn.add_listener(channel, deliver)
+                on_state(True)
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1")  # notice a silently dead connection
+            except Exception as exc:
+                log.warning("LISTEN %s: connection lost (%r)", channel, exc)
+            finally:
+                on_state(False)
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+            await asyncio.sleep(0.5)

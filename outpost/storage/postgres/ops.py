@@ -1,0 +1,361 @@
+"""SQL of the PostgreSQL backend: async functions of a connection (run by `Database`).
+
+Same tables and semantics as the SQLite backend (storage/sqlite/*_ops.py); the differences are
+the dialect, SKIP LOCKED claims, and NOTIFY calls that wake workers and refresh caches in other
+processes (sent by PostgreSQL only when the transaction commits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.errors import ConflictError
+from outpost.storage import keyset, rows
+from outpost.storage.keyset import Where, numbered
+from outpost.storage.postgres.database import Conn
+
+TASKS_CHANNEL = "outpost_tasks"
+DESTINATIONS_CHANNEL = "outpost_destinations"
+
+
+async def _fetch(conn: Conn, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return list(await conn.fetch(numbered(sql), *params))
+
+
+async def notify(conn: Conn, channel: str, payload: str = "") -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+# Tenants and destinations
+
+
+async def get_tenant(conn: Conn, tenant_id: str) -> Tenant | None:
+    row = await conn.fetchrow(
+        f"SELECT {rows.TENANT_COLUMNS} FROM tenants WHERE id = $1 AND deleted_at IS NULL",
+        tenant_id,
+    )
+    return rows.tenant(row) if row else None
+
+
+async def upsert_tenant(
+    conn: Conn, tenant_id: str, metadata: StrMap | None, now: int
+) -> tuple[Tenant, bool]:
+    row = await conn.fetchrow(
+        "INSERT INTO tenants (id, metadata, created_at, updated_at) VALUES ($1, $2, $3, $3) "
+        "ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata, "
+        "updated_at = excluded.updated_at, "
+        "created_at = CASE WHEN tenants.deleted_at IS NULL THEN tenants.created_at "
+        "ELSE excluded.created_at END, deleted_at = NULL "
+        "RETURNING created_at, (xmax = 0 OR created_at = $3) AS created",
+        tenant_id,
+        rows.dump(metadata) if metadata else None,
+        now,
+    )
+    assert row is not None
+    return Tenant(tenant_id, row[0], now, metadata or None), bool(row[1])
+
+
+async def delete_tenant(conn: Conn, tenant_id: str, now: int) -> bool:
+    gone = await conn.execute(
+        "UPDATE tenants SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL", now, tenant_id
+    )
+    await conn.execute(
+        "UPDATE destinations SET deleted_at = $1 WHERE tenant_id = $2 AND deleted_at IS NULL",
+        now,
+        tenant_id,
+    )
+    await notify(conn, DESTINATIONS_CHANNEL, tenant_id)
+    return gone != "UPDATE 0"
+
+
+async def list_tenants(conn: Conn, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
+    where = Where().add("deleted_at IS NULL").any_of("id", ids)
+    plan = keyset.plan(
+        kind="tnt",
+        select=f"SELECT {rows.TENANT_COLUMNS} FROM tenants",
+        where=where,
+        sort="created_at",
+        id_column="id",
+        request=request,
+    )
+    page = keyset.page(
+        plan, await _fetch(conn, plan.sql, plan.params), rows.tenant, lambda t: (t.created_at, t.id)
+    )
+    total = await conn.fetchval(
+        numbered(f"SELECT count(*) FROM tenants WHERE {where.sql()}"), *where.params
+    )
+    return Page(page.items, page.next, page.prev, int(total))
+
+
+async def list_destinations(conn: Conn, tenant_id: str) -> list[Destination]:
+    found = await conn.fetch(
+        f"SELECT {rows.DESTINATION_COLUMNS} FROM destinations "
+        "WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        tenant_id,
+    )
+    return [rows.destination(row) for row in found]
+
+
+async def create_destination(conn: Conn, dest: Destination, limit: int) -> None:
+    # Serialise creations per tenant so that the limit holds across processes.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", dest.tenant_id)
+    live = await conn.fetch(
+        "SELECT id FROM destinations WHERE tenant_id = $1 AND deleted_at IS NULL", dest.tenant_id
+    )
+    if any(r[0] == dest.id for r in live):
+        raise ConflictError("destination already exists")
+    if len(live) >= limit:
+        raise ConflictError("maximum number of destinations per tenant reached")
+    await conn.execute(
+        "DELETE FROM destinations WHERE tenant_id = $1 AND id = $2", dest.tenant_id, dest.id
+    )
+    await conn.execute(
+        f"INSERT INTO destinations ({rows.DESTINATION_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        *rows.destination_values(dest),
+    )
+    await notify(conn, DESTINATIONS_CHANNEL, dest.tenant_id)
+
+
+async def update_destination(conn: Conn, dest: Destination) -> bool:
+    values = rows.destination_values(dest)
+    status = await conn.execute(
+        "UPDATE destinations SET type = $1, topics = $2, filter = $3, config = $4, "
+        "credentials = $5, delivery_metadata = $6, metadata = $7, created_at = $8, "
+        "updated_at = $9, disabled_at = $10 "
+        "WHERE id = $11 AND tenant_id = $12 AND deleted_at IS NULL",
+        *values[2:],
+        dest.id,
+        dest.tenant_id,
+    )
+    await notify(conn, DESTINATIONS_CHANNEL, dest.tenant_id)
+    return status != "UPDATE 0"
+
+
+async def delete_destination(conn: Conn, tenant_id: str, destination_id: str, now: int) -> bool:
+    status = await conn.execute(
+        "UPDATE destinations SET deleted_at = $1 "
+        "WHERE tenant_id = $2 AND id = $3 AND deleted_at IS NULL",
+        now,
+        tenant_id,
+        destination_id,
+    )
+    await notify(conn, DESTINATIONS_CHANNEL, tenant_id)
+    return status != "UPDATE 0"
+
+
+# The event and attempt log
+
+_SELECT_EVENTS = f"SELECT {rows.EVENT_COLUMNS} FROM events"
+_SELECT_ATTEMPTS = f"SELECT {rows.ATTEMPT_COLUMNS} FROM attempts"
+
+
+async def get_event(conn: Conn, event_id: str, tenant_id: str | None) -> Event | None:
+    where = Where().add("id = ?", event_id)
+    if tenant_id is not None:
+        where = where.add("tenant_id = ?", tenant_id)
+    found = await _fetch(conn, f"{_SELECT_EVENTS} WHERE {where.sql()}", where.params)
+    return rows.event(found[0]) if found else None
+
+
+async def get_events(conn: Conn, ids: list[str]) -> dict[str, Event]:
+    found = await conn.fetch(f"{_SELECT_EVENTS} WHERE id = ANY($1::text[])", ids)
+    return {e.id: e for e in map(rows.event, found)}
+
+
+async def list_events(conn: Conn, query: EventQuery, request: PageRequest) -> Page[Event]:
+    where = Where().any_of("tenant_id", query.tenant_ids).any_of("id", query.ids)
+    where = where.any_of("topic", query.topics)
+    if query.destination_ids:
+        where = where.add(
+            "jsonb_exists_any(matched_destination_ids::jsonb, ?::text[])",
+            list(query.destination_ids),
+        )
+    plan = keyset.plan(
+        kind="evt",
+        select=_SELECT_EVENTS,
+        where=where.within("time", query.time),
+        sort="time",
+        id_column="id",
+        request=request,
+    )
+    found = await _fetch(conn, plan.sql, plan.params)
+    return keyset.page(plan, found, rows.event, lambda e: (e.time, e.id))
+
+
+async def list_attempts(conn: Conn, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
+    where = (
+        Where()
+        .any_of("tenant_id", query.tenant_ids)
+        .any_of("event_id", query.event_ids)
+        .any_of("destination_id", query.destination_ids)
+        .any_of("destination_type", query.destination_types)
+        .any_of("topic", query.topics)
+    )
+    if query.status:
+        where = where.add("status = ?", query.status)
+    plan = keyset.plan(
+        kind="att",
+        select=_SELECT_ATTEMPTS,
+        where=where.within("time", query.time),
+        sort="time",
+        id_column="id",
+        request=request,
+    )
+    found = await _fetch(conn, plan.sql, plan.params)
+    return keyset.page(plan, found, rows.attempt, lambda a: (a.time, a.id))
+
+
+async def get_attempt(conn: Conn, attempt_id: str, tenant_id: str | None) -> Attempt | None:
+    where = Where().add("id = ?", attempt_id)
+    if tenant_id is not None:
+        where = where.add("tenant_id = ?", tenant_id)
+    found = await _fetch(conn, f"{_SELECT_ATTEMPTS} WHERE {where.sql()}", where.params)
+    return rows.attempt(found[0]) if found else None
+
+
+async def latest_attempt(
+    conn: Conn, event_id: str, destination_id: str, tenant_id: str | None
+) -> Attempt | None:
+    where = Where().add("event_id = ?", event_id).add("destination_id = ?", destination_id)
+    if tenant_id is not None:
+        where = where.add("tenant_id = ?", tenant_id)
+    found = await _fetch(
+        conn,
+        f"{_SELECT_ATTEMPTS} WHERE {where.sql()} ORDER BY attempt_number DESC, time DESC LIMIT 1",
+        where.params,
+    )
+    return rows.attempt(found[0]) if found else None
+
+
+# The delivery queue
+
+_ACCEPT = f"""
+INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (id) DO UPDATE SET
+    tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
+    eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
+    data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
+    destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
+WHERE NOT (events.accepted_at >= $11 AND events.matched_destination_ids <> '[]'
+           AND excluded.matched_destination_ids <> '[]')
+RETURNING id
+"""
+
+_ENQUEUE = (
+    "INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+
+async def accept_event(conn: Conn, event: Event, now: int, dedupe_after: int) -> bool:
+    """Store the event and queue its first deliveries; True (and nothing written) for a duplicate.
+
+    One statement decides, so two processes publishing the same id cannot both win.
+    """
+    stored = await conn.fetchval(_ACCEPT, *rows.event_values(event), now, dedupe_after)
+    if stored is None:
+        return True
+    if event.matched_destination_ids:
+        await conn.executemany(
+            _ENQUEUE,
+            [(event.id, event.tenant_id, d, 1, False, now) for d in event.matched_destination_ids],
+        )
+        await notify(conn, TASKS_CHANNEL)
+    return False
+
+
+async def enqueue_manual(
+    conn: Conn, event: Event, destination_id: str, attempt_number: int, now: int
+) -> None:
+    await conn.execute(
+        _ENQUEUE, event.id, event.tenant_id, destination_id, attempt_number, True, now
+    )
+    await notify(conn, TASKS_CHANNEL)
+
+
+_CLAIM = """
+WITH picked AS (
+    SELECT id FROM tasks WHERE visible_at <= $1 ORDER BY visible_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET visible_at = $3, leased = TRUE, claims = t.claims + 1
+FROM picked WHERE t.id = picked.id
+RETURNING t.id, t.event_id, t.destination_id, t.attempt_number, t.manual, t.generation, t.claims
+"""
+
+
+async def claim(conn: Conn, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
+    found = await conn.fetch(_CLAIM, now, limit, now + lease_ms)
+    if not found:
+        return []
+    events = await get_events(conn, list({row[1] for row in found}))
+    tasks = []
+    for task_id, event_id, destination_id, number, manual, generation, claims in found:
+        event = events.get(event_id)
+        if event is None:  # the event was erased: nothing left to deliver
+            await conn.execute("DELETE FROM tasks WHERE id = $1", task_id)
+            continue
+        tasks.append(
+            DeliveryTask(task_id, event, destination_id, number, manual, generation, claims)
+        )
+    return tasks
+
+
+_SCHEDULE_RETRY = """
+INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
+                   retry_key)
+VALUES ($1, $2, $3, $4, FALSE, $5, $6)
+ON CONFLICT (retry_key) DO UPDATE SET
+    attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
+    leased = FALSE, claims = 0, generation = tasks.generation + 1
+"""
+
+
+async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
+    attempts = [o.attempt for o in outcomes if o.attempt is not None]
+    if attempts:
+        await conn.executemany(
+            f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT (id) DO NOTHING",
+            [rows.attempt_values(a) for a in attempts],
+        )
+    scheduled = False
+    for outcome in outcomes:
+        task = outcome.task
+        await conn.execute(
+            "DELETE FROM tasks WHERE id = $1 AND generation = $2", task.id, task.generation
+        )
+        if outcome.retry_at is not None:
+            scheduled = True
+            await conn.execute(
+                _SCHEDULE_RETRY,
+                task.event.id,
+                task.event.tenant_id,
+                task.destination_id,
+                task.attempt_number + 1,
+                outcome.retry_at,
+                task.retry_key,
+            )
+        elif outcome.cancel_retry:
+            await conn.execute("DELETE FROM tasks WHERE retry_key = $1", task.retry_key)
+    if scheduled:
+        await notify(conn, TASKS_CHANNEL)
+
+
+async def release(conn: Conn, task: DeliveryTask, visible_at: int) -> None:
+    await conn.execute(
+        "UPDATE tasks SET visible_at = $1, leased = FALSE WHERE id = $2 AND generation = $3",
+        visible_at,
+        task.id,
+        task.generation,
+    )
+
+
+async def next_visible_at(conn: Conn) -> int | None:
+    value = await conn.fetchval("SELECT min(visible_at) FROM tasks")
+    return None if value is None else int(value)
