@@ -71,6 +71,16 @@ async def _sink(port: int) -> None:
     await server.serve_forever()
 
 
+def _create_database(admin_url: str) -> tuple[str, str]:
+    name = f"outpost_bench_{os.getpid()}_{int(time.time() * 1000)}"
+    subprocess.run(["psql", admin_url, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    return name, admin_url.rpartition("/")[0] + "/" + name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    subprocess.run(["psql", admin_url, "-qc", f'DROP DATABASE "{name}" WITH (FORCE)'], check=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,6 +122,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
     sink_port, api_port = _free_port(), _free_port()
     sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])
     data_dir = tempfile.mkdtemp(prefix="outpost-bench-")
+    database = _create_database(args.postgres) if args.postgres else None
     env = {
         **os.environ,
         "PORT": str(api_port),
@@ -120,6 +131,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         "API_JWT_SECRET": "bench",
         "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "warn",
+        **({"POSTGRES_URL": database[1]} if database else {}),
     }
     command = [sys.executable, "-m", "outpost", "serve"]
     if args.profile:  # py-spy samples the server only; the raw output feeds flamegraph tools
@@ -178,6 +190,8 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         sink.terminate()
         server.wait(30)
         sink.wait(30)
+        if database:
+            _drop_database(args.postgres, database[0])
 
 
 def main() -> None:
@@ -186,6 +200,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=120, help="bound on one round")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL mode: a fresh database is created through this admin URL",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the server's output")
     parser.add_argument("--profile", help="record the server with py-spy into this file")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)

@@ -17,8 +17,9 @@ from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.publishing import Publisher
+from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.protocols import Backend
+from outpost.storage.protocols import Backend, DeliveryQueue
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.transport.http import HttpClient
 
@@ -32,6 +33,7 @@ class System:
     registry: Registry
     services: Services
     worker: DeliveryWorker
+    broker: RabbitQueue | None = None  # set when tasks are handed out through RabbitMQ
 
 
 def webhook_settings(config: Config) -> WebhookSettings:
@@ -98,6 +100,22 @@ def open_backend(config: Config) -> Backend:
     )
 
 
+def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
+    if not config.rabbitmq_server_url:
+        return None
+    assert isinstance(backend, PostgresBackend), "config.check() requires POSTGRES_URL"
+    queue = config.rabbitmq_delivery_queue
+    settings = RabbitSettings(
+        url=config.rabbitmq_server_url,
+        exchange=config.rabbitmq_exchange,
+        queue=queue,
+        dead_letter_queue=config.rabbitmq_delivery_dlq or f"{queue}.dlq",
+        hold_ms=config.rabbitmq_hold_seconds * 1000,
+        prefetch=config.delivery_max_concurrency,
+    )
+    return RabbitQueue(backend, settings)
+
+
 def build(config: Config) -> System:
     ids = IdGenerator(
         config.idgen_type,
@@ -106,6 +124,8 @@ def build(config: Config) -> System:
         config.idgen_attempt_prefix,
     )
     backend = open_backend(config)
+    broker = open_broker(config, backend)
+    queue: DeliveryQueue = broker or backend
     settings = webhook_settings(config)
     settings.check()
     client = HttpClient(
@@ -117,13 +137,13 @@ def build(config: Config) -> System:
     publisher = Publisher(
         backend,
         backend,
-        backend,
+        queue,
         ids,
         configured_topics=config.topics,
         idempotency_ttl_seconds=config.publish_idempotency_key_ttl,
     )
     worker = DeliveryWorker(
-        backend,
+        queue,
         backend,
         backend,
         registry,
@@ -144,9 +164,9 @@ def build(config: Config) -> System:
         auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
         rules=Rules(registry, ids, config.topics, config.topics_allow_wildcards),
         health=lambda: _worker_health(config, worker),
-        ping=backend.ping,
+        dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
     )
-    return System(config, backend, registry, services, worker)
+    return System(config, backend, registry, services, worker, broker)
 
 
 def _worker_health(config: Config, worker: DeliveryWorker) -> dict[str, bool]:

@@ -242,6 +242,27 @@ class Config:
         True,
         "Apply pending migrations at start (serialised by an advisory lock). `outpost migrate` does it on its own.",
     )
+    rabbitmq_server_url: str = _setting(
+        "RABBITMQ_SERVER_URL",
+        "",
+        "With POSTGRES_URL: hand delivery tasks out through RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/`. PostgreSQL stays the source of truth.",
+    )
+    rabbitmq_exchange: str = _setting(
+        "RABBITMQ_EXCHANGE",
+        "outpost",
+        "Exchange for delivery tasks (its dead-letter exchange is `<exchange>.dlx`).",
+    )
+    rabbitmq_delivery_queue: str = _setting(
+        "RABBITMQ_DELIVERY_QUEUE", "outpost-delivery", "Durable quorum queue of delivery tasks."
+    )
+    rabbitmq_delivery_dlq: str = _setting(
+        "RABBITMQ_DELIVERY_DLQ", "", "Dead-letter queue; default `<queue>.dlq`."
+    )
+    rabbitmq_hold_seconds: int = _setting(
+        "RABBITMQ_HOLD_SECONDS",
+        30,
+        "How long a task handed to RabbitMQ is kept from database claims; past it, a lost message costs only this delay.",
+    )
     sqlite_synchronous: str = _setting(
         "SQLITE_SYNCHRONOUS",
         "FULL",
@@ -363,6 +384,8 @@ def check(config: Config) -> None:
         problems.append(
             "SERVICE=api or delivery needs POSTGRES_URL: the embedded store is one process"
         )
+    if config.rabbitmq_server_url and not config.postgres_url:
+        problems.append("RABBITMQ_SERVER_URL needs POSTGRES_URL (the queue's source of truth)")
     if config.idgen_type not in ("uuidv4", "uuidv7", "nanoid"):
         problems.append("IDGEN_TYPE must be uuidv4, uuidv7 or nanoid")
     if config.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):

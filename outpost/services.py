@@ -28,6 +28,8 @@ async def run(system: System) -> None:
     """Serve `SERVICE`: the API, the delivery worker, or both. Every process answers /healthz."""
     config = system.config
     await system.backend.open()
+    if system.broker is not None:
+        await system.broker.open(consume=config.service in ("", "all", "delivery"))
     runs_api = config.service in ("", "all", "api")
     runs_delivery = config.service in ("", "all", "delivery")
     server = _Server(
@@ -58,5 +60,7 @@ async def run(system: System) -> None:
             if runs_delivery:
                 group.create_task(system.worker.run())
     finally:
+        if system.broker is not None:
+            await system.broker.close()
         await system.registry.close()
         await system.backend.close()

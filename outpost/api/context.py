@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ class Services:
     auth: Authenticator
     rules: Rules
     health: Callable[[], dict[str, bool]] = field(default=lambda: {})
-    ping: Callable[[], Any] | None = None
+    # Dependencies /healthz checks with one cheap round trip each: name → check (raises if down).
+    dependencies: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
 from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Destination, Outcome
 from outpost.core.timefmt import now_ms
+from outpost.delivery.recorder import Recorder
 from outpost.delivery.retry import next_step
 from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError, OutpostError
@@ -62,6 +63,7 @@ class DeliveryWorker:
         self._policy = policy
         self._ids = ids
         self._settings = settings
+        self._recorder = Recorder(queue.finish)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.healthy = True
@@ -113,7 +115,7 @@ class DeliveryWorker:
             log.warning("no attempt for event %s (claim %d): %s", task.event.id, task.claims, exc)
             await self._settle(lambda: self._queue.release(task, self._settings.release_delay_ms))
             return
-        await self._settle(lambda: self._queue.finish([outcome]))
+        await self._settle(lambda: self._recorder.record(outcome))
 
     async def _settle(self, write: Callable[[], Awaitable[None]]) -> None:
         try:

@@ -185,7 +185,9 @@ async def test_a_destination_round_trips_every_field(backend: Backend) -> None:
 async def test_destinations_are_listed_by_created_at_then_id(backend: Backend) -> None:
     tenant_id = await _tenant(backend)
     for name, created in (("d-b", 5), ("d-c", 0), ("d-a", 5), ("d-d", 1)):
-        await backend.create_destination(destination(tenant_id, name, created_at=BASE + created), 20)
+        await backend.create_destination(
+            destination(tenant_id, name, created_at=BASE + created), 20
+        )
     assert await _ids(backend, tenant_id) == ["d-c", "d-d", "d-a", "d-b"]
     assert await backend.list_destinations(uid("tnt")) == []
 
@@ -234,7 +236,9 @@ async def test_a_deleted_destination_id_can_be_reused(backend: Backend) -> None:
     assert await backend.list_destinations(tenant_id) == []
     assert not await backend.delete_destination(tenant_id, "d1", BASE + 2), "already deleted"
 
-    again = destination(tenant_id, "d1", url="https://b.test/", type="hookdeck", created_at=BASE + 3)
+    again = destination(
+        tenant_id, "d1", url="https://b.test/", type="hookdeck", created_at=BASE + 3
+    )
     await backend.create_destination(again, limit=1)
     assert await backend.get_destination(tenant_id, "d1") == again
     assert await backend.list_destinations(tenant_id) == [again]

@@ -230,6 +230,9 @@ def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # several delivery processes open many connections at once; the default backlog (5) would
+    # drop SYNs and turn a burst into seconds of connect retries
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a sender that dies mid-connection (the e2e suite kill -9s the server) is expected

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from outpost_sdk import Outpost
 
+from support import rabbitmq
 from support.postgres import create_database, drop_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,8 @@ ADMIN = "<admin key>"  # sentinel for ServerProcess.http()
 DEFAULT_TOPICS = "user.created,user.updated,user.deleted"
 
 # `OUTPOST_TEST_BACKEND=postgres` runs every server of the suite in PostgreSQL mode, each on a
-# database of its own; the default is the embedded SQLite store.
+# database of its own; `postgres+rabbitmq` adds RabbitMQ as the task queue (queues of its own);
+# the default is the embedded SQLite store.
 BACKEND = os.environ.get("OUTPOST_TEST_BACKEND", "sqlite")
 
 # Only these variables of the test runner's environment reach the server; everything else the
@@ -65,6 +67,12 @@ class ServerProcess:
 
     `restart()` (and `start()` after `stop()`/`kill()`) reuses the same port and data directory,
     so SDK clients built earlier keep working and persisted state must survive.
+
+    `postgres_url`, when given, puts the process in PostgreSQL mode on that database whatever
+    `OUTPOST_TEST_BACKEND` says, so that several processes can share it; the caller owns that
+    database (it is neither created nor dropped here). Without it, PostgreSQL mode creates a
+    database of the process's own and drops it on `close()`. Which services the process runs is
+    the `SERVICE` variable of `env`; a `SERVICE=delivery` process still answers `/healthz`.
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class ServerProcess:
         api_key: str = DEFAULT_API_KEY,
         jwt_secret: str = DEFAULT_JWT_SECRET,
         startup_timeout: float = 30.0,
+        postgres_url: str | None = None,
     ) -> None:
         self._owns_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="outpost-e2e-")) if workdir is None else workdir
@@ -91,8 +100,8 @@ class ServerProcess:
         self._log_file: Any = None
         self.starts = 0
         self.database: str | None = None
-        self.postgres_url = ""
-        if BACKEND == "postgres":
+        self.postgres_url = postgres_url or ""
+        if postgres_url is None and BACKEND == "postgres":
             self.database, self.postgres_url = create_database()
 
     # addresses ---------------------------------------------------------------------------------
@@ -121,7 +130,16 @@ class ServerProcess:
             "LOG_BATCH_THRESHOLD_SECONDS": "0",
             "LOG_LEVEL": "info",
             **({"POSTGRES_URL": self.postgres_url} if self.postgres_url else {}),
+            **(
+                rabbitmq.settings_for(self.database)
+                if self._uses_rabbitmq and self.database
+                else {}
+            ),
         }
+
+    @property
+    def _uses_rabbitmq(self) -> bool:
+        return BACKEND == "postgres+rabbitmq" and self.database is not None
 
     def environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
@@ -135,6 +153,11 @@ class ServerProcess:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the process has ended (negative: killed by that signal)."""
+        return None if self._proc is None else self._proc.poll()
 
     @property
     def pid(self) -> int | None:
@@ -225,6 +248,8 @@ class ServerProcess:
     def close(self) -> None:
         self.stop()
         if self.database is not None:
+            if self._uses_rabbitmq:
+                rabbitmq.delete(self.database)
             drop_database(self.database)
             self.database = None
         if self._owns_workdir:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
@@ -17,8 +17,9 @@ HEALTH_TIMEOUT_SECONDS = 1.0
 
 async def health(services: Services) -> JSON:
     workers = {"http-server": True, **services.health()}
-    if services.ping is not None:
-        workers["database"] = await _reachable(services)
+    names = list(services.dependencies)
+    reachable = await asyncio.gather(*(_reachable(services.dependencies[n]) for n in names))
+    workers.update(zip(names, reachable, strict=True))
     healthy = all(workers.values())
     body = {
         "status": "healthy" if healthy else "failed",
@@ -30,13 +31,10 @@ async def health(services: Services) -> JSON:
     return JSON(body, status_code=200 if healthy else 503)
 
 
-async def _reachable(services: Services) -> bool:
-    """A cheap round trip, bounded so that /healthz answers even while the database hangs."""
-    assert services.ping is not None
+async def _reachable(check: Callable[[], Awaitable[None]]) -> bool:
+    """Bounded, so that /healthz answers even while a dependency hangs."""
     try:
-        result = services.ping()
-        if inspect.isawaitable(result):
-            await asyncio.wait_for(result, HEALTH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(check(), HEALTH_TIMEOUT_SECONDS)
     except (StoreError, TimeoutError):
         return False
     return True

@@ -136,15 +136,35 @@ class PostgresBackend:
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
-        return await self._db.write(lambda c: ops.accept_event(c, event, now, dedupe_after))
+        duplicate, _ = await self.accept_held(event, now, dedupe_after, hold_ms=0)
+        return duplicate
+
+    async def accept_held(
+        self, event: Event, now: int, dedupe_after: int, *, hold_ms: int
+    ) -> tuple[bool, list[int]]:
+        """`accept`, with the tasks kept from claims for `hold_ms` (while a broker hands them
+        out); returns the duplicate flag and the ids of the tasks queued."""
+        return await self._db.write(
+            lambda c: ops.accept_event(c, event, now, dedupe_after, now + hold_ms)
+        )
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
-        await self._db.write(
-            lambda c: ops.enqueue_manual(c, event, destination_id, attempt_number, now_ms())
+        await self.enqueue_manual_held(event, destination_id, attempt_number, hold_ms=0)
+
+    async def enqueue_manual_held(
+        self, event: Event, destination_id: str, attempt_number: int, *, hold_ms: int
+    ) -> int:
+        return await self._db.write(
+            lambda c: ops.enqueue_manual(
+                c, event, destination_id, attempt_number, now_ms() + hold_ms
+            )
         )
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
         return await self._db.write(lambda c: ops.claim(c, now_ms(), limit, lease_ms))
+
+    async def claim_ids(self, ids: list[int], lease_ms: int) -> list[DeliveryTask]:
+        return await self._db.write(lambda c: ops.claim_ids(c, ids, now_ms(), lease_ms))
 
     async def finish(self, outcomes: list[Outcome]) -> None:
         await self._db.write(lambda c: ops.finish(c, outcomes))

@@ -232,17 +232,28 @@ async def latest_attempt(
 
 # The delivery queue
 
+# One statement decides and writes, so two processes publishing the same id cannot both win,
+# and a publish costs one round trip: the event, its tasks and the wake-up call together.
 _ACCEPT = f"""
-INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (id) DO UPDATE SET
-    tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
-    eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
-    data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
-    destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
-WHERE NOT (events.accepted_at >= $11 AND events.matched_destination_ids <> '[]'
-           AND excluded.matched_destination_ids <> '[]')
-RETURNING id
+WITH stored AS (
+    INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (id) DO UPDATE SET
+        tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
+        eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
+        data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
+        destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
+    WHERE NOT (events.accepted_at >= $11 AND events.matched_destination_ids <> '[]'
+               AND excluded.matched_destination_ids <> '[]')
+    RETURNING id
+), queued AS (
+    INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at)
+    SELECT $1, $2, destination, 1, FALSE, $13 FROM stored, unnest($12::text[]) AS destination
+    RETURNING id, generation
+)
+SELECT (SELECT count(*) FROM stored),
+       (SELECT count(pg_notify('{TASKS_CHANNEL}', '')) FROM queued LIMIT 1),
+       (SELECT coalesce(array_agg(id), '{{}}') FROM queued)
 """
 
 _ENQUEUE = (
@@ -251,30 +262,39 @@ _ENQUEUE = (
 )
 
 
-async def accept_event(conn: Conn, event: Event, now: int, dedupe_after: int) -> bool:
-    """Store the event and queue its first deliveries; True (and nothing written) for a duplicate.
+async def accept_event(
+    conn: Conn, event: Event, now: int, dedupe_after: int, visible_at: int
+) -> tuple[bool, list[int]]:
+    """Store the event and queue its first deliveries, claimable from `visible_at`.
 
-    One statement decides, so two processes publishing the same id cannot both win.
+    Returns (duplicate, ids of the tasks queued); a duplicate writes nothing.
     """
-    stored = await conn.fetchval(_ACCEPT, *rows.event_values(event), now, dedupe_after)
-    if stored is None:
-        return True
-    if event.matched_destination_ids:
-        await conn.executemany(
-            _ENQUEUE,
-            [(event.id, event.tenant_id, d, 1, False, now) for d in event.matched_destination_ids],
-        )
-        await notify(conn, TASKS_CHANNEL)
-    return False
+    row = await conn.fetchrow(
+        _ACCEPT,
+        *rows.event_values(event),
+        now,
+        dedupe_after,
+        list(event.matched_destination_ids),
+        visible_at,
+    )
+    assert row is not None
+    return int(row[0]) == 0, list(row[2])
 
 
 async def enqueue_manual(
-    conn: Conn, event: Event, destination_id: str, attempt_number: int, now: int
-) -> None:
-    await conn.execute(
-        _ENQUEUE, event.id, event.tenant_id, destination_id, attempt_number, True, now
+    conn: Conn, event: Event, destination_id: str, attempt_number: int, visible_at: int
+) -> int:
+    task_id = await conn.fetchval(
+        _ENQUEUE + " RETURNING id",
+        event.id,
+        event.tenant_id,
+        destination_id,
+        attempt_number,
+        True,
+        visible_at,
     )
     await notify(conn, TASKS_CHANNEL)
+    return int(task_id)
 
 
 _CLAIM = """
@@ -288,8 +308,23 @@ RETURNING t.id, t.event_id, t.destination_id, t.attempt_number, t.manual, t.gene
 """
 
 
+_CLAIM_IDS = """
+UPDATE tasks SET visible_at = $2, leased = TRUE, claims = claims + 1
+WHERE id = ANY($1::bigint[]) AND NOT leased
+RETURNING id, event_id, destination_id, attempt_number, manual, generation, claims
+"""
+
+
 async def claim(conn: Conn, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
-    found = await conn.fetch(_CLAIM, now, limit, now + lease_ms)
+    return await _tasks(conn, await conn.fetch(_CLAIM, now, limit, now + lease_ms))
+
+
+async def claim_ids(conn: Conn, ids: list[int], now: int, lease_ms: int) -> list[DeliveryTask]:
+    """Claim these tasks (handed over by a message broker) unless done or claimed already."""
+    return await _tasks(conn, await conn.fetch(_CLAIM_IDS, ids, now + lease_ms))
+
+
+async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
     if not found:
         return []
     events = await get_events(conn, list({row[1] for row in found}))
@@ -316,35 +351,38 @@ ON CONFLICT (retry_key) DO UPDATE SET
 
 
 async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
-    attempts = [o.attempt for o in outcomes if o.attempt is not None]
+    """Record attempts, settle tasks and their retries: a few pipelined statements per batch."""
+    attempts = [rows.attempt_values(o.attempt) for o in outcomes if o.attempt is not None]
     if attempts:
         await conn.executemany(
             f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
             "ON CONFLICT (id) DO NOTHING",
-            [rows.attempt_values(a) for a in attempts],
+            attempts,
         )
-    scheduled = False
-    for outcome in outcomes:
-        task = outcome.task
-        await conn.execute(
-            "DELETE FROM tasks WHERE id = $1 AND generation = $2", task.id, task.generation
+    await conn.executemany(
+        "DELETE FROM tasks WHERE id = $1 AND generation = $2",
+        [(o.task.id, o.task.generation) for o in outcomes],
+    )
+    retries = [
+        (
+            t.event.id,
+            t.event.tenant_id,
+            t.destination_id,
+            t.attempt_number + 1,
+            o.retry_at,
+            t.retry_key,
         )
-        if outcome.retry_at is not None:
-            scheduled = True
-            await conn.execute(
-                _SCHEDULE_RETRY,
-                task.event.id,
-                task.event.tenant_id,
-                task.destination_id,
-                task.attempt_number + 1,
-                outcome.retry_at,
-                task.retry_key,
-            )
-        elif outcome.cancel_retry:
-            await conn.execute("DELETE FROM tasks WHERE retry_key = $1", task.retry_key)
-    if scheduled:
+        for o in outcomes
+        if o.retry_at is not None
+        for t in (o.task,)
+    ]
+    if retries:
+        await conn.executemany(_SCHEDULE_RETRY, retries)
         await notify(conn, TASKS_CHANNEL)
+    cancelled = [(o.task.retry_key,) for o in outcomes if o.retry_at is None and o.cancel_retry]
+    if cancelled:
+        await conn.executemany("DELETE FROM tasks WHERE retry_key = $1", cancelled)
 
 
 async def release(conn: Conn, task: DeliveryTask, visible_at: int) -> None:

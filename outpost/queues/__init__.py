@@ -1,0 +1,1 @@
+"""Our internal transports for delivery tasks (never called destinations)."""

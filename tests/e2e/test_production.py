@@ -1,0 +1,611 @@
+"""Production topology: two API processes and two delivery processes on one PostgreSQL database.
+
+Every test builds that cluster on a fresh database (PostgreSQL whatever `OUTPOST_TEST_BACKEND`
+says), publishes a bounded batch alternating between the two API processes from a few threads,
+and checks at-least-once delivery on a real receiver: every event that got a 202 arrives, none is
+lost; duplicates are allowed, counted and printed. Two faults are injected under load, each
+bounded in count and time and on loopback only: kill -9 of one delivery process, and a stop/start
+of the local PostgreSQL server (which every process depends on).
+
+Which delivery process sent a request is told by its User-Agent: each one is configured with its
+own `HTTP_USER_AGENT`, so no server change is needed to observe the division of work.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import postgres
+from support.api import create_webhook, is_json_error, unique_id
+from support.receiver import Receiver, RecordedRequest
+from support.server import ServerProcess
+from support.waiting import poll_until
+
+from .conftest import _STARTED
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+EVENTS = 1000
+PUBLISHER_THREADS = 4
+LEASE_SECONDS = 10
+HANG_LIMIT = 15.0  # no API answer may take longer, even while the database is down
+RETRY_DELAY = 0.1  # a publisher tries a refused event again after this long (other events first)
+PUBLISH_DEADLINE = 90.0  # the whole batch, retries included
+DELIVERY_DEADLINE = LEASE_SECONDS + 50.0
+OUTAGE_LIMIT = 10.0  # PostgreSQL stays down at most this long
+
+CLUSTER_ENV = {
+    "DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
+    "DELIVERY_TIMEOUT_SECONDS": "5",
+    "RETRY_INTERVAL_SECONDS": "1",
+    "MAX_RETRY_LIMIT": "10",
+    "RETRY_POLL_BACKOFF_MS": "200",
+    "POSTGRES_TIMEOUT_SECONDS": "5",
+}
+
+
+def agent(index: int) -> str:
+    return f"outpost-e2e-delivery-{index}"
+
+
+# the cluster ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    postgres_url: str
+    apis: list[ServerProcess]
+    deliveries: list[ServerProcess]
+
+    @property
+    def servers(self) -> list[ServerProcess]:
+        return [*self.apis, *self.deliveries]
+
+    def log_tails(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"===== {srv.overrides.get('SERVICE')} {srv.root_url} =====\n{srv.log_tail(lines)}"
+            for srv in self.servers
+        )
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """Two `SERVICE=api` and two `SERVICE=delivery` processes on one fresh database."""
+    postgres.ensure_running()
+    name, url = postgres.create_database("outpost_prod")
+    servers: list[ServerProcess] = []
+    request.node.stash[_STARTED] = servers  # conftest attaches their output to a failure
+    try:
+        for index in range(2):
+            env = {**CLUSTER_ENV, "SERVICE": "api"}
+            servers.append(ServerProcess(env, workdir=tmp_path / f"api{index}", postgres_url=url))
+        for index in range(2):
+            env = {**CLUSTER_ENV, "SERVICE": "delivery", "HTTP_USER_AGENT": agent(index)}
+            workdir = tmp_path / f"delivery{index}"
+            servers.append(ServerProcess(env, workdir=workdir, postgres_url=url))
+        # all four at once: migrations are serialised by the server's advisory lock
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(ServerProcess.start, servers))
+        yield Cluster(url, servers[:2], servers[2:])
+    finally:
+        for srv in servers:
+            srv.close()
+        postgres.ensure_running()
+        postgres.drop_database(name)
+
+
+# publishing under load -----------------------------------------------------------------------
+
+
+@dataclass
+class LoadPublisher:
+    """Publishes `event_ids` from `threads` threads, event i to API process i % 2, paced at
+    `rate` first tries per second. A 5xx or a connection error means "not accepted": the same
+    id is tried again later (on the other API process). A 202, `duplicate: true` included, means
+    accepted. Every answer is timed."""
+
+    api_urls: list[str]
+    api_key: str
+    tenant_id: str
+    event_ids: list[str]
+    rate: float
+    threads: int = PUBLISHER_THREADS
+    accepted: dict[str, bool] = field(default_factory=dict)  # id -> answered `duplicate: true`
+    accepted_on_retry: int = 0
+    unavailable: int = 0  # 503 answers
+    bad_unavailable: list[str] = field(default_factory=list)  # 503s that are not JSON errors
+    server_errors: list[tuple[str, int, str]] = field(default_factory=list)  # other 5xx
+    refused: list[tuple[str, int, str]] = field(default_factory=list)  # 4xx and the like
+    connection_errors: int = 0
+    slow: list[tuple[str, float, str]] = field(default_factory=list)  # answers past HANG_LIMIT
+    slowest: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        for k in range(self.threads):
+            thread = threading.Thread(target=self._run, args=(k,), name=f"publisher-{k}")
+            thread.daemon = True
+            thread.start()
+            self._workers.append(thread)
+
+    def accepted_count(self) -> int:
+        with self.lock:
+            return len(self.accepted)
+
+    def failures(self) -> int:
+        with self.lock:
+            return self.unavailable + self.connection_errors + len(self.server_errors)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
+        for thread in self._workers:
+            thread.join(5)
+        assert not any(t.is_alive() for t in self._workers), "publisher threads did not finish"
+
+    def _run(self, k: int) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        timeout = httpx.Timeout(HANG_LIMIT + 5, connect=5.0)
+        clients = [
+            httpx.Client(base_url=u, headers=headers, timeout=timeout) for u in self.api_urls
+        ]
+        fresh = deque(range(k, len(self.event_ids), self.threads))
+        retry: deque[tuple[int, int, float]] = deque()  # (index, tries so far, not before)
+        sent = 0
+        hard_deadline = self._started + PUBLISH_DEADLINE
+        try:
+            while (fresh or retry) and not self._stop.is_set():
+                now = time.monotonic()
+                if now > hard_deadline:
+                    return
+                if retry and retry[0][2] <= now:
+                    index, tries, _ = retry.popleft()
+                elif fresh:
+                    slot = self._started + sent * self.threads / self.rate
+                    wake = min(slot, retry[0][2]) if retry else slot
+                    if wake > now:
+                        self._stop.wait(wake - now)
+                        continue
+                    index, tries = fresh.popleft(), 0
+                    sent += 1
+                else:
+                    self._stop.wait(retry[0][2] - now)
+                    continue
+                client = clients[(index + tries) % len(clients)]
+                if not self._publish(client, self.event_ids[index], index, tries):
+                    retry.append((index, tries + 1, time.monotonic() + RETRY_DELAY))
+        finally:
+            for client in clients:
+                client.close()
+
+    def _publish(self, client: httpx.Client, event_id: str, index: int, tries: int) -> bool:
+        """One POST /publish; True when the event needs no further try."""
+        body = {
+            "id": event_id,
+            "tenant_id": self.tenant_id,
+            "topic": "user.created",
+            "eligible_for_retry": True,
+            "data": {"seq": index},
+        }
+        began = time.monotonic()
+        try:
+            res = client.post("/publish", json=body)
+        except httpx.TransportError as exc:
+            self._timed(event_id, began, repr(exc))
+            with self.lock:
+                self.connection_errors += 1
+            return False
+        self._timed(event_id, began, f"HTTP {res.status_code}")
+        with self.lock:
+            if res.status_code == 202:
+                self.accepted[event_id] = bool(res.json().get("duplicate"))
+                self.accepted_on_retry += tries > 0
+                return True
+            if res.status_code == 503:
+                self.unavailable += 1
+                if not is_json_error(res, 503):
+                    self.bad_unavailable.append(res.text[:200])
+                return False
+            if res.status_code >= 500:
+                self.server_errors.append((event_id, res.status_code, res.text[:200]))
+                return False
+            self.refused.append((event_id, res.status_code, res.text[:200]))
+            return True
+
+    def _timed(self, event_id: str, began: float, outcome: str) -> None:
+        elapsed = time.monotonic() - began
+        with self.lock:
+            self.slowest = max(self.slowest, elapsed)
+            if elapsed > HANG_LIMIT:
+                self.slow.append((event_id, round(elapsed, 2), outcome))
+
+    def summary(self) -> str:
+        with self.lock:
+            duplicates = sum(self.accepted.values())
+            return (
+                f"published (202)={len(self.accepted)}/{len(self.event_ids)} "
+                f"(on a retry={self.accepted_on_retry}, answered duplicate={duplicates}) "
+                f"503={self.unavailable} other-5xx={len(self.server_errors)} "
+                f"connection-errors={self.connection_errors} refused={len(self.refused)} "
+                f"slowest answer={self.slowest:.2f}s"
+            )
+
+    def assert_clean(self) -> None:
+        """Every event accepted; no 500 (or other non-503 5xx), no refusal, no hang."""
+        with self.lock:
+            assert self.server_errors == [], f"5xx other than 503: {self.server_errors[:5]}"
+            assert self.refused == [], f"refused: {self.refused[:5]}"
+            assert self.bad_unavailable == [], f"503 without a JSON body: {self.bad_unavailable}"
+            assert self.slow == [], f"answers slower than {HANG_LIMIT}s: {self.slow[:5]}"
+            missing = [e for e in self.event_ids if e not in self.accepted]
+            assert not missing, f"{len(missing)} event(s) never accepted, e.g. {missing[:5]}"
+
+
+def start_publisher(cluster: Cluster, tenant_id: str, rate: float) -> LoadPublisher:
+    publisher = LoadPublisher(
+        [srv.base_url for srv in cluster.apis],
+        cluster.apis[0].api_key,
+        tenant_id,
+        [f"{tenant_id}-{i:04d}" for i in range(EVENTS)],
+        rate=rate,
+    )
+    publisher.start()
+    return publisher
+
+
+# observing deliveries ------------------------------------------------------------------------
+
+
+def successes(requests: list[RecordedRequest]) -> list[RecordedRequest]:
+    """Requests the receiver answered 2xx and managed to send the answer of."""
+    return [r for r in requests if r.event_id and 200 <= r.status < 300 and r.response_sent]
+
+
+def delivered_ids(requests: list[RecordedRequest]) -> set[str]:
+    return {r.event_id for r in successes(requests) if r.event_id}
+
+
+@dataclass
+class DeliveryFigures:
+    published: int
+    delivered: int
+    duplicated: int
+    requests: int
+    delivered_without_202: int
+    by_process: dict[str, int]
+
+    def line(self) -> str:
+        return (
+            f"published={self.published} delivered={self.delivered} "
+            f"duplicated={self.duplicated} (receiver requests={self.requests}, "
+            f"delivered without a 202={self.delivered_without_202}, "
+            f"requests by process={self.by_process})"
+        )
+
+
+def figures(requests: list[RecordedRequest], accepted: set[str]) -> DeliveryFigures:
+    ok = successes(requests)
+    delivered = {r.event_id for r in ok if r.event_id}
+    return DeliveryFigures(
+        published=len(accepted),
+        delivered=len(delivered & accepted),
+        duplicated=len(ok) - len(delivered),
+        requests=len(requests),
+        delivered_without_202=len(delivered - accepted),
+        by_process=dict(Counter(r.header("user-agent") or "?" for r in requests)),
+    )
+
+
+def wait_all_delivered(
+    receiver: Receiver, path: str, accepted: set[str], cluster: Cluster, timeout: float
+) -> list[RecordedRequest]:
+    try:
+        return receiver.wait_until(
+            lambda got: accepted <= delivered_ids(got),
+            path=path,
+            timeout=timeout,
+            what="every accepted event delivered",
+        )
+    except AssertionError:
+        got = receiver.requests_for(path)
+        missing = sorted(accepted - delivered_ids(got))
+        raise AssertionError(
+            f"LOST: {len(missing)} accepted event(s) not delivered within {timeout:.0f}s, "
+            f"e.g. {missing[:5]}; {figures(got, accepted).line()}\n{cluster.log_tails()}"
+        ) from None
+
+
+def all_attempts(api: httpx.Client, tenant_id: str) -> list[dict[str, Any]]:
+    """Every attempt of the tenant, following `next` cursors (bounded)."""
+    rows: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": 1000}
+    for _ in range(20):
+        res = api.get("/attempts", params=params)
+        assert res.status_code == 200, f"GET /attempts -> {res.status_code} {res.text[:300]}"
+        body = res.json()
+        rows.extend(body["models"])
+        cursor = (body.get("pagination") or {}).get("next")
+        if not cursor:
+            return rows
+        params["next"] = cursor
+    raise AssertionError("GET /attempts: more than 20 pages")
+
+
+def wait_success_logged(
+    cluster: Cluster, tenant_id: str, accepted: set[str]
+) -> list[dict[str, Any]]:
+    """Poll until every accepted event has a successful attempt in the log; all attempts."""
+    with cluster.apis[1].http() as api:
+
+        def probe() -> list[dict[str, Any]] | None:
+            rows = all_attempts(api, tenant_id)
+            logged = {r["event_id"] for r in rows if r["status"] == "success"}
+            return rows if accepted <= logged else None
+
+        return poll_until(probe, timeout=30, interval=0.5, what="a success attempt per event")
+
+
+def setup_tenant(cluster: Cluster, receiver: Receiver, label: str, delay: float) -> tuple[str, str]:
+    """A tenant with one webhook destination on a fresh receiver path that answers after
+    `delay` seconds; returns (tenant id, path)."""
+    tenant = unique_id(label)
+    path = receiver.new_path(label)
+    receiver.configure(path, delay=delay)
+    with cluster.apis[0].admin_client() as admin:
+        admin.tenants.upsert(tenant_id=tenant)
+        create_webhook(admin, tenant, receiver.url(path))
+    return tenant, path
+
+
+def crashes(cluster: Cluster) -> list[str]:
+    """Processes of the cluster that have exited, with their exit code and last lines."""
+    return [
+        f"{srv.overrides.get('SERVICE')} process {srv.root_url} EXITED with code "
+        f"{srv.returncode}:\n{srv.log_tail(30)}"
+        for srv in cluster.servers
+        if not srv.running
+    ]
+
+
+# the tests -----------------------------------------------------------------------------------
+
+
+def test_two_api_and_two_delivery_processes_deliver_every_event(
+    cluster: Cluster, receiver: Receiver
+) -> None:
+    tenant, path = setup_tenant(cluster, receiver, "prod-steady", delay=0.02)
+    publisher = start_publisher(cluster, tenant, rate=500)
+    publisher.join(PUBLISH_DEADLINE + 5)
+    print(f"\nsteady: {publisher.summary()}")
+    publisher.assert_clean()
+    assert publisher.unavailable == 0 and publisher.connection_errors == 0, publisher.summary()
+    accepted = set(publisher.accepted)
+
+    requests = wait_all_delivered(receiver, path, accepted, cluster, DELIVERY_DEADLINE)
+    rows = wait_success_logged(cluster, tenant, accepted)
+    shown = figures(receiver.requests_for(path), accepted)
+    print(f"steady: {shown.line()} attempts logged={len(rows)}")
+
+    # each event once in the attempt log, and a success
+    assert len(rows) == EVENTS, f"{len(rows)} attempts for {EVENTS} events"
+    assert Counter(r["status"] for r in rows) == {"success": EVENTS}
+    assert {r["event_id"] for r in rows} == accepted
+    # the work was shared: both delivery processes sent some of it
+    by_agent = Counter(r.header("user-agent") for r in successes(requests))
+    assert by_agent[agent(0)] > 0 and by_agent[agent(1)] > 0, by_agent
+    # API processes deliver nothing
+    assert set(by_agent) <= {agent(0), agent(1)}, by_agent
+    assert crashes(cluster) == []
+
+
+def test_kill_9_of_one_delivery_process_under_load_loses_nothing(
+    cluster: Cluster, receiver: Receiver
+) -> None:
+    tenant, path = setup_tenant(cluster, receiver, "prod-kill", delay=0.1)  # deliveries in flight
+    victim, survivor = cluster.deliveries
+    publisher = start_publisher(cluster, tenant, rate=250)
+
+    def victim_busy() -> bool:
+        seen = receiver.requests_for(path)
+        return publisher.accepted_count() >= 300 and (
+            sum(1 for r in seen if r.header("user-agent") == agent(0)) >= 30
+        )
+
+    poll_until(victim_busy, timeout=30, what="300 events accepted and the victim delivering")
+    before_kill = figures(receiver.requests_for(path), set())
+    victim.kill()
+    killed_at = time.monotonic()
+    assert not victim.running
+
+    publisher.join(PUBLISH_DEADLINE + 5)
+    print(f"\nkill -9: {publisher.summary()}")
+    publisher.assert_clean()
+    accepted = set(publisher.accepted)
+
+    wait_all_delivered(receiver, path, accepted, cluster, DELIVERY_DEADLINE)
+    requests = receiver.requests_for(path)
+    first_delivery: dict[str, float] = {}
+    for r in successes(requests):
+        if r.event_id and r.event_id not in first_delivery:
+            first_delivery[r.event_id] = r.arrived_at
+    last = max(first_delivery[e] for e in accepted) - killed_at
+    sent_by_victim = {r.event_id for r in requests if r.header("user-agent") == agent(0)}
+    victim_ok = {r.event_id for r in successes(requests) if r.header("user-agent") == agent(0)}
+    taken_over = (sent_by_victim - victim_ok) & accepted
+    rows = wait_success_logged(cluster, tenant, accepted)
+    shown = figures(requests, accepted)
+    print(
+        f"kill -9: {shown.line()}\n"
+        f"  victim requests before kill={before_kill.by_process.get(agent(0), 0)}, "
+        f"events the victim sent but never completed={len(taken_over)} "
+        f"(all delivered by the survivor), last first delivery {last:.1f}s after the kill, "
+        f"attempts logged={len(rows)}"
+    )
+    assert shown.delivered == len(accepted) == EVENTS
+    alive = [survivor, *cluster.apis]
+    assert all(srv.running for srv in alive), "\n".join(crashes(cluster))
+    late = [
+        r
+        for r in successes(requests)
+        if r.header("user-agent") == agent(0) and r.arrived_at > killed_at + 1.0
+    ]
+    assert late == [], "the killed process kept delivering"
+
+
+def healthz(srv: ServerProcess) -> tuple[int, dict[str, Any], float]:
+    """(status, JSON body, seconds) of `GET /healthz`; status 0 when no answer came."""
+    began = time.monotonic()
+    try:
+        with httpx.Client(timeout=HANG_LIMIT + 5) as client:
+            res = client.get(f"{srv.root_url}/healthz")
+        body = (
+            res.json() if res.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        return res.status_code, body, time.monotonic() - began
+    except httpx.HTTPError:
+        return 0, {}, time.monotonic() - began
+
+
+def database_status(body: dict[str, Any]) -> str | None:
+    workers = body.get("workers") or {}
+    database = workers.get("database") or body.get("database") or {}
+    status = database.get("status")
+    return status if isinstance(status, str) else None
+
+
+@dataclass
+class OutageObservations:
+    healthz_failed: set[str] = field(default_factory=set)  # root URLs seen 503 + database failed
+    healthz_wrong: list[str] = field(default_factory=list)
+    reads_503: set[str] = field(default_factory=set)  # API URLs whose GET answered JSON 503
+    reads_wrong: list[str] = field(default_factory=list)
+    slowest_probe: float = 0.0
+
+
+def observe_outage(cluster: Cluster, tenant_id: str, seen: OutageObservations) -> None:
+    """One round of probes while PostgreSQL is down: /healthz of every process and a read on
+    every API process."""
+    for srv in cluster.servers:
+        status, body, seconds = healthz(srv)
+        seen.slowest_probe = max(seen.slowest_probe, seconds)
+        if status == 503 and database_status(body) == "failed":
+            seen.healthz_failed.add(srv.root_url)
+        elif status != 503:
+            seen.healthz_wrong.append(f"{srv.root_url}: {status} {body} after {seconds:.2f}s")
+    for srv in cluster.apis:
+        began = time.monotonic()
+        try:
+            with srv.http(timeout=HANG_LIMIT + 5) as api:
+                res = api.get(f"/tenants/{tenant_id}")
+        except httpx.HTTPError as exc:
+            seen.reads_wrong.append(f"{srv.root_url}: {exc!r}")
+            continue
+        seconds = time.monotonic() - began
+        seen.slowest_probe = max(seen.slowest_probe, seconds)
+        if is_json_error(res, 503):
+            seen.reads_503.add(srv.root_url)
+        elif res.status_code != 200:
+            seen.reads_wrong.append(f"{srv.root_url}: {res.status_code} {res.text[:200]}")
+
+
+def test_postgres_restart_under_load_loses_nothing(cluster: Cluster, receiver: Receiver) -> None:
+    tenant, path = setup_tenant(cluster, receiver, "prod-pg", delay=0.05)
+    publisher = start_publisher(cluster, tenant, rate=200)
+    poll_until(lambda: publisher.accepted_count() >= 300, timeout=30, what="300 events accepted")
+
+    seen = OutageObservations()
+    outage_complete = stopped = False
+    began = time.monotonic()
+    failures_before = publisher.failures()
+    try:
+        postgres.stop_server()
+        stopped = True
+        # bounded: PostgreSQL is started again once the outage has been seen everywhere, a
+        # process has died, or OUTAGE_LIMIT seconds have passed, whichever comes first
+        deadline = time.monotonic() + OUTAGE_LIMIT
+        while time.monotonic() < deadline and not outage_complete:
+            observe_outage(cluster, tenant, seen)
+            outage_complete = (
+                len(seen.healthz_failed) == len(cluster.servers)
+                and len(seen.reads_503) == len(cluster.apis)
+                and publisher.failures() - failures_before >= 20
+            )
+            if crashes(cluster):
+                break
+    finally:
+        if stopped:
+            postgres.start_server()
+        postgres.ensure_running()
+    outage = time.monotonic() - began
+    restarted_at = time.monotonic()
+
+    # Problems that do not stop the test from measuring what was lost: reported together at the end.
+    problems: list[str] = []
+    if not outage_complete:
+        problems.append(
+            f"during the outage: /healthz 503 + database failed seen on "
+            f"{len(seen.healthz_failed)}/{len(cluster.servers)} processes (other answers: "
+            f"{seen.healthz_wrong[:4]}), JSON 503 on reads from {len(seen.reads_503)}/"
+            f"{len(cluster.apis)} API processes (other answers: {seen.reads_wrong[:4]}), "
+            f"publisher failures {publisher.failures() - failures_before}"
+        )
+    elif seen.healthz_wrong or seen.reads_wrong:
+        problems.append(f"during the outage: {seen.healthz_wrong[:4]} {seen.reads_wrong[:4]}")
+    if seen.slowest_probe >= HANG_LIMIT:
+        problems.append(f"a probe took {seen.slowest_probe:.1f}s during the outage")
+
+    unhealthy: dict[str, int] = {}
+
+    def all_healthy() -> bool:
+        unhealthy.clear()
+        for srv in cluster.servers:
+            if srv.running:
+                status = healthz(srv)[0]
+                if status != 200:
+                    unhealthy[srv.root_url] = status
+        return not unhealthy
+
+    try:
+        poll_until(all_healthy, timeout=30, interval=0.2, what="every live process healthy")
+    except AssertionError:
+        problems.append(f"not healthy 30s after PostgreSQL started: {unhealthy}")
+    recovery = time.monotonic() - restarted_at
+
+    publisher.join(PUBLISH_DEADLINE + 5)
+    print(
+        f"\npostgres restart: {publisher.summary()}\n"
+        f"  outage={outage:.1f}s (stop included), healthy again {recovery:.1f}s after start, "
+        f"slowest probe during the outage={seen.slowest_probe:.2f}s, "
+        f"processes alive after={sum(srv.running for srv in cluster.servers)}/4"
+    )
+    publisher.assert_clean()
+    assert publisher.unavailable > 0, "no publish was answered 503 during the outage"
+    accepted = set(publisher.accepted)
+
+    try:
+        wait_all_delivered(receiver, path, accepted, cluster, DELIVERY_DEADLINE)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    else:
+        rows = wait_success_logged(cluster, tenant, accepted)
+        print(f"  attempts logged={len(rows)}")
+    shown = figures(receiver.requests_for(path), accepted)
+    print(f"postgres restart: {shown.line()} 503-count={publisher.unavailable}")
+    problems += crashes(cluster)
+    assert not problems, "\n\n".join(problems)
+    assert shown.delivered == len(accepted) == EVENTS
