@@ -26,6 +26,7 @@ from outpost.storage.protocols import DeliveryQueue
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 100
+ERROR_PAUSE_SECONDS = 1.0
 MAX_CLAIMS_WITHOUT_ATTEMPT = 10  # then an infrastructure fault is recorded as a failed attempt
 
 
@@ -86,20 +87,22 @@ class DeliveryWorker:
         if free <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return
+        want = min(free, CLAIM_BATCH)
         try:
-            tasks = await self._queue.claim(min(free, CLAIM_BATCH), self._settings.lease_ms)
+            tasks = await self._queue.claim(want, self._settings.lease_ms)
+            for task in tasks:
+                running = asyncio.create_task(self._deliver(task))
+                self._in_flight.add(running)
+                running.add_done_callback(self._in_flight.discard)
+            if len(tasks) < want:
+                await self._queue.wait_for_work(await self._idle_seconds())
             self.healthy = True
-        except OutpostError as exc:
+        except Exception as exc:
+            # The store is down (or a bug): report unhealthy, keep the process, try again soon.
+            # Claimed tasks keep their leases and come back if this process never finishes them.
             self.healthy = False
-            log.error("claiming deliveries failed: %s", exc)
-            await asyncio.sleep(1)
-            return
-        for task in tasks:
-            running = asyncio.create_task(self._deliver(task))
-            self._in_flight.add(running)
-            running.add_done_callback(self._in_flight.discard)
-        if len(tasks) < min(free, CLAIM_BATCH):
-            await self._queue.wait_for_work(await self._idle_seconds())
+            log.error("delivery loop: %r; retrying in %.0f s", exc, ERROR_PAUSE_SECONDS)
+            await asyncio.sleep(ERROR_PAUSE_SECONDS)
 
     async def _idle_seconds(self) -> float:
         due = await self._scheduler.next_visible_at()
@@ -115,14 +118,17 @@ class DeliveryWorker:
             log.warning("no attempt for event %s (claim %d): %s", task.event.id, task.claims, exc)
             await self._settle(lambda: self._queue.release(task, self._settings.release_delay_ms))
             return
+        except OutpostError as exc:  # e.g. the store was unreachable to look the destination up
+            log.error("delivery of event %s not attempted: %s", task.event.id, exc)
+            return  # the task keeps its lease and is claimed again when it ends
         await self._settle(lambda: self._recorder.record(outcome))
 
     async def _settle(self, write: Callable[[], Awaitable[None]]) -> None:
         try:
             await write()
-        except OutpostError as exc:
+        except Exception as exc:
             # The task keeps its lease and is delivered again once it expires: at least once.
-            log.error("could not record a delivery: %s", exc)
+            log.error("could not record a delivery: %r", exc)
 
     async def _attempt(self, task: DeliveryTask) -> Outcome:
         event = task.event

@@ -101,7 +101,7 @@ class ServerProcess:
         self.starts = 0
         self.database: str | None = None
         self.postgres_url = postgres_url or ""
-        if postgres_url is None and BACKEND == "postgres":
+        if postgres_url is None and BACKEND in ("postgres", "postgres+rabbitmq"):
             self.database, self.postgres_url = create_database()
 
     # addresses ---------------------------------------------------------------------------------

@@ -42,13 +42,20 @@ _UNAVAILABLE = (
 
 
 def translate(exc: BaseException) -> BaseException:
-    """Driver errors become StoreUnavailable (retry later) or StoreError; ours pass through."""
+    """Driver errors become StoreUnavailable (retry later) or StoreError; ours pass through.
+
+    A query the server refused is a StoreError. Anything else from the driver is about the
+    connection (refused, reset, or broken mid-operation, which asyncpg reports as
+    InternalClientError "cannot switch to state ...") and so StoreUnavailable.
+    """
     if isinstance(exc, InputError | StoreError):
         return exc
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"database unavailable: {exc!r}")
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+    if isinstance(exc, asyncpg.PostgresError):
         return StoreError(str(exc))
+    if type(exc).__module__.startswith("asyncpg"):
+        return StoreUnavailable(f"database unavailable: {exc!r}")
     return exc
 
 
