@@ -31,6 +31,9 @@ class Backend(TenantStore, LogStore, DeliveryQueue, Protocol):
     async def next_visible_at(self) -> int | None: ...
 
 
+MakeBackend = Callable[[], Backend]
+
+
 def uid(label: str) -> str:
     """An id no other test uses (tests of a module may share one database)."""
     return f"{label}_{uuid.uuid4().hex[:12]}"

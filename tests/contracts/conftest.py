@@ -3,9 +3,10 @@
 - `sqlite`: `SqliteBackend` in the test's tmp dir (a fresh database per test).
 - `postgres`: `PostgresBackend(dsn)` over a database created for the test module
   (`outpost_test_<random>`, dropped WITH (FORCE) afterwards), so tests of a module share it and
-  use ids of their own. Tests marked `own_database` (the whole queue is theirs: `claim` and
-  `next_visible_at` see every tenant's tasks) get a database of their own. Skipped, with the
-  reason, while `outpost/storage/postgres/backend.py` does not exist.
+  use ids of their own. Tests marked `clean_database` (the whole queue is theirs: `claim` and
+  `next_visible_at` see every tenant's tasks) start from the state right after migrations: every
+  table that was empty then is truncated first (a new database per test costs ~0.5 s).
+  Skipped, with the reason, while `outpost/storage/postgres/backend.py` does not exist.
 
 The server is `OUTPOST_TEST_POSTGRES_ADMIN_DSN` (default: postgres@127.0.0.1:5432, trust auth).
 An unreachable server is an error, not a skip: a skip would hide a broken setup.
@@ -16,29 +17,31 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from outpost.storage.sqlite.backend import SqliteBackend
 
-from ._support import Backend
+from ._support import Backend, MakeBackend
 
 ADMIN_DSN = os.environ.get(
     "OUTPOST_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 POSTGRES_MODULE = "outpost.storage.postgres.backend"
 
-MakeBackend = Callable[[], Backend]
+T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "own_database: on shared-server backends, a database for this test alone"
+        "markers", "clean_database: on shared-server backends, start with no rows of other tests"
     )
 
 
@@ -57,17 +60,38 @@ def _postgres_backend_class() -> Callable[[str], Backend]:
     return cast(Callable[[str], Backend], module.PostgresBackend)
 
 
-def _blocking(work: Coroutine[Any, Any, None]) -> None:
+def _blocking(work: Coroutine[Any, Any, T]) -> T:
     """Run `work` on an event loop of its own, in a thread: callable from any fixture."""
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, work).result()
+        return pool.submit(asyncio.run, work).result()
 
 
 async def _admin(statement: str) -> None:
-    asyncpg: Any = importlib.import_module("asyncpg")  # untyped: kept out of mypy's view
-    conn = await asyncpg.connect(ADMIN_DSN, timeout=10)
+    await _execute(ADMIN_DSN, statement)
+
+
+async def _execute(dsn: str, statement: str) -> None:
+    conn = await _asyncpg().connect(dsn, timeout=10)
     try:
         await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _asyncpg() -> Any:
+    return importlib.import_module("asyncpg")  # untyped: kept out of mypy's view
+
+
+_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+
+
+async def _tables(dsn: str, *, with_rows: bool) -> set[str]:
+    conn = await _asyncpg().connect(dsn, timeout=10)
+    try:
+        names = {r[0] for r in await conn.fetch(_TABLES)}
+        if not with_rows:
+            return names
+        return {n for n in names if await conn.fetchval(f'SELECT EXISTS (SELECT FROM "{n}")')}
     finally:
         await conn.close()
 
@@ -77,24 +101,51 @@ def _database_dsn(name: str) -> str:
     return f"{base}/{name}"
 
 
-def _create_database() -> tuple[str, Callable[[], None]]:
-    name = f"outpost_test_{uuid.uuid4().hex[:16]}"
-    _blocking(_admin(f'CREATE DATABASE "{name}"'))
+@dataclass(frozen=True)
+class PostgresDatabase:
+    dsn: str
+    bookkeeping: frozenset[str]  # tables with rows right after migrations: resets keep them
 
-    def drop() -> None:
-        _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    def reset(self) -> None:
+        """Back to the state right after migrations: truncate every other table."""
 
-    return _database_dsn(name), drop
+        async def truncate() -> None:
+            tables = await _tables(self.dsn, with_rows=False) - self.bookkeeping
+            if tables:
+                names = ", ".join(f'"{t}"' for t in sorted(tables))
+                await _execute(self.dsn, f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+        _blocking(truncate())
 
 
 @pytest.fixture(scope="module")
-def postgres_module_dsn() -> Iterator[str]:
-    _postgres_backend_class()
-    dsn, drop = _create_database()
+def postgres_database() -> Iterator[PostgresDatabase]:
+    backend_class = _postgres_backend_class()
+    name = f"outpost_test_{uuid.uuid4().hex[:16]}"
+    _blocking(_admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield dsn
+        dsn = _database_dsn(name)
+
+        async def migrate() -> frozenset[str]:
+            migrated = backend_class(dsn)
+            await migrated.open()
+            await migrated.close()
+            return frozenset(await _tables(dsn, with_rows=True))
+
+        yield PostgresDatabase(dsn, _blocking(migrate()))
     finally:
-        drop()
+        _drop(name)
+
+
+def _drop(name: str) -> None:
+    """Drop a test database, retrying for a few seconds: the server may be restarting."""
+    for _ in range(9):
+        try:
+            _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except Exception:  # asyncpg's errors, refused connections: try again shortly
+            time.sleep(0.5)
+    _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -103,12 +154,10 @@ def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MakeBackend:
     if request.param == "sqlite":
         return lambda: SqliteBackend(tmp_path / "sqlite", synchronous="NORMAL")
     backend_class = _postgres_backend_class()
-    if request.node.get_closest_marker("own_database") is not None:
-        dsn, drop = _create_database()
-        request.addfinalizer(drop)
-    else:
-        dsn = request.getfixturevalue("postgres_module_dsn")
-    return lambda: backend_class(dsn)
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    if request.node.get_closest_marker("clean_database") is not None:
+        database.reset()
+    return lambda: backend_class(database.dsn)
 
 
 @pytest.fixture

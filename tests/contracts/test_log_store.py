@@ -82,6 +82,12 @@ async def test_get_events_returns_the_found_ones_by_id(backend: Backend) -> None
     found = await backend.get_events([one.id, two.id, uid("evt")])
 
     assert found == {one.id: one, two.id: two}
+
+
+async def test_get_events_of_no_ids_is_empty(backend: Backend) -> None:
+    """Asked for no ids (e.g. expanding an empty attempts page), it loads nothing at all."""
+    await _accept(backend, event(uid("evt"), uid("tnt"), matched=("d1",)))
+
     assert await backend.get_events([]) == {}
 
 

@@ -1,11 +1,13 @@
 """Production topology: two API processes and two delivery processes on one PostgreSQL database.
 
 Every test builds that cluster on a fresh database (PostgreSQL whatever `OUTPOST_TEST_BACKEND`
-says), publishes a bounded batch alternating between the two API processes from a few threads,
-and checks at-least-once delivery on a real receiver: every event that got a 202 arrives, none is
-lost; duplicates are allowed, counted and printed. Two faults are injected under load, each
-bounded in count and time and on loopback only: kill -9 of one delivery process, and a stop/start
-of the local PostgreSQL server (which every process depends on).
+says; with `postgres+rabbitmq` the four processes also share one set of RabbitMQ queues, so the
+same tests exercise the hand-out through the broker), publishes a bounded batch alternating
+between the two API processes from a few threads, and checks at-least-once delivery on a real
+receiver: every event that got a 202 arrives, none is lost; duplicates are allowed, counted and
+printed. Faults are injected under load, each bounded in count and time and on loopback only:
+kill -9 of one delivery process, a stop/start of the local PostgreSQL server (which every process
+depends on), and in RabbitMQ mode a stop/start of the local broker.
 
 Which delivery process sent a request is told by its User-Agent: each one is configured with its
 own `HTTP_USER_AGENT`, so no server change is needed to observe the division of work.
@@ -13,6 +15,7 @@ own `HTTP_USER_AGENT`, so no server change is needed to observe the division of 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -24,10 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-from support import postgres
+from support import postgres, rabbitmq
 from support.api import create_webhook, is_json_error, unique_id
 from support.receiver import Receiver, RecordedRequest
-from support.server import ServerProcess
+from support.server import BACKEND, ServerProcess
 from support.waiting import poll_until
 
 from .conftest import _STARTED
@@ -41,7 +44,8 @@ HANG_LIMIT = 15.0  # no API answer may take longer, even while the database is d
 RETRY_DELAY = 0.1  # a publisher tries a refused event again after this long (other events first)
 PUBLISH_DEADLINE = 90.0  # the whole batch, retries included
 DELIVERY_DEADLINE = LEASE_SECONDS + 50.0
-OUTAGE_LIMIT = 10.0  # PostgreSQL stays down at most this long
+OUTAGE_LIMIT = 10.0  # PostgreSQL (or RabbitMQ) stays down at most this long
+RABBIT = BACKEND == "postgres+rabbitmq"
 
 CLUSTER_ENV = {
     "DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -62,9 +66,11 @@ def agent(index: int) -> str:
 
 @dataclass
 class Cluster:
+    database: str  # also names the RabbitMQ exchange and queues in RabbitMQ mode
     postgres_url: str
     apis: list[ServerProcess]
     deliveries: list[ServerProcess]
+    rabbitmq: bool = False
 
     @property
     def servers(self) -> list[ServerProcess]:
@@ -79,28 +85,43 @@ class Cluster:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Two `SERVICE=api` and two `SERVICE=delivery` processes on one fresh database."""
+    """Two `SERVICE=api` and two `SERVICE=delivery` processes on one fresh database; in
+    `postgres+rabbitmq` mode all four also get the same RabbitMQ exchange and queues. Indirect
+    parametrisation may pass extra environment variables for all four (a dict)."""
+    extra: dict[str, str] = getattr(request, "param", {})
     postgres.ensure_running()
+    if RABBIT:
+        rabbitmq.ensure_running()
     name, url = postgres.create_database("outpost_prod")
+    broker = rabbitmq.settings_for(name) if RABBIT else {}
     servers: list[ServerProcess] = []
     request.node.stash[_STARTED] = servers  # conftest attaches their output to a failure
     try:
         for index in range(2):
-            env = {**CLUSTER_ENV, "SERVICE": "api"}
+            env = {**CLUSTER_ENV, **broker, **extra, "SERVICE": "api"}
             servers.append(ServerProcess(env, workdir=tmp_path / f"api{index}", postgres_url=url))
         for index in range(2):
-            env = {**CLUSTER_ENV, "SERVICE": "delivery", "HTTP_USER_AGENT": agent(index)}
+            env = {
+                **CLUSTER_ENV,
+                **broker,
+                **extra,
+                "SERVICE": "delivery",
+                "HTTP_USER_AGENT": agent(index),
+            }
             workdir = tmp_path / f"delivery{index}"
             servers.append(ServerProcess(env, workdir=workdir, postgres_url=url))
         # all four at once: migrations are serialised by the server's advisory lock
         with ThreadPoolExecutor(len(servers)) as pool:
             list(pool.map(ServerProcess.start, servers))
-        yield Cluster(url, servers[:2], servers[2:])
+        yield Cluster(name, url, servers[:2], servers[2:], rabbitmq=RABBIT)
     finally:
         for srv in servers:
             srv.close()
         postgres.ensure_running()
         postgres.drop_database(name)
+        if RABBIT:
+            rabbitmq.ensure_running()
+            rabbitmq.delete(name)
 
 
 # publishing under load -----------------------------------------------------------------------
@@ -120,6 +141,7 @@ class LoadPublisher:
     rate: float
     threads: int = PUBLISHER_THREADS
     accepted: dict[str, bool] = field(default_factory=dict)  # id -> answered `duplicate: true`
+    accepted_at: dict[str, float] = field(default_factory=dict)  # id -> monotonic time of the 202
     accepted_on_retry: int = 0
     unavailable: int = 0  # 503 answers
     bad_unavailable: list[str] = field(default_factory=list)  # 503s that are not JSON errors
@@ -214,6 +236,7 @@ class LoadPublisher:
         with self.lock:
             if res.status_code == 202:
                 self.accepted[event_id] = bool(res.json().get("duplicate"))
+                self.accepted_at.setdefault(event_id, time.monotonic())
                 self.accepted_on_retry += tries > 0
                 return True
             if res.status_code == 503:
@@ -619,6 +642,180 @@ def test_postgres_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         print(f"  attempts logged={len(rows)}")
     shown = figures(receiver.requests_for(path), accepted)
     print(f"postgres restart: {shown.line()} 503-count={publisher.unavailable}")
+    problems += crashes(cluster)
+    assert not problems, "\n\n".join(problems)
+    assert shown.delivered == len(accepted) == EVENTS
+
+
+# a broker restart (RabbitMQ mode) ------------------------------------------------------------
+
+HOLD_SECONDS = 3  # RABBITMQ_HOLD_SECONDS: a task whose hand-out failed is claimable this soon
+HAND_OUT_FAILED = re.compile(r"could not hand (\d+) tasks? to RabbitMQ")
+
+
+def rabbitmq_status(body: dict[str, Any]) -> str | None:
+    broker = (body.get("workers") or {}).get("rabbitmq") or {}
+    status = broker.get("status")
+    return status if isinstance(status, str) else None
+
+
+def hand_out_failures(cluster: Cluster) -> tuple[int, int]:
+    """(warnings, tasks) of the API processes' "could not hand N tasks to RabbitMQ" log lines:
+    tasks that no message carries, so only a database claim after the hold can deliver them."""
+    warnings = tasks = 0
+    for srv in cluster.apis:
+        for match in HAND_OUT_FAILED.finditer(srv.log_text()):
+            warnings += 1
+            tasks += int(match.group(1))
+    return warnings, tasks
+
+
+@dataclass
+class BrokerOutage:
+    stopped_at: float
+    failed_after: dict[str, float] = field(default_factory=dict)  # URL -> s to 503 + failed
+    not_failed: dict[str, str] = field(default_factory=dict)  # URL -> last other answer
+    slowest_probe: float = 0.0
+
+    def observe(self, cluster: Cluster) -> None:
+        """One round of /healthz on every process while the broker is down."""
+        for srv in cluster.servers:
+            status, body, seconds = healthz(srv)
+            self.slowest_probe = max(self.slowest_probe, seconds)
+            if status == 503 and rabbitmq_status(body) == "failed":
+                self.failed_after.setdefault(srv.root_url, time.monotonic() - self.stopped_at)
+                self.not_failed.pop(srv.root_url, None)
+            elif srv.root_url not in self.failed_after:
+                self.not_failed[srv.root_url] = f"{status} {body} after {seconds:.2f}s"
+
+
+@pytest.mark.skipif(
+    not RABBIT,
+    reason="restarts the RabbitMQ broker: only meaningful with "
+    "OUTPOST_TEST_BACKEND=postgres+rabbitmq",
+)
+@pytest.mark.parametrize(
+    "cluster",
+    [{"RABBITMQ_HOLD_SECONDS": str(HOLD_SECONDS)}],
+    indirect=True,
+    ids=[f"hold{HOLD_SECONDS}s"],
+)
+def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: Receiver) -> None:
+    tenant, path = setup_tenant(cluster, receiver, "prod-rmq", delay=0.05)
+    publisher = start_publisher(cluster, tenant, rate=100)  # ~10 s of publishing
+    poll_until(lambda: publisher.accepted_count() >= 300, timeout=30, what="300 events accepted")
+    assert not rabbitmq.queue_depths(cluster.database).get(f"{cluster.database}-q.dlq"), (
+        "messages dead-lettered before the fault"
+    )
+
+    def accepted_since(moment: float) -> set[str]:
+        with publisher.lock:
+            return {e for e, t in publisher.accepted_at.items() if t >= moment}
+
+    stopped = outage_complete = False
+    stopped_at = time.monotonic()
+    seen = BrokerOutage(stopped_at)
+    failures_before = publisher.failures()
+    try:
+        rabbitmq.stop_app()
+        stopped = True
+        stopped_at = seen.stopped_at = time.monotonic()
+        # bounded: the broker is started again once every process reported it failed and events
+        # accepted during the outage were delivered from the database, when a process died, or
+        # after OUTAGE_LIMIT seconds, whichever comes first
+        deadline = stopped_at + OUTAGE_LIMIT
+        while time.monotonic() < deadline and not outage_complete:
+            seen.observe(cluster)
+            during = accepted_since(stopped_at)
+            outage_complete = (
+                len(seen.failed_after) == len(cluster.servers)
+                and len(during) >= 50
+                and bool(during & delivered_ids(receiver.requests_for(path)))
+            )
+            if crashes(cluster):
+                break
+            if not outage_complete:
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))  # poll interval
+    finally:
+        try:
+            if stopped:
+                rabbitmq.start_app()
+        finally:
+            rabbitmq.ensure_running()
+    restarted_at = time.monotonic()
+    outage = restarted_at - stopped_at
+    accepted_during = accepted_since(stopped_at) - accepted_since(restarted_at)
+    failures_during = publisher.failures() - failures_before
+
+    problems: list[str] = []
+    if len(seen.failed_after) < len(cluster.servers):
+        problems.append(
+            f"during the {outage:.1f}s broker outage, /healthz answered 503 with "
+            f"workers.rabbitmq failed on only {len(seen.failed_after)}/{len(cluster.servers)} "
+            f"processes; the others last answered {seen.not_failed}"
+        )
+    if seen.slowest_probe >= HANG_LIMIT:
+        problems.append(f"a /healthz probe took {seen.slowest_probe:.1f}s during the outage")
+
+    unhealthy: dict[str, str] = {}
+
+    def all_healthy() -> bool:
+        unhealthy.clear()
+        for srv in cluster.servers:
+            if srv.running:
+                status, body, _ = healthz(srv)
+                if status != 200 or rabbitmq_status(body) != "healthy":
+                    unhealthy[srv.root_url] = f"{status} {body.get('workers')}"
+        return not unhealthy
+
+    try:
+        poll_until(all_healthy, timeout=30, interval=0.2, what="every live process healthy")
+    except AssertionError:
+        problems.append(f"not healthy 30s after RabbitMQ started: {unhealthy}")
+    recovery = time.monotonic() - restarted_at
+
+    publisher.join(PUBLISH_DEADLINE + 5)
+    print(
+        f"\nrabbitmq restart: {publisher.summary()}\n"
+        f"  outage={outage:.1f}s (stop_app to start_app done), healthy again {recovery:.1f}s "
+        f"after, /healthz said rabbitmq failed after "
+        f"{ {u: round(s, 1) for u, s in seen.failed_after.items()} }, slowest probe during the "
+        f"outage={seen.slowest_probe:.2f}s, accepted during the outage={len(accepted_during)}, "
+        f"publish failures during the outage={failures_during}, "
+        f"processes alive after={sum(srv.running for srv in cluster.servers)}/4"
+    )
+    problems += publisher.problems()
+    accepted = set(publisher.accepted)
+
+    try:
+        wait_all_delivered(receiver, path, accepted, cluster, DELIVERY_DEADLINE)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    else:
+        rows = wait_success_logged(cluster, tenant, accepted)
+        print(f"  attempts logged={len(rows)}")
+    requests = receiver.requests_for(path)
+    shown = figures(requests, accepted)
+    first: dict[str, float] = {}
+    for r in successes(requests):
+        if r.event_id and r.event_id not in first:
+            first[r.event_id] = r.arrived_at
+    with publisher.lock:
+        waited_hold = sum(
+            1
+            for e, t in publisher.accepted_at.items()
+            if e in first and first[e] - t >= HOLD_SECONDS - 0.5
+        )
+    during_outage = sum(1 for e in accepted_during if e in first and first[e] < restarted_at)
+    warnings, not_handed_out = hand_out_failures(cluster)
+    depths = rabbitmq.queue_depths(cluster.database)
+    print(
+        f"rabbitmq restart: {shown.line()}\n"
+        f"  database fallback: tasks whose hand-out failed (API log)={not_handed_out} in "
+        f"{warnings} warnings; events first delivered >= {HOLD_SECONDS - 0.5}s after their 202="
+        f"{waited_hold}; events accepted during the outage and delivered before the broker "
+        f"was back={during_outage}/{len(accepted_during)}; queue depths after={depths}"
+    )
     problems += crashes(cluster)
     assert not problems, "\n\n".join(problems)
     assert shown.delivered == len(accepted) == EVENTS

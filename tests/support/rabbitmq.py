@@ -1,10 +1,19 @@
-"""RabbitMQ names for one test server, and their removal afterwards (127.0.0.1:5672, guest)."""
+"""RabbitMQ names for one test server, and their removal afterwards (127.0.0.1:5672, guest).
+
+Fault tests can also stop and start the broker application of the local node (`rabbitmqctl`);
+that affects everything on this machine, so a test that calls `stop_app()` calls
+`ensure_running()` in a `finally`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import socket
+import subprocess
+import time
+from urllib.parse import urlsplit
 
 import aio_pika
 
@@ -33,3 +42,105 @@ async def _delete(name: str) -> None:
 
 def delete(name: str) -> None:
     asyncio.run(_delete(name))
+
+
+async def _depths(name: str) -> dict[str, int]:
+    connection = await aio_pika.connect(URL, timeout=10)
+    async with connection:
+        depths: dict[str, int] = {}
+        for queue in (f"{name}-q", f"{name}-q.dlq"):
+            channel = await connection.channel()  # a failed passive declare closes the channel
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except aio_pika.exceptions.AMQPError:
+                continue
+            depths[queue] = declared.declaration_result.message_count or 0
+        return depths
+
+
+def queue_depths(name: str) -> dict[str, int]:
+    """Messages ready in the delivery queue and its dead-letter queue of `name` (a missing queue
+    is left out)."""
+    return asyncio.run(_depths(name))
+
+
+# The local broker itself ----------------------------------------------------------------------
+
+
+def _address() -> tuple[str, int]:
+    parts = urlsplit(URL)
+    return parts.hostname or "127.0.0.1", parts.port or 5672
+
+
+def _ctl(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _checked(*args: str, timeout: float = 60.0) -> None:
+    done = _ctl(*args, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"rabbitmqctl {' '.join(args)} exited {done.returncode}: "
+            f"{(done.stderr or done.stdout).strip()[-500:]}"
+        )
+
+
+def accepts_connections() -> bool:
+    """The AMQP port accepts a TCP connection."""
+    try:
+        with socket.create_connection(_address(), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def node_running() -> bool:
+    """The Erlang node answers `rabbitmqctl status` (the broker application may be stopped)."""
+    try:
+        return _ctl("status", timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def is_ready() -> bool:
+    """The port accepts connections and `rabbitmqctl await_startup` succeeds."""
+    if not accepts_connections():
+        return False
+    try:
+        return _ctl("await_startup", "--timeout", "5", timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def wait_ready(timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not is_ready():
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"RabbitMQ not ready within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def stop_app() -> None:
+    """Stop the broker application of the local node (the node stays up): every client
+    connection is closed and the AMQP port stops accepting connections."""
+    _checked("stop_app")
+
+
+def start_app() -> None:
+    _checked("start_app")
+
+
+def ensure_running(timeout: float = 60.0) -> None:
+    """Bring the local broker back if it is not ready (start the application, or the whole node
+    when it is down), and wait until it is."""
+    if not is_ready():
+        if node_running():
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                start_app()  # may fail if it is already starting; wait_ready decides
+        else:
+            subprocess.run(
+                ["rabbitmq-server", "-detached"], capture_output=True, timeout=60, check=False
+            )
+    wait_ready(timeout)

@@ -243,8 +243,9 @@ WITH stored AS (
         eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
         data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
         destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
-    WHERE NOT (events.accepted_at >= $11 AND events.matched_destination_ids <> '[]'
-               AND excluded.matched_destination_ids <> '[]')
+    -- the same rule as storage/sqlite/task_ops.replaces()
+    WHERE events.matched_destination_ids = '[]'
+       OR (events.accepted_at < $11 AND excluded.matched_destination_ids <> '[]')
     RETURNING id
 ), queued AS (
     INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at)
@@ -267,7 +268,8 @@ async def accept_event(
 ) -> tuple[bool, list[int]]:
     """Store the event and queue its first deliveries, claimable from `visible_at`.
 
-    Returns (duplicate, ids of the tasks queued); a duplicate writes nothing.
+    Returns (duplicate, ids of the tasks queued). The rules are those of the SQLite backend
+    (storage/sqlite/task_ops.accept_event): an earlier event that matched is kept.
     """
     row = await conn.fetchrow(
         _ACCEPT,
@@ -278,7 +280,8 @@ async def accept_event(
         visible_at,
     )
     assert row is not None
-    return int(row[0]) == 0, list(row[2])
+    kept_earlier = int(row[0]) == 0
+    return kept_earlier and bool(event.matched_destination_ids), list(row[2])
 
 
 async def enqueue_manual(

@@ -22,6 +22,8 @@ def get_event(conn: sqlite3.Connection, event_id: str, tenant_id: str | None) ->
 
 
 def get_events(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Event]:
+    if not ids:
+        return {}
     where = Where().any_of("id", ids)
     found = conn.execute(f"{_SELECT_EVENTS} WHERE {where.sql()}", where.params)
     return {e.id: e for e in map(rows.event, found)}

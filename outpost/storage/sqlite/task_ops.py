@@ -47,15 +47,17 @@ def enqueue(
 def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after: int) -> bool:
     """Store a published event and queue its first deliveries. True when it is a duplicate.
 
-    A duplicate is an event id accepted at or after `dedupe_after` that matched destinations;
-    one that matched nothing is replaced, so publishing it again once a destination exists
-    delivers it (as Outpost does).
+    An event stored earlier under the same id is kept when it matched destinations, unless it
+    was accepted before `dedupe_after` and this one matches too (a republish after the window
+    delivers again). Keeping it makes this publish a duplicate if it matches anything; one that
+    matches nothing records nothing, as in Outpost. An earlier event that matched nothing is
+    replaced, so publishing it again once a destination exists delivers it.
     """
     seen = conn.execute(
         "SELECT accepted_at, matched_destination_ids FROM events WHERE id = ?", (event.id,)
     ).fetchone()
-    if seen and seen[0] >= dedupe_after and seen[1] != "[]" and event.matched_destination_ids:
-        return True
+    if seen and not replaces(seen[1] != "[]", seen[0] < dedupe_after, event):
+        return bool(event.matched_destination_ids)
     conn.execute(
         "INSERT OR REPLACE INTO events (" + rows.EVENT_COLUMNS + ", accepted_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -64,6 +66,10 @@ def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after:
     for destination_id in event.matched_destination_ids:
         enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=now)
     return False
+
+
+def replaces(stored_matched: bool, stored_expired: bool, event: Event) -> bool:
+    return not stored_matched or (stored_expired and bool(event.matched_destination_ids))
 
 
 def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
