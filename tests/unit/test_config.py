@@ -108,7 +108,7 @@ def test_explicit_api_key_is_never_replaced(tmp_path: Path) -> None:
 
 
 def test_configuration_docs_list_every_setting_as_the_code_does() -> None:
-    assert config.markdown_table() in DOCS.read_text()
+    assert config.markdown_table() in DOCS.read_text(), "run scripts/docs"
 
 
 def test_split_services_need_postgres() -> None:
