@@ -650,6 +650,9 @@ def test_postgres_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
 # a broker restart (RabbitMQ mode) ------------------------------------------------------------
 
 HOLD_SECONDS = 3  # RABBITMQ_HOLD_SECONDS: a task whose hand-out failed is claimable this soon
+HEALTH_WINDOW = 5.0  # /healthz has this long into the outage to report the broker failed
+RECOVERY_LIMIT = 30.0  # after the broker is back: consumers, hand-out and health within this
+AFTER_EVENTS = 200  # published once the hand-out works again
 HAND_OUT_FAILED = re.compile(r"could not hand (\d+) tasks? to RabbitMQ")
 
 
@@ -659,15 +662,11 @@ def rabbitmq_status(body: dict[str, Any]) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def hand_out_failures(cluster: Cluster) -> tuple[int, int]:
-    """(warnings, tasks) of the API processes' "could not hand N tasks to RabbitMQ" log lines:
-    tasks that no message carries, so only a database claim after the hold can deliver them."""
-    warnings = tasks = 0
-    for srv in cluster.apis:
-        for match in HAND_OUT_FAILED.finditer(srv.log_text()):
-            warnings += 1
-            tasks += int(match.group(1))
-    return warnings, tasks
+def hand_out_failures(srv: ServerProcess) -> int:
+    """Tasks named in the process's "could not hand N tasks to RabbitMQ" warnings: no message
+    carries them, so only a database claim after the hold can deliver them. The warning is
+    logged before the 202 is sent, so it is in the log once the answer has arrived."""
+    return sum(int(m.group(1)) for m in HAND_OUT_FAILED.finditer(srv.log_text()))
 
 
 @dataclass
@@ -689,6 +688,51 @@ class BrokerOutage:
                 self.not_failed[srv.root_url] = f"{status} {body} after {seconds:.2f}s"
 
 
+def publish_one(srv: ServerProcess, tenant_id: str, event_id: str) -> httpx.Response:
+    body = {"id": event_id, "tenant_id": tenant_id, "topic": "user.created", "data": {}}
+    with srv.http(timeout=HANG_LIMIT + 5) as api:
+        return api.post("/publish", json=body)
+
+
+def wait_hand_out_works(cluster: Cluster, tenant_id: str, accepted: set[str]) -> dict[str, float]:
+    """After the broker is back: publish one probe event at a time to each API process until
+    one is answered 202 without a hand-out failure in that process's log. Returns the seconds
+    each process took; probes that got a 202 are added to `accepted`. Bounded by
+    RECOVERY_LIMIT."""
+    began = time.monotonic()
+    took: dict[str, float] = {}
+    for index, srv in enumerate(cluster.apis):
+        probes = 0
+
+        def handed_out(srv: ServerProcess = srv, index: int = index) -> bool:
+            nonlocal probes
+            probes += 1
+            before = hand_out_failures(srv)
+            event_id = f"{tenant_id}-probe{index}-{probes:03d}"
+            res = publish_one(srv, tenant_id, event_id)
+            assert res.status_code == 202, f"probe publish -> {res.status_code} {res.text[:200]}"
+            accepted.add(event_id)
+            return hand_out_failures(srv) == before
+
+        remaining = max(1.0, RECOVERY_LIMIT - (time.monotonic() - began))
+        poll_until(
+            handed_out,
+            timeout=remaining,
+            interval=0.5,
+            what=f"a publish on {srv.root_url} handed out to RabbitMQ again",
+        )
+        took[srv.root_url] = round(time.monotonic() - began, 1)
+    return took
+
+
+def first_deliveries(requests: list[RecordedRequest]) -> dict[str, float]:
+    first: dict[str, float] = {}
+    for r in successes(requests):
+        if r.event_id and r.event_id not in first:
+            first[r.event_id] = r.arrived_at
+    return first
+
+
 @pytest.mark.skipif(
     not RABBIT,
     reason="restarts the RabbitMQ broker: only meaningful with "
@@ -701,36 +745,45 @@ class BrokerOutage:
     ids=[f"hold{HOLD_SECONDS}s"],
 )
 def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: Receiver) -> None:
+    """The broker application is stopped while a batch is being published and delivered, and
+    started again. PostgreSQL is the source of truth: publishing goes on (a task whose hand-out
+    failed is claimed from the database after RABBITMQ_HOLD_SECONDS), nothing accepted is lost,
+    no process exits, /healthz says the broker failed meanwhile, and once the broker is back
+    the consumers return, publishes are handed out through it again and every process is
+    healthy."""
+    queue = f"{cluster.database}-q"
     tenant, path = setup_tenant(cluster, receiver, "prod-rmq", delay=0.05)
     publisher = start_publisher(cluster, tenant, rate=100)  # ~10 s of publishing
     poll_until(lambda: publisher.accepted_count() >= 300, timeout=30, what="300 events accepted")
-    assert not rabbitmq.queue_depths(cluster.database).get(f"{cluster.database}-q.dlq"), (
-        "messages dead-lettered before the fault"
-    )
+    consumers_before = rabbitmq.queue_stats(cluster.database)[queue][1]
+    failed_hand_outs_before = sum(hand_out_failures(srv) for srv in cluster.apis)
 
     def accepted_since(moment: float) -> set[str]:
         with publisher.lock:
             return {e for e, t in publisher.accepted_at.items() if t >= moment}
 
     stopped = outage_complete = False
-    stopped_at = time.monotonic()
+    stopping_at = stopped_at = time.monotonic()
     seen = BrokerOutage(stopped_at)
     failures_before = publisher.failures()
     try:
         rabbitmq.stop_app()
         stopped = True
         stopped_at = seen.stopped_at = time.monotonic()
-        # bounded: the broker is started again once every process reported it failed and events
-        # accepted during the outage were delivered from the database, when a process died, or
-        # after OUTAGE_LIMIT seconds, whichever comes first
+        # bounded: the broker is started again once events accepted during the outage were
+        # delivered from the database and every process reported the broker failed (or had
+        # HEALTH_WINDOW seconds to), when a process died, or after OUTAGE_LIMIT seconds
         deadline = stopped_at + OUTAGE_LIMIT
         while time.monotonic() < deadline and not outage_complete:
             seen.observe(cluster)
             during = accepted_since(stopped_at)
             outage_complete = (
-                len(seen.failed_after) == len(cluster.servers)
-                and len(during) >= 50
+                len(during) >= 50
                 and bool(during & delivered_ids(receiver.requests_for(path)))
+                and (
+                    len(seen.failed_after) == len(cluster.servers)
+                    or time.monotonic() - stopped_at >= HEALTH_WINDOW
+                )
             )
             if crashes(cluster):
                 break
@@ -745,7 +798,18 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
     restarted_at = time.monotonic()
     outage = restarted_at - stopped_at
     accepted_during = accepted_since(stopped_at) - accepted_since(restarted_at)
+    with publisher.lock:
+        started = publisher._started
+        timeline = (
+            f"stop_app called {stopping_at - started:.1f}s into the batch "
+            f"({len(publisher.accepted_at) - len(accepted_since(stopping_at))} accepted by then), "
+            f"returned {stopped_at - started:.1f}s in, broker back {restarted_at - started:.1f}s in"
+        )
     failures_during = publisher.failures() - failures_before
+    delivered_during = len(
+        {e for e, t in first_deliveries(receiver.requests_for(path)).items() if t < restarted_at}
+        & accepted_during
+    )
 
     problems: list[str] = []
     if len(seen.failed_after) < len(cluster.servers):
@@ -756,7 +820,28 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         )
     if seen.slowest_probe >= HANG_LIMIT:
         problems.append(f"a /healthz probe took {seen.slowest_probe:.1f}s during the outage")
+    if not delivered_during:
+        problems.append(
+            f"none of the {len(accepted_during)} events accepted during the {outage:.1f}s "
+            "outage was delivered (from the database) before the broker was back"
+        )
 
+    # recovery: the consumers come back, publishes are handed out again, /healthz is healthy
+    def consumers_back() -> int | None:
+        consumers = rabbitmq.queue_stats(cluster.database)[queue][1]
+        return consumers if consumers >= consumers_before else None
+
+    try:
+        poll_until(consumers_back, timeout=RECOVERY_LIMIT, interval=0.5, what="consumers back")
+    except AssertionError as exc:
+        problems.append(f"consumers on {queue} (before the outage: {consumers_before}): {exc}")
+    consumers_after = time.monotonic() - restarted_at
+    probes: set[str] = set()
+    try:
+        hand_out_back = wait_hand_out_works(cluster, tenant, probes)
+    except AssertionError as exc:
+        hand_out_back = {}
+        problems.append(f"hand-out to RabbitMQ after the restart: {exc}")
     unhealthy: dict[str, str] = {}
 
     def all_healthy() -> bool:
@@ -769,24 +854,49 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         return not unhealthy
 
     try:
-        poll_until(all_healthy, timeout=30, interval=0.2, what="every live process healthy")
+        poll_until(all_healthy, timeout=RECOVERY_LIMIT, interval=0.2, what="all healthy")
     except AssertionError:
-        problems.append(f"not healthy 30s after RabbitMQ started: {unhealthy}")
-    recovery = time.monotonic() - restarted_at
+        problems.append(f"not healthy {RECOVERY_LIMIT:.0f}s after RabbitMQ started: {unhealthy}")
 
     publisher.join(PUBLISH_DEADLINE + 5)
+    with publisher.lock:
+        last_202 = max(publisher.accepted_at.values()) - started
+    timeline += f", last 202 of the batch {last_202:.1f}s in"
+    failed_hand_outs = sum(hand_out_failures(srv) for srv in cluster.apis)
     print(
         f"\nrabbitmq restart: {publisher.summary()}\n"
-        f"  outage={outage:.1f}s (stop_app to start_app done), healthy again {recovery:.1f}s "
-        f"after, /healthz said rabbitmq failed after "
-        f"{ {u: round(s, 1) for u, s in seen.failed_after.items()} }, slowest probe during the "
-        f"outage={seen.slowest_probe:.2f}s, accepted during the outage={len(accepted_during)}, "
-        f"publish failures during the outage={failures_during}, "
-        f"processes alive after={sum(srv.running for srv in cluster.servers)}/4"
+        f"  {timeline}\n"
+        f"  outage={outage:.1f}s (stop_app returned to start_app + await_startup done), "
+        f"/healthz said rabbitmq failed after {seen.failed_after or 'never'}, slowest probe "
+        f"during the outage={seen.slowest_probe:.2f}s; during the outage: accepted="
+        f"{len(accepted_during)}, publish failures={failures_during}, delivered before the "
+        f"broker was back={delivered_during}\n"
+        f"  after the restart: consumers back on the queue after {consumers_after:.1f}s, "
+        f"hand-out working again after {hand_out_back or 'never'}s "
+        f"({len(probes)} probe events), processes alive="
+        f"{sum(srv.running for srv in cluster.servers)}/4"
     )
     problems += publisher.problems()
-    accepted = set(publisher.accepted)
 
+    # a batch published once the hand-out works again goes through the broker
+    after = LoadPublisher(
+        [srv.base_url for srv in cluster.apis],
+        cluster.apis[0].api_key,
+        tenant,
+        [f"{tenant}-after-{i:04d}" for i in range(AFTER_EVENTS)],
+        rate=100,
+    )
+    after.start()
+    after.join(PUBLISH_DEADLINE + 5)
+    problems += [f"after the restart: {p}" for p in after.problems()]
+    failed_after_restart = sum(hand_out_failures(srv) for srv in cluster.apis) - failed_hand_outs
+    if hand_out_back and failed_after_restart:
+        problems.append(
+            f"{failed_after_restart} task(s) of the {AFTER_EVENTS} events published after the "
+            "hand-out worked again could not be handed to RabbitMQ"
+        )
+
+    accepted = set(publisher.accepted) | probes | set(after.accepted)
     try:
         wait_all_delivered(receiver, path, accepted, cluster, DELIVERY_DEADLINE)
     except AssertionError as exc:
@@ -796,26 +906,34 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         print(f"  attempts logged={len(rows)}")
     requests = receiver.requests_for(path)
     shown = figures(requests, accepted)
-    first: dict[str, float] = {}
-    for r in successes(requests):
-        if r.event_id and r.event_id not in first:
-            first[r.event_id] = r.arrived_at
-    with publisher.lock:
-        waited_hold = sum(
-            1
-            for e, t in publisher.accepted_at.items()
-            if e in first and first[e] - t >= HOLD_SECONDS - 0.5
-        )
-    during_outage = sum(1 for e in accepted_during if e in first and first[e] < restarted_at)
-    warnings, not_handed_out = hand_out_failures(cluster)
-    depths = rabbitmq.queue_depths(cluster.database)
+    first = first_deliveries(requests)
+    with publisher.lock, after.lock:
+        accepted_at = {**publisher.accepted_at, **after.accepted_at}
+    # a task claimed from the database after its hold: first delivered >= the hold after its
+    # commit, which is a few milliseconds before the 202
+    waited_hold = {
+        e for e, t in accepted_at.items() if e in first and first[e] - t >= HOLD_SECONDS - 0.2
+    }
+    after_slow = waited_hold & set(after.accepted)
+
+    def drained() -> dict[str, tuple[int, int]] | None:
+        stats = rabbitmq.queue_stats(cluster.database)
+        return stats if all(ready == 0 for ready, _ in stats.values()) else None
+
+    try:
+        stats = poll_until(drained, timeout=RECOVERY_LIMIT, interval=0.5, what="queues drained")
+    except AssertionError:
+        stats = rabbitmq.queue_stats(cluster.database)
+        problems.append(f"messages left in the queues after every event was delivered: {stats}")
     print(
         f"rabbitmq restart: {shown.line()}\n"
-        f"  database fallback: tasks whose hand-out failed (API log)={not_handed_out} in "
-        f"{warnings} warnings; events first delivered >= {HOLD_SECONDS - 0.5}s after their 202="
-        f"{waited_hold}; events accepted during the outage and delivered before the broker "
-        f"was back={during_outage}/{len(accepted_during)}; queue depths after={depths}"
+        f"  database fallback: tasks whose hand-out failed (API logs)="
+        f"{failed_hand_outs - failed_hand_outs_before} (before the outage: "
+        f"{failed_hand_outs_before}, after the hand-out worked again: {failed_after_restart}); "
+        f"events first delivered >= {HOLD_SECONDS - 0.2:.1f}s after their 202={len(waited_hold)} "
+        f"(of the {AFTER_EVENTS} published after the restart: {len(after_slow)}); "
+        f"queues at the end (ready, consumers)={stats}"
     )
     problems += crashes(cluster)
     assert not problems, "\n\n".join(problems)
-    assert shown.delivered == len(accepted) == EVENTS
+    assert shown.delivered == len(accepted) == EVENTS + len(probes) + AFTER_EVENTS

@@ -44,24 +44,25 @@ def delete(name: str) -> None:
     asyncio.run(_delete(name))
 
 
-async def _depths(name: str) -> dict[str, int]:
+async def _stats(name: str) -> dict[str, tuple[int, int]]:
     connection = await aio_pika.connect(URL, timeout=10)
     async with connection:
-        depths: dict[str, int] = {}
+        found: dict[str, tuple[int, int]] = {}
         for queue in (f"{name}-q", f"{name}-q.dlq"):
             channel = await connection.channel()  # a failed passive declare closes the channel
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aio_pika.exceptions.AMQPError:
                 continue
-            depths[queue] = declared.declaration_result.message_count or 0
-        return depths
+            result = declared.declaration_result
+            found[queue] = (result.message_count or 0, result.consumer_count or 0)
+        return found
 
 
-def queue_depths(name: str) -> dict[str, int]:
-    """Messages ready in the delivery queue and its dead-letter queue of `name` (a missing queue
-    is left out)."""
-    return asyncio.run(_depths(name))
+def queue_stats(name: str) -> dict[str, tuple[int, int]]:
+    """(messages ready, consumers) of the delivery queue and the dead-letter queue of `name`,
+    by queue name; a queue that does not exist is left out."""
+    return asyncio.run(_stats(name))
 
 
 # The local broker itself ----------------------------------------------------------------------
