@@ -17,9 +17,8 @@ Retries stay in PostgreSQL, scheduled and claimed as in plain PostgreSQL mode.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
 import aio_pika
@@ -100,8 +99,9 @@ class RabbitQueue:
             await self._connection.close()
 
     async def ping(self) -> None:
-        if self._connection is None or self._connection.is_closed:
-            raise StoreUnavailable("RabbitMQ connection is closed")
+        # A robust connection is not "closed" while it reconnects; `connected` says if it is up.
+        if self._connection is None or not self._connection.connected.is_set():
+            raise StoreUnavailable("RabbitMQ is not connected")
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
         await self._inbox.put(message)
@@ -158,19 +158,19 @@ class RabbitQueue:
                 by_id[_decode.decode(message.body).task] = message
             except msgspec.DecodeError:
                 log.error("unreadable message on %s; dead-lettering it", self._settings.queue)
-                await message.reject(requeue=False)
+                await _settle(message.reject(requeue=False))
         if not by_id:
             return []
         try:
             tasks = await self._store.claim_ids(list(by_id), lease_ms)
         except StoreUnavailable:
             for message in by_id.values():
-                await message.nack(requeue=True)  # the database is down: let the broker retry
+                await _settle(message.nack(requeue=True))  # the database is down: try again
             raise
         for task in tasks:
             self._messages[task.id] = by_id.pop(task.id)
         for message in by_id.values():  # done already, or claimed from the database meanwhile
-            await message.ack()
+            await _settle(message.ack())
         return tasks
 
     async def finish(self, outcomes: list[Outcome]) -> None:
@@ -185,8 +185,7 @@ class RabbitQueue:
         for task in tasks:
             message = self._messages.pop(task.id, None)
             if message is not None:
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await message.ack()
+                await _settle(message.ack())
 
     async def next_visible_at(self) -> int | None:
         return await self._store.next_visible_at()
@@ -205,3 +204,15 @@ class RabbitQueue:
             arrived.cancel()
             queued.cancel()
         self._arrived.clear()
+
+
+async def _settle(answer: Awaitable[None]) -> None:
+    """Ack, nack or reject, whatever state the channel is in.
+
+    The database already holds the truth: a message whose answer is lost with its channel is
+    delivered again, finds its task done or claimed, and is acked then.
+    """
+    try:
+        await answer
+    except Exception as exc:  # aiormq raises RuntimeError subclasses on a dead channel
+        log.debug("could not answer a RabbitMQ message: %r", exc)

@@ -694,11 +694,13 @@ def publish_one(srv: ServerProcess, tenant_id: str, event_id: str) -> httpx.Resp
         return api.post("/publish", json=body)
 
 
-def wait_hand_out_works(cluster: Cluster, tenant_id: str, accepted: set[str]) -> dict[str, float]:
+def wait_hand_out_works(
+    cluster: Cluster, tenant_id: str, accepted: set[str], errors: list[str]
+) -> dict[str, float]:
     """After the broker is back: publish one probe event at a time to each API process until
     one is answered 202 without a hand-out failure in that process's log. Returns the seconds
-    each process took; probes that got a 202 are added to `accepted`. Bounded by
-    RECOVERY_LIMIT."""
+    each process took; probes that got a 202 are added to `accepted`, answers 5xx but 503 to
+    `errors`. Bounded by RECOVERY_LIMIT."""
     began = time.monotonic()
     took: dict[str, float] = {}
     for index, srv in enumerate(cluster.apis):
@@ -710,6 +712,8 @@ def wait_hand_out_works(cluster: Cluster, tenant_id: str, accepted: set[str]) ->
             before = hand_out_failures(srv)
             event_id = f"{tenant_id}-probe{index}-{probes:03d}"
             res = publish_one(srv, tenant_id, event_id)
+            if res.status_code >= 500 and res.status_code != 503:
+                errors.append(f"probe {event_id}: {res.status_code} {res.text[:200]}")
             assert res.status_code == 202, f"probe publish -> {res.status_code} {res.text[:200]}"
             accepted.add(event_id)
             return hand_out_failures(srv) == before
@@ -798,13 +802,13 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
     restarted_at = time.monotonic()
     outage = restarted_at - stopped_at
     accepted_during = accepted_since(stopped_at) - accepted_since(restarted_at)
-    with publisher.lock:
-        started = publisher._started
-        timeline = (
-            f"stop_app called {stopping_at - started:.1f}s into the batch "
-            f"({len(publisher.accepted_at) - len(accepted_since(stopping_at))} accepted by then), "
-            f"returned {stopped_at - started:.1f}s in, broker back {restarted_at - started:.1f}s in"
-        )
+    started = publisher._started
+    accepted_before = publisher.accepted_count() - len(accepted_since(stopping_at))
+    timeline = (
+        f"stop_app called {stopping_at - started:.1f}s into the batch ({accepted_before} "
+        f"accepted by then), returned {stopped_at - started:.1f}s in, broker back "
+        f"{restarted_at - started:.1f}s in"
+    )
     failures_during = publisher.failures() - failures_before
     delivered_during = len(
         {e for e, t in first_deliveries(receiver.requests_for(path)).items() if t < restarted_at}
@@ -837,11 +841,14 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         problems.append(f"consumers on {queue} (before the outage: {consumers_before}): {exc}")
     consumers_after = time.monotonic() - restarted_at
     probes: set[str] = set()
+    probe_errors: list[str] = []
     try:
-        hand_out_back = wait_hand_out_works(cluster, tenant, probes)
+        hand_out_back = wait_hand_out_works(cluster, tenant, probes, probe_errors)
     except AssertionError as exc:
         hand_out_back = {}
         problems.append(f"hand-out to RabbitMQ after the restart: {exc}")
+    if probe_errors:
+        problems.append(f"5xx other than 503 on publish after the restart: {probe_errors[:5]}")
     unhealthy: dict[str, str] = {}
 
     def all_healthy() -> bool:
@@ -871,7 +878,8 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         f"during the outage={seen.slowest_probe:.2f}s; during the outage: accepted="
         f"{len(accepted_during)}, publish failures={failures_during}, delivered before the "
         f"broker was back={delivered_during}\n"
-        f"  after the restart: consumers back on the queue after {consumers_after:.1f}s, "
+        f"  after the restart: consumers back on the queue ({consumers_before} before the "
+        f"outage) after {consumers_after:.1f}s, "
         f"hand-out working again after {hand_out_back or 'never'}s "
         f"({len(probes)} probe events), processes alive="
         f"{sum(srv.running for srv in cluster.servers)}/4"
@@ -934,6 +942,10 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
         f"(of the {AFTER_EVENTS} published after the restart: {len(after_slow)}); "
         f"queues at the end (ready, consumers)={stats}"
     )
+    unrecorded = sum(
+        srv.log_text().count("could not record a delivery") for srv in cluster.deliveries
+    )
+    print(f"  delivery processes logged 'could not record a delivery' {unrecorded} times")
     problems += crashes(cluster)
     assert not problems, "\n\n".join(problems)
     assert shown.delivered == len(accepted) == EVENTS + len(probes) + AFTER_EVENTS
