@@ -16,11 +16,13 @@ from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
+from outpost.errors import ConfigError
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.protocols import Backend, DeliveryQueue
 from outpost.storage.sqlite.backend import SqliteBackend
+from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
 
 AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due retries
@@ -74,6 +76,16 @@ def _header(name: str | None, disabled_by_deprecated_flag: bool) -> str | None:
     if name is None and disabled_by_deprecated_flag:
         return ""
     return name
+
+
+def address_guard(config: Config) -> AddressGuard | None:
+    """The SSRF guard for webhook deliveries; None when the deployment turned it off."""
+    if config.destinations_allow_private_networks:
+        return None
+    try:
+        return AddressGuard(config.destinations_allowed_networks)
+    except ValueError as exc:
+        raise ConfigError(f"DESTINATIONS_ALLOWED_NETWORKS: {exc}") from None
 
 
 def retry_policy(config: Config) -> RetryPolicy:
@@ -132,6 +144,7 @@ def build(config: Config) -> System:
         max_connections=max(config.delivery_max_concurrency, 10),
         user_agent=settings.user_agent,
         proxy_url=config.destinations_webhook_proxy_url,
+        guard=address_guard(config),
     )
     registry = Registry([WebhookProvider(settings, client)])
     publisher = Publisher(

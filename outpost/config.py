@@ -210,6 +210,16 @@ class Config:
     destinations_webhook_proxy_url: str = _setting(
         "DESTINATIONS_WEBHOOK_PROXY_URL", "", "Forward proxy for webhook deliveries."
     )
+    destinations_allowed_networks: tuple[str, ...] = _setting(
+        "DESTINATIONS_ALLOWED_NETWORKS",
+        (),
+        "Comma-separated CIDRs webhooks may reach despite the SSRF guard, e.g. `127.0.0.0/8,::1/128`. The guard refuses loopback, private, link-local (cloud metadata), CGNAT, multicast, reserved and IPv6 local addresses, also inside IPv4-mapped, NAT64 and 6to4 forms; it checks the address each connection is opened to (after DNS), refuses IP-literal URLs in those ranges at create/update (422), and stops following redirects. Through DESTINATIONS_WEBHOOK_PROXY_URL the proxy resolves names, so only IP-literal URLs are checked.",
+    )
+    destinations_allow_private_networks: bool = _setting(
+        "DESTINATIONS_ALLOW_PRIVATE_NETWORKS",
+        False,
+        "Turn the SSRF guard off: webhooks may reach any address and redirects are followed. Only for deployments whose destinations are all trusted.",
+    )
     destinations_include_millisecond_timestamp: bool = _setting(
         "DESTINATIONS_INCLUDE_MILLISECOND_TIMESTAMP", False, "Add a `timestamp-ms` metadata header."
     )

@@ -9,20 +9,34 @@ next needs a tick (M_TIMERFUNCTION); the loop's add_reader/add_writer and call_l
 through `socket_action`, and finished transfers are collected with `info_read` after each
 action. No threads of ours, no polling. Easy handles are pooled; connections live in the multi
 handle's cache, so any pooled handle reuses any kept-alive connection.
+
+The SSRF guard (`guard.AddressGuard`, when given): every socket libcurl opens goes through
+CURLOPT_OPENSOCKETFUNCTION, which sees the address libcurl resolved and is about to connect to,
+and refuses it (CURL_SOCKET_BAD) unless the guard allows it. The check and the connection use
+the same address, so DNS rebinding has no window, and it costs nothing on a kept-alive connection.
+Redirects are not followed while guarded. Through a forward proxy, libcurl connects only to the
+proxy and the proxy resolves the destination: the proxy is trusted with that, and only a URL whose
+host is an IP literal is checked here.
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import functools
+import os
 import re
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pycurl
+
+from outpost.transport.guard import REFUSED_CODE, AddressGuard, Refusal
 
 _IN, _OUT = pycurl.POLL_IN, pycurl.POLL_OUT
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -44,7 +58,8 @@ class HttpResponse:
 
 class HttpTransportError(Exception):
     """No HTTP response. `code` is one of Outpost's attempt codes (dns_error, connection_refused,
-    connection_reset, network_unreachable, timeout, tls_error, redirect_error, network_error).
+    connection_reset, network_unreachable, timeout, tls_error, redirect_error, network_error),
+    or `ssrf_blocked` when the guard refused every address of the destination (before connecting).
 
     `infrastructure` is True when the fault is ours rather than the destination's (the configured
     proxy cannot be reached, the client was closed): callers should not charge the destination.
@@ -60,7 +75,7 @@ class HttpTransportError(Exception):
 class _Slot:
     """A reusable easy handle and the state of the transfer it is running."""
 
-    __slots__ = ("chunks", "curl", "exceeded", "future", "limit", "size")
+    __slots__ = ("chunks", "curl", "exceeded", "future", "limit", "opened", "refused", "size")
 
     def __init__(self, curl: Any) -> None:
         self.curl = curl
@@ -69,6 +84,8 @@ class _Slot:
         self.limit = 0
         self.exceeded = False
         self.future: asyncio.Future[tuple[int, str]] | None = None
+        self.refused: Refusal | None = None  # the first address the guard refused, if any
+        self.opened = False  # whether the guard let a connection open
 
     def write(self, data: bytes) -> int | None:
         self.chunks.append(data)
@@ -87,10 +104,16 @@ class _Slot:
         self.size = 0
         self.exceeded = False
         self.future = None
+        self.refused = None
+        self.opened = False
 
 
 class HttpClient:
-    """POSTs over libcurl. Bound to the first event loop it is used on."""
+    """POSTs over libcurl. Bound to the first event loop it is used on.
+
+    With a `guard`, connections go only to addresses it allows and redirects are not followed
+    (`follow_redirects` is then ignored).
+    """
 
     def __init__(
         self,
@@ -100,9 +123,15 @@ class HttpClient:
         follow_redirects: bool = True,
         max_redirects: int = 10,
         proxy_url: str = "",
+        guard: AddressGuard | None = None,
     ) -> None:
-        self._options = _handle_options(user_agent, follow_redirects, max_redirects, proxy_url)
+        follow = follow_redirects and guard is None
+        self._options = _handle_options(user_agent, follow, max_redirects, proxy_url)
         self._proxied = bool(proxy_url)
+        self._guard = guard
+        # Direct connections are screened socket by socket; through a proxy, IP literals only.
+        self._screen = guard if guard is not None and not proxy_url else None
+        self._literals = guard if guard is not None and proxy_url else None
         self._max_idle = max_connections
         self._multi = pycurl.CurlMulti()
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
@@ -117,6 +146,10 @@ class HttpClient:
         self._kick: asyncio.Handle | None = None
         self._closed = False
 
+    @property
+    def guard(self) -> AddressGuard | None:
+        return self._guard
+
     async def post(
         self,
         url: str,
@@ -127,6 +160,10 @@ class HttpClient:
         max_body: int,
     ) -> HttpResponse:
         loop = self._bind_loop()
+        if self._literals is not None:
+            refusal = self._literals.url_refusal(url)
+            if refusal is not None:
+                raise HttpTransportError(REFUSED_CODE, refusal.message())
         lines = _header_lines(headers)
         slot = self._idle.pop() if self._idle else self._new_slot()
         try:
@@ -198,6 +235,9 @@ class HttpClient:
             curl.setopt(option, value)
         slot = _Slot(curl)
         curl.setopt(pycurl.WRITEFUNCTION, slot.write)
+        if self._screen is not None:
+            curl.setopt(pycurl.OPENSOCKETFUNCTION, _screened_opener(self._screen, slot))
+            curl.setopt(pycurl.SOCKOPTFUNCTION, _close_on_exec)
         return slot
 
     def _release(self, slot: _Slot) -> None:
@@ -210,6 +250,8 @@ class HttpClient:
 
     def _response(self, slot: _Slot, code: int, message: str) -> HttpResponse:
         if code and not (code == pycurl.E_WRITE_ERROR and slot.exceeded):
+            if slot.refused is not None and not slot.opened and code == pycurl.E_COULDNT_CONNECT:
+                raise _refused(slot.curl, slot.refused)
             raise _transport_error(slot.curl, code, message, self._proxied)
         status = int(slot.curl.getinfo(pycurl.RESPONSE_CODE))
         return HttpResponse(status, slot.body(), slot.exceeded)
@@ -320,6 +362,59 @@ class HttpClient:
             if slot.future is not None and not slot.future.done():
                 error = HttpTransportError("network_error", message, infrastructure=infrastructure)
                 slot.future.set_exception(error)
+
+
+class _Opened:
+    """A socket handed to pycurl, which keeps a dup() of its descriptor; this one closes ours."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __del__(self) -> None:
+        os.close(self.fd)
+
+
+def _screened_opener(guard: AddressGuard, slot: _Slot) -> Any:
+    """CURLOPT_OPENSOCKETFUNCTION for one handle: open the socket only if `guard` allows it."""
+    refusal = guard.refusal
+
+    def open_socket(_purpose: int, address: Any) -> Any:
+        family, kind, protocol, sockaddr = address
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            return pycurl.SOCKET_BAD  # not an IP connection: nothing we deliver over
+        refused = refusal(sockaddr[0])
+        if refused is not None:
+            if slot.refused is None:
+                slot.refused = refused
+            return pycurl.SOCKET_BAD  # libcurl tries the next address, or fails to connect
+        try:  # _socket: the C type, without socket.socket's Python-level constructor
+            opened = _Opened(_socket.socket(family, kind, protocol).detach())
+        except OSError:
+            return pycurl.SOCKET_BAD  # e.g. out of descriptors: a plain connection failure
+        slot.opened = True  # a failure now is the destination's, not the guard's refusal
+        return opened
+
+    return open_socket
+
+
+def _close_on_exec(fd: int, _purpose: int) -> int:
+    # pycurl dup()s the socket we open, and dup() drops FD_CLOEXEC, which libcurl's own sockets
+    # have (SOCK_CLOEXEC): put it back.
+    os.set_inheritable(fd, False)
+    return 0  # CURL_SOCKOPT_OK
+
+
+def _refused(curl: Any, refusal: Refusal) -> HttpTransportError:
+    try:
+        host = urlsplit(curl.getinfo(pycurl.EFFECTIVE_URL)).hostname
+    except ValueError:
+        host = None
+    return HttpTransportError(REFUSED_CODE, refusal.message(host))
 
 
 def _handle_options(

@@ -27,6 +27,7 @@ from outpost.destinations.webhook.settings import (
     WebhookSettings,
 )
 from outpost.errors import DeliveryInfrastructureError, ValidationError
+from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
@@ -43,6 +44,7 @@ class WebhookProvider:
     def __init__(self, settings: WebhookSettings, client: HttpClient) -> None:
         settings.check()
         self._client = client
+        self._guard = client.guard  # the client enforces it at delivery; create checks literals
         self._standard = settings.standard
         self._prefix = settings.prefix
         self._ms_timestamp = settings.include_millisecond_timestamp
@@ -72,8 +74,10 @@ class WebhookProvider:
         if destination.type != self.type:
             return ["type failed invalid_type validation"]
         # Outpost stops at the first group that fails: schema fields, custom headers, secrets.
+        # The SSRF check follows the schema (so the URL is well formed); it never resolves names.
         return (
             _field_errors(self._fields, destination.config)
+            or self._address_errors(destination.config.get("url", ""))
             or _custom_header_errors(destination.config.get("custom_headers", ""))
             or self._credential_errors(destination.credentials)
         )
@@ -101,6 +105,11 @@ class WebhookProvider:
             credentials.pop("previous_secret", None)
             credentials.pop("previous_secret_invalid_at", None)
         return Display(credentials=credentials, target=destination.config.get("url", ""))
+
+    def _address_errors(self, url: str) -> list[str]:
+        if self._guard is None or self._guard.url_refusal(url) is None:
+            return []
+        return ["config.url failed ssrf validation"]
 
     def _credential_errors(self, credentials: StrMap) -> list[str]:
         secret, previous, invalid_at = (credentials.get(key, "") for key in CREDENTIAL_KEYS)
@@ -156,6 +165,8 @@ class WebhookProvider:
         except HttpTransportError as exc:
             if exc.infrastructure:  # our proxy or our shutdown: not the destination's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
+            if exc.code == REFUSED_CODE:  # say which address and which setting would open it
+                return DeliveryResult("failed", exc.code, {"error": exc.message})
             return DeliveryResult("failed", exc.code)
         return self._result(response)
 
