@@ -7,6 +7,10 @@
   `next_visible_at` see every tenant's tasks) start from the state right after migrations: every
   table that was empty then is truncated first (a new database per test costs ~0.5 s).
   Skipped, with the reason, while `outpost/storage/postgres/backend.py` does not exist.
+- `memory`: `MemoryBackend`, a new one per test. Its data lives in the instance, so another
+  instance "on the same data" (as a second process would be) is that same instance, and its
+  second `open()` is refused with ConfigError, just as SQLite's lock refuses a second opener:
+  tests that would use a second instance share the one instead (see `_second_instance`).
 
 The server is `OUTPOST_TEST_POSTGRES_ADMIN_DSN` (default: postgres@127.0.0.1:5432, trust auth).
 An unreachable server is an error, not a skip: a skip would hide a broken setup.
@@ -27,6 +31,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from outpost.storage.memory import MemoryBackend
 from outpost.storage.sqlite.backend import SqliteBackend
 
 from ._support import Backend, MakeBackend
@@ -148,11 +153,14 @@ def _drop(name: str) -> None:
     _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
 def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MakeBackend:
     """Builds an unopened backend of the parametrized kind; any database it needs exists."""
     if request.param == "sqlite":
         return lambda: SqliteBackend(tmp_path / "sqlite", synchronous="NORMAL")
+    if request.param == "memory":
+        memory = MemoryBackend()  # the data: every instance "on it" is this one
+        return lambda: memory
     backend_class = _postgres_backend_class()
     database: PostgresDatabase = request.getfixturevalue("postgres_database")
     if request.node.get_closest_marker("clean_database") is not None:

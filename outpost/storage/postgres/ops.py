@@ -360,7 +360,9 @@ async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
         await conn.executemany(
             f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-            "ON CONFLICT (id) DO NOTHING",
+            # Upsert, as SQLite's INSERT OR REPLACE: a re-recorded attempt keeps its latest result.
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, time = excluded.time, "
+            "code = excluded.code, response_data = excluded.response_data",
             attempts,
         )
     await conn.executemany(

@@ -1,0 +1,358 @@
+"""`MemoryBackend`: the whole `Backend` protocol over plain dicts, for tests and trying things out.
+
+It is not storage. Everything it holds lives in the instance and is lost when the process exits
+(or the backend is closed), and configuration never chooses it: `bootstrap` builds only SQLite
+and PostgreSQL. It is a test double that passes the same contract suite (tests/contracts) as
+those two, with the same rules; storage/sqlite/*_ops.py is the reference it follows.
+
+Simple over fast: every listing filters and sorts everything on each read. What keeps it
+honest as a stand-in for a database:
+
+- Records are kept as the rows `storage.rows` makes for SQL (tuples of immutable values) and
+  every read builds fresh records from them, so values read back normalised as from a database
+  (an empty map as None, data through a JSON round trip), and nothing a caller holds aliases
+  what is stored.
+- Every call yields to the event loop once, as I/O would, then runs to its end without another
+  await: each call is atomic, as one transaction is, and concurrent callers interleave.
+- A deleted tenant or destination is removed outright: no read could tell soft deletion apart.
+- Usable between `open()` and `close()`, and opened once: a second `open()` is refused with
+  ConfigError, as SQLite's lock refuses a second opener of its folder; calls when not open
+  raise StoreError. There is no second instance "on the same data": the data is the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.timefmt import now_ms
+from outpost.errors import ConfigError, ConflictError, StoreError
+from outpost.storage import rows
+from outpost.storage.memory import listing
+
+Row = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class _Task:
+    """A row of the delivery queue (the `tasks` table of storage/sqlite/001_initial.sql)."""
+
+    id: int
+    event_id: str
+    destination_id: str
+    attempt_number: int
+    manual: bool
+    visible_at: int  # claimable once passed; a claim moves it to the end of the lease
+    claims: int = 0
+    generation: int = 1  # bumped when a retry replaces this row: stale finishes miss it
+    retry_key: str | None = None  # '<event>:<destination>' on automatic retries, unique
+
+
+class MemoryBackend:
+    """Tenants, the event/attempt log and the delivery queue in this process's memory only.
+
+    Loses everything on exit; never chosen by configuration. A test double that passes the
+    same storage contract suite as the SQLite and PostgreSQL backends.
+    """
+
+    def __init__(self) -> None:
+        self._state = "new"  # "new" → "open" → "closed"
+        self._tenants: dict[str, Row] = {}  # id → rows.TENANT_COLUMNS
+        self._destinations: dict[tuple[str, str], Row] = {}  # (tenant, id) → DESTINATION_COLUMNS
+        self._events: dict[str, tuple[Row, int]] = {}  # id → (EVENT_COLUMNS, accepted_at)
+        self._attempts: dict[str, Row] = {}  # id → ATTEMPT_COLUMNS
+        self._tasks: dict[int, _Task] = {}
+        self._last_task_id = 0
+        self._work = asyncio.Event()
+
+    async def open(self) -> None:
+        if self._state != "new":
+            raise ConfigError(f"this MemoryBackend is {self._state} already: it opens once")
+        self._state = "open"
+
+    async def close(self) -> None:
+        self._state = "closed"
+        self._tenants, self._destinations, self._events = {}, {}, {}
+        self._attempts, self._tasks = {}, {}
+
+    async def ping(self) -> None:
+        await self._turn()
+
+    async def _turn(self) -> None:
+        """Where every call gives way to the event loop, as a database round trip would."""
+        await asyncio.sleep(0)
+        if self._state != "open":
+            raise StoreError(f"the memory backend is {self._state}, not open")
+
+    # Tenants and destinations
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        await self._turn()
+        row = self._tenants.get(tenant_id)
+        return rows.tenant(row) if row else None
+
+    async def upsert_tenant(
+        self, tenant_id: str, metadata: StrMap | None, now: int
+    ) -> tuple[Tenant, bool]:
+        """Replace the metadata of a tenant, or create it (again, if it was deleted)."""
+        await self._turn()
+        existing = self._tenants.get(tenant_id)
+        created_at = now if existing is None else rows.tenant(existing).created_at
+        meta = rows.dump(metadata) if metadata else None
+        self._tenants[tenant_id] = (tenant_id, meta, created_at, now)
+        return rows.tenant(self._tenants[tenant_id]), existing is None
+
+    async def delete_tenant(self, tenant_id: str, now: int) -> bool:
+        await self._turn()
+        for key in [key for key in self._destinations if key[0] == tenant_id]:
+            del self._destinations[key]
+        return self._tenants.pop(tenant_id, None) is not None
+
+    async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
+        await self._turn()
+        found = [rows.tenant(row) for row in self._tenants.values() if listing.any_of(row[0], ids)]
+        page = listing.page("tnt", found, lambda t: (t.created_at, t.id), request)
+        return Page(page.items, page.next, page.prev, len(found))
+
+    async def list_destinations(self, tenant_id: str) -> list[Destination]:
+        await self._turn()
+        found = [rows.destination(r) for (t, _), r in self._destinations.items() if t == tenant_id]
+        return sorted(found, key=lambda d: (d.created_at, d.id))
+
+    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
+        await self._turn()
+        row = self._destinations.get((tenant_id, destination_id))
+        return rows.destination(row) if row else None
+
+    async def create_destination(self, destination: Destination, limit: int) -> None:
+        await self._turn()
+        key = (destination.tenant_id, destination.id)
+        if key in self._destinations:
+            raise ConflictError("destination already exists")
+        if sum(t == destination.tenant_id for t, _ in self._destinations) >= limit:
+            raise ConflictError("maximum number of destinations per tenant reached")
+        self._destinations[key] = rows.destination_values(destination)
+
+    async def update_destination(self, destination: Destination) -> bool:
+        await self._turn()
+        key = (destination.tenant_id, destination.id)
+        if key not in self._destinations:
+            return False
+        self._destinations[key] = rows.destination_values(destination)
+        return True
+
+    async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
+        await self._turn()
+        return self._destinations.pop((tenant_id, destination_id), None) is not None
+
+    # The event and attempt log
+
+    async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
+        await self._turn()
+        return self._event(event_id, tenant_id)
+
+    def _event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
+        stored = self._events.get(event_id)
+        found = rows.event(stored[0]) if stored else None
+        return found if found and tenant_id in (None, found.tenant_id) else None
+
+    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
+        await self._turn()
+        return {e.id: e for e in map(self._event, event_ids) if e is not None}
+
+    async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
+        await self._turn()
+
+        def wanted(e: Event) -> bool:
+            return (
+                listing.any_of(e.tenant_id, query.tenant_ids)
+                and listing.any_of(e.id, query.ids)
+                and listing.any_of(e.topic, query.topics)
+                and listing.any_in(e.matched_destination_ids, query.destination_ids)
+                and listing.within(e.time, query.time)
+            )
+
+        found = [e for e in (rows.event(row) for row, _ in self._events.values()) if wanted(e)]
+        return listing.page("evt", found, lambda e: (e.time, e.id), request)
+
+    async def get_attempt(self, attempt_id: str, tenant_id: str | None = None) -> Attempt | None:
+        await self._turn()
+        row = self._attempts.get(attempt_id)
+        found = rows.attempt(row) if row else None
+        return found if found and tenant_id in (None, found.tenant_id) else None
+
+    async def list_attempts(self, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
+        await self._turn()
+
+        def wanted(a: Attempt) -> bool:
+            return (
+                listing.any_of(a.tenant_id, query.tenant_ids)
+                and listing.any_of(a.event_id, query.event_ids)
+                and listing.any_of(a.destination_id, query.destination_ids)
+                and listing.any_of(a.destination_type, query.destination_types)
+                and listing.any_of(a.topic, query.topics)
+                and (not query.status or a.status == query.status)
+                and listing.within(a.time, query.time)
+            )
+
+        found = [a for a in map(rows.attempt, self._attempts.values()) if wanted(a)]
+        return listing.page("att", found, lambda a: (a.time, a.id), request)
+
+    async def latest_attempt(
+        self, event_id: str, destination_id: str, tenant_id: str | None = None
+    ) -> Attempt | None:
+        await self._turn()
+        found = [
+            a
+            for a in map(rows.attempt, self._attempts.values())
+            if (a.event_id, a.destination_id) == (event_id, destination_id)
+            and tenant_id in (None, a.tenant_id)
+        ]
+        return max(found, key=lambda a: (a.attempt_number, a.time), default=None)
+
+    # The delivery queue
+
+    async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
+        """Store a published event and queue its first deliveries. True when it is a duplicate.
+
+        The rules of storage/sqlite/task_ops.accept_event: an event stored earlier under the
+        same id is kept if it matched destinations, unless it was accepted before `dedupe_after`
+        and this one matches too; keeping it makes this publish a duplicate if it matches.
+        """
+        await self._turn()
+        matches = bool(event.matched_destination_ids)
+        seen = self._events.get(event.id)
+        if seen is not None:
+            kept_matched = bool(rows.event(seen[0]).matched_destination_ids)
+            expired = seen[1] < dedupe_after
+            if kept_matched and not (expired and matches):
+                return matches
+        self._events[event.id] = (rows.event_values(event), now)
+        for destination_id in event.matched_destination_ids:
+            self._enqueue(event.id, destination_id, 1, manual=False, visible_at=now)
+        if matches:
+            self._work.set()
+        return False
+
+    def _enqueue(
+        self,
+        event_id: str,
+        destination_id: str,
+        attempt_number: int,
+        *,
+        manual: bool,
+        visible_at: int,
+        retry_key: str | None = None,
+    ) -> None:
+        self._last_task_id += 1
+        self._tasks[self._last_task_id] = _Task(
+            self._last_task_id,
+            event_id,
+            destination_id,
+            attempt_number,
+            manual,
+            visible_at,
+            retry_key=retry_key,
+        )
+
+    async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
+        await self._turn()
+        self._enqueue(event.id, destination_id, attempt_number, manual=True, visible_at=now_ms())
+        self._work.set()
+
+    async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
+        """Lease up to `limit` visible tasks, earliest due first, until `now + lease_ms`."""
+        await self._turn()
+        now = now_ms()
+        due = sorted(
+            (t for t in self._tasks.values() if t.visible_at <= now),
+            key=lambda t: (t.visible_at, t.id),
+        )
+        claimed = []
+        for task in due[:limit]:
+            task.visible_at = now + lease_ms
+            task.claims += 1
+            event = self._event(task.event_id)
+            if event is None:  # not stored (a manual task for an unknown id): nothing to deliver
+                del self._tasks[task.id]
+                continue
+            claimed.append(
+                DeliveryTask(
+                    task.id,
+                    event,
+                    task.destination_id,
+                    task.attempt_number,
+                    task.manual,
+                    task.generation,
+                    task.claims,
+                )
+            )
+        return claimed
+
+    async def finish(self, outcomes: list[Outcome]) -> None:
+        """Record attempts and settle each task and its pending retry, all in one step."""
+        await self._turn()
+        for outcome in outcomes:
+            if outcome.attempt is not None:
+                self._attempts[outcome.attempt.id] = rows.attempt_values(outcome.attempt)
+        for outcome in outcomes:
+            task = outcome.task
+            held = self._tasks.get(task.id)
+            if held is not None and held.generation == task.generation:
+                del self._tasks[task.id]  # unless a retry replaced it meanwhile
+            if outcome.retry_at is not None:
+                self._schedule_retry(task, outcome.retry_at)
+            elif outcome.cancel_retry:
+                for pending in self._retries(task.retry_key):
+                    del self._tasks[pending.id]
+        if any(o.retry_at is not None for o in outcomes):
+            self._work.set()  # the scheduler may need to wake earlier than it planned
+
+    def _retries(self, retry_key: str) -> list[_Task]:
+        """The pending automatic retry of an (event, destination) pair: none or one."""
+        return [t for t in self._tasks.values() if t.retry_key == retry_key]
+
+    def _schedule_retry(self, task: DeliveryTask, visible_at: int) -> None:
+        """Attempt `task.attempt_number + 1`, replacing the pending retry of the pair if any."""
+        pending = self._retries(task.retry_key)
+        if not pending:
+            number = task.attempt_number + 1
+            self._enqueue(
+                task.event.id,
+                task.destination_id,
+                number,
+                manual=False,
+                visible_at=visible_at,
+                retry_key=task.retry_key,
+            )
+            return
+        [replaced] = pending  # retry_key is unique
+        replaced.attempt_number = task.attempt_number + 1
+        replaced.visible_at = visible_at
+        replaced.claims = 0
+        replaced.generation += 1
+
+    async def release(self, task: DeliveryTask, delay_ms: int) -> None:
+        """Give a claimed task back (no attempt was made), visible again after `delay_ms`."""
+        await self._turn()
+        held = self._tasks.get(task.id)
+        if held is not None and held.generation == task.generation:
+            held.visible_at = now_ms() + delay_ms
+
+    async def next_visible_at(self) -> int | None:
+        await self._turn()
+        return min((t.visible_at for t in self._tasks.values()), default=None)
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work was queued, or after `timeout` seconds."""
+        if timeout > 0 and not self._work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), timeout)
+        self._work.clear()
