@@ -12,9 +12,10 @@ from typing import Any
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.errors import ConflictError
-from outpost.storage import keyset, rows
+from outpost.storage import keyset, log_queries, rows
 from outpost.storage.keyset import Where, numbered
 from outpost.storage.postgres.database import Conn
+from outpost.storage.sealing import Sealer
 
 TASKS_CHANNEL = "outpost_tasks"
 DESTINATIONS_CHANNEL = "outpost_destinations"
@@ -89,16 +90,20 @@ async def list_tenants(conn: Conn, ids: tuple[str, ...], request: PageRequest) -
     return Page(page.items, page.next, page.prev, int(total))
 
 
-async def list_destinations(conn: Conn, tenant_id: str) -> list[Destination]:
+async def list_destinations(
+    conn: Conn, tenant_id: str, sealer: Sealer | None
+) -> list[Destination]:
     found = await conn.fetch(
         f"SELECT {rows.DESTINATION_COLUMNS} FROM destinations "
         "WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
         tenant_id,
     )
-    return [rows.destination(row) for row in found]
+    return [rows.destination(row, sealer) for row in found]
 
 
-async def create_destination(conn: Conn, dest: Destination, limit: int) -> None:
+async def create_destination(
+    conn: Conn, dest: Destination, limit: int, sealer: Sealer | None
+) -> None:
     # Serialise creations per tenant so that the limit holds across processes.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", dest.tenant_id)
     live = await conn.fetch(
@@ -114,13 +119,13 @@ async def create_destination(conn: Conn, dest: Destination, limit: int) -> None:
     await conn.execute(
         f"INSERT INTO destinations ({rows.DESTINATION_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        *rows.destination_values(dest),
+        *rows.destination_values(dest, sealer),
     )
     await notify(conn, DESTINATIONS_CHANNEL, dest.tenant_id)
 
 
-async def update_destination(conn: Conn, dest: Destination) -> bool:
-    values = rows.destination_values(dest)
+async def update_destination(conn: Conn, dest: Destination, sealer: Sealer | None) -> bool:
+    values = rows.destination_values(dest, sealer)
     status = await conn.execute(
         "UPDATE destinations SET type = $1, topics = $2, filter = $3, config = $4, "
         "credentials = $5, delivery_metadata = $6, metadata = $7, created_at = $8, "
@@ -148,8 +153,8 @@ async def delete_destination(conn: Conn, tenant_id: str, destination_id: str, no
 
 # The event and attempt log
 
-_SELECT_EVENTS = f"SELECT {rows.EVENT_COLUMNS} FROM events"
-_SELECT_ATTEMPTS = f"SELECT {rows.ATTEMPT_COLUMNS} FROM attempts"
+_SELECT_EVENTS = log_queries.SELECT_EVENTS
+_SELECT_ATTEMPTS = log_queries.SELECT_ATTEMPTS
 
 
 async def get_event(conn: Conn, event_id: str, tenant_id: str | None) -> Event | None:
@@ -165,47 +170,18 @@ async def get_events(conn: Conn, ids: list[str]) -> dict[str, Event]:
     return {e.id: e for e in map(rows.event, found)}
 
 
+def _matched_any(ids: tuple[str, ...]) -> tuple[str, tuple[list[str]]]:
+    return "jsonb_exists_any(matched_destination_ids::jsonb, ?::text[])", (list(ids),)
+
+
 async def list_events(conn: Conn, query: EventQuery, request: PageRequest) -> Page[Event]:
-    where = Where().any_of("tenant_id", query.tenant_ids).any_of("id", query.ids)
-    where = where.any_of("topic", query.topics)
-    if query.destination_ids:
-        where = where.add(
-            "jsonb_exists_any(matched_destination_ids::jsonb, ?::text[])",
-            list(query.destination_ids),
-        )
-    plan = keyset.plan(
-        kind="evt",
-        select=_SELECT_EVENTS,
-        where=where.within("time", query.time),
-        sort="time",
-        id_column="id",
-        request=request,
-    )
-    found = await _fetch(conn, plan.sql, plan.params)
-    return keyset.page(plan, found, rows.event, lambda e: (e.time, e.id))
+    plan = log_queries.events_plan(query, request, _matched_any)
+    return log_queries.events_page(plan, await _fetch(conn, plan.sql, plan.params))
 
 
 async def list_attempts(conn: Conn, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
-    where = (
-        Where()
-        .any_of("tenant_id", query.tenant_ids)
-        .any_of("event_id", query.event_ids)
-        .any_of("destination_id", query.destination_ids)
-        .any_of("destination_type", query.destination_types)
-        .any_of("topic", query.topics)
-    )
-    if query.status:
-        where = where.add("status = ?", query.status)
-    plan = keyset.plan(
-        kind="att",
-        select=_SELECT_ATTEMPTS,
-        where=where.within("time", query.time),
-        sort="time",
-        id_column="id",
-        request=request,
-    )
-    found = await _fetch(conn, plan.sql, plan.params)
-    return keyset.page(plan, found, rows.attempt, lambda a: (a.time, a.id))
+    plan = log_queries.attempts_plan(query, request)
+    return log_queries.attempts_page(plan, await _fetch(conn, plan.sql, plan.params))
 
 
 async def get_attempt(conn: Conn, attempt_id: str, tenant_id: str | None) -> Attempt | None:

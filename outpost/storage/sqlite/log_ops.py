@@ -6,11 +6,11 @@ import sqlite3
 
 from outpost.core.models import Attempt, Event
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
-from outpost.storage import keyset, rows
+from outpost.storage import log_queries, rows
 from outpost.storage.keyset import Where
 
-_SELECT_EVENTS = "SELECT " + rows.EVENT_COLUMNS + " FROM events"
-_SELECT_ATTEMPTS = "SELECT " + rows.ATTEMPT_COLUMNS + " FROM attempts"
+_SELECT_EVENTS = log_queries.SELECT_EVENTS
+_SELECT_ATTEMPTS = log_queries.SELECT_ATTEMPTS
 
 
 def get_event(conn: sqlite3.Connection, event_id: str, tenant_id: str | None) -> Event | None:
@@ -29,54 +29,24 @@ def get_events(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Event]:
     return {e.id: e for e in map(rows.event, found)}
 
 
+def _matched_any(ids: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    marks = ",".join("?" * len(ids))
+    return (
+        f"EXISTS (SELECT 1 FROM json_each(matched_destination_ids) WHERE value IN ({marks}))",
+        ids,
+    )
+
+
 def list_events(conn: sqlite3.Connection, query: EventQuery, request: PageRequest) -> Page[Event]:
-    where = (
-        Where()
-        .any_of("tenant_id", query.tenant_ids)
-        .any_of("id", query.ids)
-        .any_of("topic", query.topics)
-    )
-    if query.destination_ids:
-        marks = ",".join("?" * len(query.destination_ids))
-        where = where.add(
-            f"EXISTS (SELECT 1 FROM json_each(matched_destination_ids) WHERE value IN ({marks}))",
-            *query.destination_ids,
-        )
-    plan = keyset.plan(
-        kind="evt",
-        select=_SELECT_EVENTS,
-        where=where.within("time", query.time),
-        sort="time",
-        id_column="id",
-        request=request,
-    )
-    found = conn.execute(plan.sql, plan.params).fetchall()
-    return keyset.page(plan, found, rows.event, lambda e: (e.time, e.id))
+    plan = log_queries.events_plan(query, request, _matched_any)
+    return log_queries.events_page(plan, conn.execute(plan.sql, plan.params).fetchall())
 
 
 def list_attempts(
     conn: sqlite3.Connection, query: AttemptQuery, request: PageRequest
 ) -> Page[Attempt]:
-    where = (
-        Where()
-        .any_of("tenant_id", query.tenant_ids)
-        .any_of("event_id", query.event_ids)
-        .any_of("destination_id", query.destination_ids)
-        .any_of("destination_type", query.destination_types)
-        .any_of("topic", query.topics)
-    )
-    if query.status:
-        where = where.add("status = ?", query.status)
-    plan = keyset.plan(
-        kind="att",
-        select=_SELECT_ATTEMPTS,
-        where=where.within("time", query.time),
-        sort="time",
-        id_column="id",
-        request=request,
-    )
-    found = conn.execute(plan.sql, plan.params).fetchall()
-    return keyset.page(plan, found, rows.attempt, lambda a: (a.time, a.id))
+    plan = log_queries.attempts_plan(query, request)
+    return log_queries.attempts_page(plan, conn.execute(plan.sql, plan.params).fetchall())
 
 
 def get_attempt(conn: sqlite3.Connection, attempt_id: str, tenant_id: str | None) -> Attempt | None:
