@@ -131,7 +131,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         "API_JWT_SECRET": "bench",
         "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "warn",
-        **({"POSTGRES_URL": database[1]} if database else {}),
+        **({"POSTGRES_URL": database[1], "AES_ENCRYPTION_SECRET": "bench"} if database else {}),
     }
     command = [sys.executable, "-m", "outpost", "serve"]
     if args.profile:  # py-spy samples the server only; the raw output feeds flamegraph tools

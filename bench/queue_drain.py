@@ -23,6 +23,7 @@ from outpost.core.models import Event, Outcome
 from outpost.core.timefmt import now_ms
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.protocols import Backend
+from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -57,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=50_000)
     args = parser.parse_args()
-    sqlite = SqliteBackend(Path(tempfile.mkdtemp()), synchronous="FULL")
+    sqlite = SqliteBackend(Path(tempfile.mkdtemp()), sealer=Sealer("bench"), synchronous="FULL")
     print(
         "sqlite:",
         json.dumps({k: round(v) for k, v in uvloop.run(measure(sqlite, args.tasks)).items()}),
@@ -65,7 +66,7 @@ def main() -> None:
     name = f"outpost_bench_queue_{int(time.time())}"
     subprocess.run(["psql", ADMIN, "-qc", f'CREATE DATABASE "{name}"'], check=True)
     try:
-        postgres = PostgresBackend(ADMIN.rpartition("/")[0] + "/" + name)
+        postgres = PostgresBackend(ADMIN.rpartition("/")[0] + "/" + name, sealer=Sealer("bench"))
         result = uvloop.run(measure(postgres, args.tasks))
         print("postgres:", json.dumps({k: round(v) for k, v in result.items()}))
     finally:

@@ -21,6 +21,7 @@ from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.protocols import Backend, DeliveryQueue
+from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
@@ -96,10 +97,18 @@ def retry_policy(config: Config) -> RetryPolicy:
     )
 
 
+def sealer(config: Config) -> Sealer:
+    """Seals destination credentials at rest; the secret is given, or generated (embedded mode)."""
+    if not config.aes_encryption_secret:
+        raise ConfigError("AES_ENCRYPTION_SECRET is unset (with_generated_secrets fills it)")
+    return Sealer(config.aes_encryption_secret, (config.aes_encryption_secret_previous,))
+
+
 def open_backend(config: Config) -> Backend:
     if config.postgres_url:
         return PostgresBackend(
             config.postgres_url,
+            sealer=sealer(config),
             pool_size=config.postgres_pool_size,
             timeout=config.postgres_timeout_seconds,
             batch_limit=config.log_batch_size,
@@ -107,6 +116,7 @@ def open_backend(config: Config) -> Backend:
         )
     return SqliteBackend(
         Path(config.data_dir),
+        sealer=sealer(config),
         synchronous=config.sqlite_synchronous.upper(),
         batch_limit=config.log_batch_size,
     )

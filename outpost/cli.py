@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import uvloop
 
@@ -42,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"http://{config.host}:{config.port}/api/v1, {store}",
         flush=True,
     )
-    if generated:
+    if str(Path(config.data_dir) / "api_key") in generated:
         print(f"API key: {config.api_key}  (kept in {config.data_dir}/api_key)", flush=True)
     try:
         uvloop.run(services.run(system))
@@ -56,8 +58,8 @@ def _migrate(args: argparse.Namespace) -> int:
     from outpost import bootstrap
 
     try:
-        config = settings.load(config_file=args.config)
-        backend = bootstrap.open_backend(config)
+        config, _ = settings.with_generated_secrets(settings.load(config_file=args.config))
+        backend = bootstrap.open_backend(replace(config, postgres_migrate_on_start=True))
 
         async def apply() -> None:
             await backend.open()  # opening applies pending migrations

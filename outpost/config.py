@@ -65,6 +65,16 @@ class Config:
         "",
         "HS256 secret for tenant JWTs. Unset: generated and kept in the data folder.",
     )
+    aes_encryption_secret: str = _setting(
+        "AES_ENCRYPTION_SECRET",
+        "",
+        "Secret from which the AES-256-GCM key sealing destination credentials at rest is derived. Unset: generated and kept in the data folder; required with POSTGRES_URL.",
+    )
+    aes_encryption_secret_previous: str = _setting(
+        "AES_ENCRYPTION_SECRET_PREVIOUS",
+        "",
+        "While rotating: the former AES_ENCRYPTION_SECRET. Credentials sealed under it still read, and are resealed under the new one when their destination is next written.",
+    )
     deployment_id: str = _setting(
         "DEPLOYMENT_ID", "", "Namespace put into tenant JWTs (`deployment_id` claim)."
     )
@@ -390,6 +400,9 @@ def check(config: Config) -> None:
     needs_keys = config.postgres_url and config.service != "delivery"
     if needs_keys and not (config.api_key and config.api_jwt_secret):
         problems.append("with POSTGRES_URL, set API_KEY and API_JWT_SECRET")
+    # Delivery processes open the credentials they sign with, so every process needs the key.
+    if config.postgres_url and not config.aes_encryption_secret:
+        problems.append("with POSTGRES_URL, set AES_ENCRYPTION_SECRET (the same in every process)")
     if not config.postgres_url and config.service not in ("", "all"):
         problems.append(
             "SERVICE=api or delivery needs POSTGRES_URL: the embedded store is one process"
@@ -405,13 +418,16 @@ def check(config: Config) -> None:
 
 
 def with_generated_secrets(config: Config) -> tuple[Config, list[str]]:
-    """Fill an unset API key / JWT secret from files in the data folder, creating them once.
+    """Fill an unset API key / JWT secret / AES secret from files in the data folder, once created.
 
     Returns the config and the names that were generated or read, so the CLI can say so.
     """
     filled: dict[str, Any] = {}
     notes: list[str] = []
-    for attr, filename in (("api_key", "api_key"), ("api_jwt_secret", "jwt_secret")):
+    generated = [("api_key", "api_key"), ("api_jwt_secret", "jwt_secret")]
+    if not config.postgres_url:  # a shared database needs the one secret every process was given
+        generated.append(("aes_encryption_secret", "aes_encryption_secret"))
+    for attr, filename in generated:
         if getattr(config, attr):
             continue
         path = Path(config.data_dir) / filename

@@ -1,4 +1,8 @@
-"""Conversions between domain records and SQLite rows."""
+"""Conversions between domain records and rows, shared by the SQL backends (and the memory double).
+
+Destination credentials go through a `Sealer` when one is given: stored sealed, opened on read.
+A stored value that is not sealed is plain JSON written before sealing existed, and still reads.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 import msgspec
 
 from outpost.core.models import Attempt, Destination, Event, Tenant
+from outpost.errors import StoreError
+from outpost.storage.sealing import Sealer
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -33,7 +39,42 @@ DESTINATION_COLUMNS = (
 )
 
 
-def destination(row: Any) -> Destination:
+def _context(tenant_id: str, destination_id: str) -> str:
+    """Names the row in errors, and is the associated data binding sealed credentials to it."""
+    return f"destination {destination_id!r} of tenant {tenant_id!r}"
+
+
+def load_credentials(
+    stored: str, tenant_id: str, destination_id: str, sealer: Sealer | None
+) -> Any:
+    if sealer is None or not Sealer.is_sealed(stored):
+        return load(stored)
+    return _decode(sealer.open(stored, _context(tenant_id, destination_id)))
+
+
+def dump_credentials(
+    credentials: Any, tenant_id: str, destination_id: str, sealer: Sealer | None
+) -> str:
+    plain = _encode(credentials)
+    if sealer is None:
+        return plain.decode()
+    return sealer.seal(plain, _context(tenant_id, destination_id))
+
+
+def resealed(row: Any, sealer: Sealer) -> str | None:
+    """`(id, tenant_id, credentials)` stored under a previous key or as plain JSON, sealed under
+    the current key; None when already current, or when it does not open (reads will say why)."""
+    destination_id, tenant_id, stored = row
+    if sealer.is_current(stored):
+        return None
+    try:
+        credentials = load_credentials(stored, tenant_id, destination_id, sealer)
+    except StoreError:
+        return None
+    return dump_credentials(credentials, tenant_id, destination_id, sealer)
+
+
+def destination(row: Any, sealer: Sealer | None) -> Destination:
     return Destination(
         id=row[0],
         tenant_id=row[1],
@@ -41,7 +82,7 @@ def destination(row: Any) -> Destination:
         topics=tuple(load(row[3])),
         filter=load(row[4]),
         config=load(row[5]),
-        credentials=load(row[6]),
+        credentials=load_credentials(row[6], row[1], row[0], sealer),
         delivery_metadata=load(row[7]),
         metadata=load(row[8]),
         created_at=row[9],
@@ -50,7 +91,7 @@ def destination(row: Any) -> Destination:
     )
 
 
-def destination_values(d: Destination) -> tuple[Any, ...]:
+def destination_values(d: Destination, sealer: Sealer | None) -> tuple[Any, ...]:
     return (
         d.id,
         d.tenant_id,
@@ -58,7 +99,7 @@ def destination_values(d: Destination) -> tuple[Any, ...]:
         dump(list(d.topics)),
         dump(d.filter) if d.filter else None,
         dump(d.config),
-        dump(d.credentials),
+        dump_credentials(d.credentials, d.tenant_id, d.id, sealer),
         dump(d.delivery_metadata) if d.delivery_metadata else None,
         dump(d.metadata) if d.metadata else None,
         d.created_at,

@@ -185,6 +185,7 @@ def load_config(data_dir: Path, env: Mapping[str, str]) -> config.Config:
             "OUTPOST_DATA_DIR": str(data_dir),
             "API_KEY": API_KEY,
             "API_JWT_SECRET": JWT_SECRET,
+            "AES_ENCRYPTION_SECRET": "api-tests-aes-secret",
             "SQLITE_SYNCHRONOUS": "NORMAL",
             **env,
         }

@@ -19,6 +19,7 @@ An unreachable server is an error, not a skip: a skip would hide a broken setup.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import time
@@ -32,6 +33,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from outpost.storage.memory import MemoryBackend
+from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 
 from ._support import Backend, MakeBackend
@@ -55,6 +57,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+SEALER = Sealer("contract-tests-aes-secret")  # the SQL backends seal credentials as in production
+
+
 def _postgres_backend_class() -> Callable[[str], Backend]:
     try:
         module = importlib.import_module(POSTGRES_MODULE)
@@ -62,7 +67,7 @@ def _postgres_backend_class() -> Callable[[str], Backend]:
         if exc.name in (POSTGRES_MODULE, POSTGRES_MODULE.rpartition(".")[0]):
             pytest.skip(f"postgres: {POSTGRES_MODULE} does not exist yet (PostgresBackend)")
         raise  # the module exists but imports something missing: that is a failure
-    return cast(Callable[[str], Backend], module.PostgresBackend)
+    return cast(Callable[[str], Backend], functools.partial(module.PostgresBackend, sealer=SEALER))
 
 
 def _blocking(work: Coroutine[Any, Any, T]) -> T:
@@ -157,7 +162,7 @@ def _drop(name: str) -> None:
 def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> MakeBackend:
     """Builds an unopened backend of the parametrized kind; any database it needs exists."""
     if request.param == "sqlite":
-        return lambda: SqliteBackend(tmp_path / "sqlite", synchronous="NORMAL")
+        return lambda: SqliteBackend(tmp_path / "sqlite", sealer=SEALER, synchronous="NORMAL")
     if request.param == "memory":
         memory = MemoryBackend()  # the data: every instance "on it" is this one
         return lambda: memory

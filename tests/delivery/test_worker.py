@@ -25,6 +25,7 @@ from outpost.delivery.worker import MAX_CLAIMS_WITHOUT_ATTEMPT, DeliveryWorker, 
 from outpost.destinations.provider import Display
 from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError
+from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 
 pytestmark = pytest.mark.anyio
@@ -68,7 +69,7 @@ class StandIn:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    backend = SqliteBackend(tmp_path, synchronous="NORMAL")
+    backend = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
     await backend.open()
     await backend.upsert_tenant("t", None, now_ms())
     await backend.create_destination(
@@ -207,14 +208,14 @@ async def test_stop_waits_for_deliveries_in_flight_and_records_them(store: Sqlit
 async def test_leases_of_a_dead_process_are_released_when_the_store_reopens(
     tmp_path: Path,
 ) -> None:
-    first = SqliteBackend(tmp_path, synchronous="NORMAL")
+    first = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
     await first.open()
     await publish(first)
     assert len(await first.claim(10, 60_000)) == 1
     assert await first.claim(10, 60_000) == []  # leased: invisible to other claims
     await first.close()  # as if killed: the task was never finished
 
-    second = SqliteBackend(tmp_path, synchronous="NORMAL")
+    second = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
     await second.open()
     try:
         [task] = await second.claim(10, 60_000)

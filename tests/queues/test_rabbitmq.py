@@ -20,6 +20,7 @@ from outpost.core.models import DeliveryTask, Event, Outcome
 from outpost.core.timefmt import now_ms
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings, TaskMessage
 from outpost.storage.postgres.backend import PostgresBackend
+from outpost.storage.sealing import Sealer
 
 pytestmark = pytest.mark.anyio
 LEASE_MS = 60_000
@@ -41,7 +42,7 @@ async def name() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def store(name: str) -> AsyncIterator[PostgresBackend]:
-    backend = PostgresBackend(database_url(name))
+    backend = PostgresBackend(database_url(name), sealer=Sealer("rabbitmq-tests"))
     await backend.open()
     yield backend
     await backend.close()

@@ -129,7 +129,11 @@ class ServerProcess:
             "MAX_RETRY_LIMIT": "3",
             "LOG_BATCH_THRESHOLD_SECONDS": "0",
             "LOG_LEVEL": "info",
-            **({"POSTGRES_URL": self.postgres_url} if self.postgres_url else {}),
+            **(
+                {"POSTGRES_URL": self.postgres_url, "AES_ENCRYPTION_SECRET": "e2e-aes-secret"}
+                if self.postgres_url
+                else {}
+            ),
             **(
                 rabbitmq.settings_for(self.database)
                 if self._uses_rabbitmq and self.database

@@ -120,5 +120,9 @@ def test_postgres_mode_needs_explicit_keys_for_the_api() -> None:
     url = "postgresql://127.0.0.1/outpost"
     with pytest.raises(ConfigError, match="set API_KEY and API_JWT_SECRET"):
         config.load({"POSTGRES_URL": url})
-    assert config.load({"POSTGRES_URL": url, "SERVICE": "delivery"}).service == "delivery"
-    assert config.load({"POSTGRES_URL": url, "API_KEY": "k", "API_JWT_SECRET": "s"}).postgres_url
+    aes = {
+        "AES_ENCRYPTION_SECRET": "a"
+    }  # every process opens credentials: tests/unit/test_sealing.py
+    assert config.load({"POSTGRES_URL": url, "SERVICE": "delivery", **aes}).service == "delivery"
+    keys = {"API_KEY": "k", "API_JWT_SECRET": "s", **aes}
+    assert config.load({"POSTGRES_URL": url, **keys}).postgres_url

@@ -35,6 +35,7 @@ async def running(data_dir: Path, **env: str) -> AsyncIterator[tuple[httpx.Async
             "OUTPOST_DATA_DIR": str(data_dir),
             "API_KEY": "ssrf-admin-key",
             "API_JWT_SECRET": "ssrf-jwt-secret-0123456789abcdefghijklmn",
+            "AES_ENCRYPTION_SECRET": "ssrf-aes-secret",
             "SQLITE_SYNCHRONOUS": "NORMAL",
             **env,
         },

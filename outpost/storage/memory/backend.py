@@ -120,13 +120,15 @@ class MemoryBackend:
 
     async def list_destinations(self, tenant_id: str) -> list[Destination]:
         await self._turn()
-        found = [rows.destination(r) for (t, _), r in self._destinations.items() if t == tenant_id]
+        found = [
+            rows.destination(r, None) for (t, _), r in self._destinations.items() if t == tenant_id
+        ]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
     async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
         await self._turn()
         row = self._destinations.get((tenant_id, destination_id))
-        return rows.destination(row) if row else None
+        return rows.destination(row, None) if row else None
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         await self._turn()
@@ -135,14 +137,14 @@ class MemoryBackend:
             raise ConflictError("destination already exists")
         if sum(t == destination.tenant_id for t, _ in self._destinations) >= limit:
             raise ConflictError("maximum number of destinations per tenant reached")
-        self._destinations[key] = rows.destination_values(destination)
+        self._destinations[key] = rows.destination_values(destination, None)
 
     async def update_destination(self, destination: Destination) -> bool:
         await self._turn()
         key = (destination.tenant_id, destination.id)
         if key not in self._destinations:
             return False
-        self._destinations[key] = rows.destination_values(destination)
+        self._destinations[key] = rows.destination_values(destination, None)
         return True
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:

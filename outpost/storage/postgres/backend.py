@@ -14,6 +14,7 @@ from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.storage.postgres import ops
 from outpost.storage.postgres.database import Database
+from outpost.storage.sealing import Sealer
 
 
 class PostgresBackend:
@@ -21,6 +22,7 @@ class PostgresBackend:
         self,
         dsn: str,
         *,
+        sealer: Sealer | None,
         pool_size: int = 10,
         timeout: float = 5.0,
         batch_limit: int = 1000,
@@ -28,6 +30,7 @@ class PostgresBackend:
     ) -> None:
         self._db = Database(dsn, pool_size=pool_size, timeout=timeout, batch_limit=batch_limit)
         self._migrate = migrate
+        self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
         self._work = asyncio.Event()
         self._destinations: dict[str, list[Destination]] = {}
         self._versions: dict[str, int] = {}
@@ -35,6 +38,9 @@ class PostgresBackend:
 
     async def open(self) -> None:
         await self._db.open(run_migrations=self._migrate)
+        if self._migrate and self._sealer is not None:  # the processes that migrate also reseal
+            sealer = self._sealer
+            await self._db.write(lambda c: ops.reseal_credentials(c, sealer))
         self._db.listen(ops.TASKS_CHANNEL, lambda _: self._work.set(), lambda _: self._work.set())
         self._db.listen(ops.DESTINATIONS_CHANNEL, self._forget, self._cache_state)
 
@@ -67,7 +73,9 @@ class PostgresBackend:
         cached = self._destinations.get(tenant_id) if self._cache_live else None
         if cached is None:
             version = self._versions.get(tenant_id, 0)
-            cached = await self._db.read(lambda c: ops.list_destinations(c, tenant_id))
+            cached = await self._db.read(
+                lambda c: ops.list_destinations(c, tenant_id, self._sealer)
+            )
             if self._cache_live and self._versions.get(tenant_id, 0) == version:
                 self._destinations[tenant_id] = cached
         return list(cached)
@@ -91,13 +99,17 @@ class PostgresBackend:
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
-            await self._db.write(lambda c: ops.create_destination(c, destination, limit))
+            await self._db.write(
+                lambda c: ops.create_destination(c, destination, limit, self._sealer)
+            )
         finally:
             self._forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
-            return await self._db.write(lambda c: ops.update_destination(c, destination))
+            return await self._db.write(
+                lambda c: ops.update_destination(c, destination, self._sealer)
+            )
         finally:
             self._forget(destination.tenant_id)
 

@@ -90,15 +90,39 @@ async def list_tenants(conn: Conn, ids: tuple[str, ...], request: PageRequest) -
     return Page(page.items, page.next, page.prev, int(total))
 
 
-async def list_destinations(
-    conn: Conn, tenant_id: str, sealer: Sealer | None
-) -> list[Destination]:
+async def list_destinations(conn: Conn, tenant_id: str, sealer: Sealer | None) -> list[Destination]:
     found = await conn.fetch(
         f"SELECT {rows.DESTINATION_COLUMNS} FROM destinations "
         "WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
         tenant_id,
     )
     return [rows.destination(row, sealer) for row in found]
+
+
+async def reseal_credentials(conn: Conn, sealer: Sealer) -> int:
+    """Rewrites live credentials not sealed under the current key (rotation, legacy rows).
+
+    Compare-and-set per row, so processes starting together, or a concurrent update, are safe;
+    the plaintext is unchanged, so no cache needs invalidating.
+    """
+    found = await conn.fetch(
+        "SELECT id, tenant_id, credentials FROM destinations "
+        "WHERE deleted_at IS NULL AND left(credentials, $1) <> $2",
+        len(sealer.prefix),
+        sealer.prefix,
+    )
+    count = 0
+    for row in found:
+        sealed = rows.resealed(tuple(row), sealer)
+        if sealed is not None:
+            status = await conn.execute(
+                "UPDATE destinations SET credentials = $1 "
+                "WHERE id = $2 AND tenant_id = $3 AND credentials = $4",
+                sealed,
+                *row,
+            )
+            count += status != "UPDATE 0"
+    return count
 
 
 async def create_destination(

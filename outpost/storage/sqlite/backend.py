@@ -18,12 +18,21 @@ from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outco
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
+from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite import log_ops, task_ops, tenant_ops
 from outpost.storage.sqlite.database import Database
 
 
 class SqliteBackend:
-    def __init__(self, data_dir: Path, *, synchronous: str = "FULL", batch_limit: int = 1000):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        sealer: Sealer | None,
+        synchronous: str = "FULL",
+        batch_limit: int = 1000,
+    ):
+        self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
         self._dir = data_dir
         self._db = Database(
             data_dir / "outpost.db", synchronous=synchronous, batch_limit=batch_limit
@@ -39,6 +48,9 @@ class SqliteBackend:
         self._lock = await asyncio.to_thread(self._take_lock)
         await asyncio.to_thread(self._db.open)
         await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
+        if self._sealer is not None:
+            sealer = self._sealer
+            await self._db.write(lambda c: tenant_ops.reseal_credentials(c, sealer))
 
     def _take_lock(self) -> IO[str]:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +96,9 @@ class SqliteBackend:
         cached = self._destinations.get(tenant_id)
         if cached is None:
             version = self._versions.get(tenant_id, 0)
-            cached = await self._db.read(lambda c: tenant_ops.list_destinations(c, tenant_id))
+            cached = await self._db.read(
+                lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
+            )
             if self._versions.get(tenant_id, 0) == version:
                 self._destinations[tenant_id] = cached
         return list(cached)
@@ -101,13 +115,17 @@ class SqliteBackend:
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
-            await self._db.write(lambda c: tenant_ops.create_destination(c, destination, limit))
+            await self._db.write(
+                lambda c: tenant_ops.create_destination(c, destination, limit, self._sealer)
+            )
         finally:
             self._forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
-            return await self._db.write(lambda c: tenant_ops.update_destination(c, destination))
+            return await self._db.write(
+                lambda c: tenant_ops.update_destination(c, destination, self._sealer)
+            )
         finally:
             self._forget(destination.tenant_id)
 

@@ -9,6 +9,7 @@ from outpost.core.paging import Page, PageRequest
 from outpost.errors import ConflictError
 from outpost.storage import keyset, rows
 from outpost.storage.keyset import Where
+from outpost.storage.sealing import Sealer
 
 _LIVE_TENANT = "SELECT " + rows.TENANT_COLUMNS + " FROM tenants WHERE id = ? AND deleted_at IS NULL"
 
@@ -67,28 +68,44 @@ def list_tenants(
     return Page(page.items, page.next, page.prev, total.fetchone()[0])
 
 
-def list_destinations(conn: sqlite3.Connection, tenant_id: str) -> list[Destination]:
+def list_destinations(
+    conn: sqlite3.Connection, tenant_id: str, sealer: Sealer | None
+) -> list[Destination]:
     found = conn.execute(
         "SELECT " + rows.DESTINATION_COLUMNS + " FROM destinations "
         "WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, id",
         (tenant_id,),
     )
-    return [rows.destination(row) for row in found]
+    return [rows.destination(row, sealer) for row in found]
 
 
-def get_destination(
-    conn: sqlite3.Connection, tenant_id: str, destination_id: str
-) -> Destination | None:
-    row = conn.execute(
-        "SELECT " + rows.DESTINATION_COLUMNS + " FROM destinations "
-        "WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL",
-        (tenant_id, destination_id),
+def reseal_credentials(conn: sqlite3.Connection, sealer: Sealer) -> int:
+    """Rewrites live credentials not sealed under the current key (rotation, legacy rows)."""
+    found = conn.execute(
+        "SELECT id, tenant_id, credentials FROM destinations "
+        "WHERE deleted_at IS NULL AND substr(credentials, 1, ?) != ?",
+        (len(sealer.prefix), sealer.prefix),
+    ).fetchall()
+    count = 0
+    for row in found:
+        sealed = rows.resealed(row, sealer)
+        if sealed is not None:
+            count += conn.execute(
+                "UPDATE destinations SET credentials = ? "
+                "WHERE id = ? AND tenant_id = ? AND credentials = ?",
+                (sealed, *row),
+            ).rowcount
+    return count
+
+
+def create_destination(
+    conn: sqlite3.Connection, dest: Destination, limit: int, sealer: Sealer | None
+) -> None:
+    live = conn.execute(
+        "SELECT 1 FROM destinations WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL",
+        (dest.tenant_id, dest.id),
     ).fetchone()
-    return rows.destination(row) if row else None
-
-
-def create_destination(conn: sqlite3.Connection, dest: Destination, limit: int) -> None:
-    if get_destination(conn, dest.tenant_id, dest.id):
+    if live:
         raise ConflictError("destination already exists")
     count = conn.execute(
         "SELECT count(*) FROM destinations WHERE tenant_id = ? AND deleted_at IS NULL",
@@ -102,12 +119,12 @@ def create_destination(conn: sqlite3.Connection, dest: Destination, limit: int) 
     conn.execute(
         "INSERT INTO destinations (" + rows.DESTINATION_COLUMNS + ") "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows.destination_values(dest),
+        rows.destination_values(dest, sealer),
     )
 
 
-def update_destination(conn: sqlite3.Connection, dest: Destination) -> bool:
-    values = rows.destination_values(dest)
+def update_destination(conn: sqlite3.Connection, dest: Destination, sealer: Sealer | None) -> bool:
+    values = rows.destination_values(dest, sealer)
     changed = conn.execute(
         "UPDATE destinations SET type = ?, topics = ?, filter = ?, config = ?, credentials = ?, "
         "delivery_metadata = ?, metadata = ?, created_at = ?, updated_at = ?, disabled_at = ? "
