@@ -12,6 +12,7 @@ import contextlib
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
+from outpost.storage.destination_cache import DestinationCache, find
 from outpost.storage.postgres import ops
 from outpost.storage.postgres.database import Database
 from outpost.storage.sealing import Sealer
@@ -32,9 +33,8 @@ class PostgresBackend:
         self._migrate = migrate
         self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
         self._work = asyncio.Event()
-        self._destinations: dict[str, list[Destination]] = {}
-        self._versions: dict[str, int] = {}
-        self._cache_live = False
+        # Live only while the LISTEN connection that carries other processes' writes is up.
+        self._cache = DestinationCache(live=False)
 
     async def open(self) -> None:
         await self._db.open(run_migrations=self._migrate)
@@ -42,7 +42,7 @@ class PostgresBackend:
             sealer = self._sealer
             await self._db.write(lambda c: ops.reseal_credentials(c, sealer))
         self._db.listen(ops.TASKS_CHANNEL, lambda _: self._work.set(), lambda _: self._work.set())
-        self._db.listen(ops.DESTINATIONS_CHANNEL, self._forget, self._cache_state)
+        self._db.listen(ops.DESTINATIONS_CHANNEL, self._cache.forget, self._cache.set_live)
 
     async def close(self) -> None:
         await self._db.close()
@@ -64,38 +64,19 @@ class PostgresBackend:
         try:
             return await self._db.write(lambda c: ops.delete_tenant(c, tenant_id, now))
         finally:
-            self._forget(tenant_id)
+            self._cache.forget(tenant_id)
 
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
         return await self._db.read(lambda c: ops.list_tenants(c, ids, request))
 
     async def list_destinations(self, tenant_id: str) -> list[Destination]:
-        cached = self._destinations.get(tenant_id) if self._cache_live else None
-        if cached is None:
-            version = self._versions.get(tenant_id, 0)
-            cached = await self._db.read(
-                lambda c: ops.list_destinations(c, tenant_id, self._sealer)
-            )
-            if self._cache_live and self._versions.get(tenant_id, 0) == version:
-                self._destinations[tenant_id] = cached
-        return list(cached)
-
-    def _forget(self, tenant_id: str) -> None:
-        self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
-        self._destinations.pop(tenant_id, None)
-
-    def _cache_state(self, live: bool) -> None:
-        # Whatever changed while nobody listened is unknown: start from nothing either way.
-        self._destinations.clear()
-        for tenant_id in self._versions:
-            self._versions[tenant_id] += 1
-        self._cache_live = live
+        return await self._cache.get(
+            tenant_id,
+            lambda: self._db.read(lambda c: ops.list_destinations(c, tenant_id, self._sealer)),
+        )
 
     async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
-        for destination in await self.list_destinations(tenant_id):
-            if destination.id == destination_id:
-                return destination
-        return None
+        return find(await self.list_destinations(tenant_id), destination_id)
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
@@ -103,7 +84,7 @@ class PostgresBackend:
                 lambda c: ops.create_destination(c, destination, limit, self._sealer)
             )
         finally:
-            self._forget(destination.tenant_id)
+            self._cache.forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
@@ -111,7 +92,7 @@ class PostgresBackend:
                 lambda c: ops.update_destination(c, destination, self._sealer)
             )
         finally:
-            self._forget(destination.tenant_id)
+            self._cache.forget(destination.tenant_id)
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
         try:
@@ -119,7 +100,7 @@ class PostgresBackend:
                 lambda c: ops.delete_destination(c, tenant_id, destination_id, now)
             )
         finally:
-            self._forget(tenant_id)
+            self._cache.forget(tenant_id)
 
     # The event and attempt log
 

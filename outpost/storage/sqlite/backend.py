@@ -18,6 +18,7 @@ from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outco
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
+from outpost.storage.destination_cache import DestinationCache, find
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite import log_ops, task_ops, tenant_ops
 from outpost.storage.sqlite.database import Database
@@ -38,10 +39,7 @@ class SqliteBackend:
             data_dir / "outpost.db", synchronous=synchronous, batch_limit=batch_limit
         )
         self._lock: IO[str] | None = None
-        self._destinations: dict[str, list[Destination]] = {}
-        self._versions: dict[
-            str, int
-        ] = {}  # bumped on every write, so a slow read can't cache stale rows
+        self._cache = DestinationCache()  # safe: only this process writes this database
         self._work = asyncio.Event()
 
     async def open(self) -> None:
@@ -80,38 +78,28 @@ class SqliteBackend:
     async def upsert_tenant(
         self, tenant_id: str, metadata: StrMap | None, now: int
     ) -> tuple[Tenant, bool]:
-        self._forget(tenant_id)
+        self._cache.forget(tenant_id)
         return await self._db.write(lambda c: tenant_ops.upsert_tenant(c, tenant_id, metadata, now))
 
     async def delete_tenant(self, tenant_id: str, now: int) -> bool:
         try:
             return await self._db.write(lambda c: tenant_ops.delete_tenant(c, tenant_id, now))
         finally:
-            self._forget(tenant_id)
+            self._cache.forget(tenant_id)
 
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
         return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
 
     async def list_destinations(self, tenant_id: str) -> list[Destination]:
-        cached = self._destinations.get(tenant_id)
-        if cached is None:
-            version = self._versions.get(tenant_id, 0)
-            cached = await self._db.read(
+        return await self._cache.get(
+            tenant_id,
+            lambda: self._db.read(
                 lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
-            )
-            if self._versions.get(tenant_id, 0) == version:
-                self._destinations[tenant_id] = cached
-        return list(cached)
-
-    def _forget(self, tenant_id: str) -> None:
-        self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
-        self._destinations.pop(tenant_id, None)
+            ),
+        )
 
     async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
-        for destination in await self.list_destinations(tenant_id):
-            if destination.id == destination_id:
-                return destination
-        return None
+        return find(await self.list_destinations(tenant_id), destination_id)
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
@@ -119,7 +107,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.create_destination(c, destination, limit, self._sealer)
             )
         finally:
-            self._forget(destination.tenant_id)
+            self._cache.forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
@@ -127,7 +115,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.update_destination(c, destination, self._sealer)
             )
         finally:
-            self._forget(destination.tenant_id)
+            self._cache.forget(destination.tenant_id)
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
         try:
@@ -135,7 +123,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.delete_destination(c, tenant_id, destination_id, now)
             )
         finally:
-            self._forget(tenant_id)
+            self._cache.forget(tenant_id)
 
     # The event and attempt log
 
