@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from starlette.datastructures import QueryParams
 
@@ -96,8 +95,3 @@ def _parse_time(key: str, value: str) -> int:
 
 def includes(params: QueryParams) -> frozenset[str]:
     return frozenset(array(params, "include"))
-
-
-def flag(params: QueryParams, name: str, parse: Callable[[str], bool] | None = None) -> bool:
-    value = params.get(name, "")
-    return parse(value) if parse else value.lower() in ("1", "true", "yes", "on")
