@@ -6,11 +6,12 @@ A stored value that is not sealed is plain JSON written before sealing existed, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from outpost.core.models import Attempt, Destination, Event, Tenant
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Tenant
 from outpost.errors import StoreError
 from outpost.storage.sealing import Sealer
 
@@ -180,3 +181,22 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
         a.code,
         dump(a.response_data) if a.response_data else None,
     )
+
+
+def claimed_tasks(
+    found: Sequence[Any], events: dict[str, Event]
+) -> tuple[list[DeliveryTask], list[int]]:
+    """Claimed task rows (id, event_id, destination_id, attempt_number, manual, generation,
+    claims) paired with their events; also the ids of tasks whose event was erased, which have
+    nothing left to deliver and are the caller's to delete."""
+    tasks: list[DeliveryTask] = []
+    orphans: list[int] = []
+    for task_id, event_id, destination_id, number, manual, generation, claims in found:
+        event = events.get(event_id)
+        if event is None:
+            orphans.append(task_id)
+            continue
+        tasks.append(
+            DeliveryTask(task_id, event, destination_id, number, bool(manual), generation, claims)
+        )
+    return tasks, orphans

@@ -331,15 +331,9 @@ async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
     if not found:
         return []
     events = await get_events(conn, list({row[1] for row in found}))
-    tasks = []
-    for task_id, event_id, destination_id, number, manual, generation, claims in found:
-        event = events.get(event_id)
-        if event is None:  # the event was erased: nothing left to deliver
-            await conn.execute("DELETE FROM tasks WHERE id = $1", task_id)
-            continue
-        tasks.append(
-            DeliveryTask(task_id, event, destination_id, number, manual, generation, claims)
-        )
+    tasks, orphans = rows.claimed_tasks(found, events)
+    if orphans:
+        await conn.execute("DELETE FROM tasks WHERE id = ANY($1::bigint[])", orphans)
     return tasks
 
 

@@ -10,7 +10,7 @@ import sqlite3
 
 from outpost.core.models import DeliveryTask, Event, Outcome
 from outpost.storage import rows
-from outpost.storage.sqlite.log_ops import insert_attempts
+from outpost.storage.sqlite.log_ops import get_events, insert_attempts
 
 _CLAIM = """
 UPDATE tasks SET visible_at = :lease_end, leased = 1, claims = claims + 1
@@ -77,24 +77,9 @@ def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list
     found = claimed.fetchall()
     if not found:
         return []
-    ids = list({row[1] for row in found})
-    marks = ",".join("?" * len(ids))
-    events = {
-        e.id: e
-        for e in map(
-            rows.event,
-            conn.execute(f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE id IN ({marks})", ids),
-        )
-    }
-    tasks = []
-    for task_id, event_id, destination_id, number, manual, generation, claims in found:
-        event = events.get(event_id)
-        if event is None:  # the event was erased: nothing left to deliver
-            conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-            continue
-        tasks.append(
-            DeliveryTask(task_id, event, destination_id, number, bool(manual), generation, claims)
-        )
+    events = get_events(conn, list({row[1] for row in found}))
+    tasks, orphans = rows.claimed_tasks(found, events)
+    conn.executemany("DELETE FROM tasks WHERE id = ?", [(task_id,) for task_id in orphans])
     return tasks
 
 
