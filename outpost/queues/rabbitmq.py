@@ -17,6 +17,7 @@ Retries stay in PostgreSQL, scheduled and claimed as in plain PostgreSQL mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from outpost.errors import StoreUnavailable
 from outpost.storage.postgres.backend import PostgresBackend
 
 log = logging.getLogger(__name__)
+OPEN_ATTEMPTS = 5
 
 
 class TaskMessage(msgspec.Struct, tag="v1"):
@@ -66,37 +68,52 @@ class RabbitQueue:
         self._arrived = asyncio.Event()
 
     async def open(self, *, consume: bool) -> None:
+        """Connect and declare, trying again a few times: several processes declaring the same
+        quorum queue at once can make RabbitMQ close the connection with INTERNAL_ERROR (seen
+        starting four processes together); a moment later the declaration goes through."""
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                await self._declare(consume)
+                return
+            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
+                await self.close()
+                if attempt == OPEN_ATTEMPTS:
+                    raise StoreUnavailable(f"RabbitMQ unavailable: {exc!r}") from exc
+                log.warning("RabbitMQ set-up failed (%r); trying again", exc)
+                await asyncio.sleep(0.5 * attempt)
+
+    async def _declare(self, consume: bool) -> None:
         s = self._settings
-        try:
-            self._connection = await aio_pika.connect_robust(s.url, timeout=10)
-            channel = await self._connection.channel(publisher_confirms=True)
-            await channel.set_qos(prefetch_count=s.prefetch)
-            self._exchange = await channel.declare_exchange(
-                s.exchange, aio_pika.ExchangeType.DIRECT, durable=True
-            )
-            dead = await channel.declare_exchange(
-                s.exchange + ".dlx", aio_pika.ExchangeType.DIRECT, durable=True
-            )
-            dlq = await channel.declare_queue(s.dead_letter_queue, durable=True)
-            await dlq.bind(dead, routing_key=s.queue)
-            queue = await channel.declare_queue(
-                s.queue,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",  # counts redeliveries for the dead-letter limit
-                    "x-delivery-limit": s.max_redeliveries,
-                    "x-dead-letter-exchange": s.exchange + ".dlx",
-                },
-            )
-            await queue.bind(self._exchange, routing_key=s.queue)
-            if consume:
-                await queue.consume(self._receive)
-        except (aio_pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"RabbitMQ unavailable: {exc!r}") from exc
+        self._connection = await aio_pika.connect_robust(s.url, timeout=10)
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=s.prefetch)
+        self._exchange = await channel.declare_exchange(
+            s.exchange, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dead = await channel.declare_exchange(
+            s.exchange + ".dlx", aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dlq = await channel.declare_queue(s.dead_letter_queue, durable=True)
+        await dlq.bind(dead, routing_key=s.queue)
+        queue = await channel.declare_queue(
+            s.queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",  # counts redeliveries for the dead-letter limit
+                "x-delivery-limit": s.max_redeliveries,
+                "x-dead-letter-exchange": s.exchange + ".dlx",
+            },
+        )
+        await queue.bind(self._exchange, routing_key=s.queue)
+        if consume:
+            await queue.consume(self._receive)
 
     async def close(self) -> None:
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(Exception):  # closing a connection that never came up
+                await self._connection.close()
+            self._connection = None
+            self._exchange = None
 
     async def ping(self) -> None:
         # A robust connection is not "closed" while it reconnects; `connected` says if it is up.
