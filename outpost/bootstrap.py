@@ -13,6 +13,7 @@ from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
 from outpost.destinations.editing import Rules
+from outpost.destinations.provider import Provider
 from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
@@ -156,7 +157,7 @@ def build(config: Config) -> System:
         proxy_url=config.destinations_webhook_proxy_url,
         guard=address_guard(config),
     )
-    registry = Registry([WebhookProvider(settings, client)])
+    registry = Registry(destination_providers(config, settings, client))
     publisher = Publisher(
         backend,
         backend,
@@ -190,6 +191,15 @@ def build(config: Config) -> System:
         dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
     )
     return System(config, backend, registry, services, worker, broker)
+
+
+def destination_providers(
+    config: Config, webhook: WebhookSettings, client: HttpClient
+) -> list[Provider]:
+    """Every destination type this server delivers to, in `/destination-types` order."""
+    return [
+        WebhookProvider(webhook, client),
+    ]
 
 
 def _worker_health(config: Config, worker: DeliveryWorker) -> dict[str, bool]:

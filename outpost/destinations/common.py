@@ -1,0 +1,150 @@
+"""What every destination type shares (contract §1.5, §4.3, §5).
+
+A type is a folder with `metadata.json` (label, icon, field schema), `instructions.md`, and a
+provider. `SchemaProvider` gives a provider the parts that depend only on that schema: the
+`/destination-types` entry, required/pattern validation, and obfuscation of sensitive credentials.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+import time
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+from outpost.core import timefmt
+from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.destinations.provider import Display
+
+FORMAT_ERROR = "could not format event for delivery"
+_TLS_TRUE = frozenset({"true", "on"})
+
+
+def load_schema(package: str) -> dict[str, Any]:
+    """`metadata.json` of a type's package, with `instructions.md` as its `instructions`."""
+    folder = resources.files(package)
+    metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text("utf-8"))
+    instructions = (folder / "instructions.md").read_text("utf-8")
+    return {
+        "type": metadata["type"],
+        "label": metadata["label"],
+        "description": metadata["description"],
+        "icon": metadata["icon"],
+        "instructions": instructions,
+        "config_fields": metadata["config_fields"],
+        "credential_fields": metadata["credential_fields"],
+    }
+
+
+def field_errors(fields: list[dict[str, Any]], values: StrMap, group: str) -> list[str]:
+    """`<group>.<key> is required` / `... failed pattern validation`, in schema order."""
+    errors = []
+    for field in fields:
+        value, path = values.get(field["key"], ""), f"{group}.{field['key']}".lower()
+        if not value:
+            if field.get("required"):
+                errors.append(f"{path} is required")
+        elif "pattern" in field and not _pattern(field["pattern"]).fullmatch(value):
+            errors.append(f"{path} failed pattern validation")
+    return errors
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def obfuscate(value: str) -> str:
+    """Outpost's display of a sensitive value: 4 characters kept from 10 up, else all stars."""
+    if len(value) < 10:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 4)
+
+
+def merged_metadata(
+    event: Event, destination: Destination, now_ns: int | None = None, *, include_ms: bool = False
+) -> StrMap:
+    """system < destination.delivery_metadata < event.metadata (§4.3)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    metadata = {
+        "event-id": event.id,
+        "topic": event.topic,
+        "timestamp": timefmt.format_seconds(now_ns // 1_000_000),
+    }
+    if include_ms:
+        seconds, nanos = divmod(now_ns, 1_000_000_000)
+        text = timefmt.format_seconds(seconds * 1000)[:-1]
+        metadata["timestamp-ms"] = f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
+    if destination.delivery_metadata:
+        metadata.update(destination.delivery_metadata)
+    if event.metadata:
+        metadata.update(event.metadata)
+    return metadata
+
+
+def normalised_tls(value: str | None) -> str:
+    """Stored form of a `tls` setting: `on`/`true` → "true", anything else (or absent) → "false"."""
+    return "true" if (value or "").lower() in _TLS_TRUE else "false"
+
+
+def failed(error: str, code: str = "ERR") -> DeliveryResult:
+    """The generic failure of §5: code `ERR`, `{"error": ...}`."""
+    return DeliveryResult("failed", code, {"error": error})
+
+
+def format_failure() -> DeliveryResult:
+    """A template or payload that cannot be formatted: failed, retried, nothing sent."""
+    return failed(FORMAT_ERROR)
+
+
+class SchemaProvider:
+    """The schema-driven half of a provider. Subclasses set `type` and `package`, add their
+    extra rules in `extra_errors`, normalise in `normalise`, and name the target in `target`."""
+
+    type: str
+    package: str
+
+    def __init__(self) -> None:
+        self._schema = load_schema(self.package)
+        self._config_fields: list[dict[str, Any]] = self._schema["config_fields"]
+        self._credential_fields: list[dict[str, Any]] = self._schema["credential_fields"]
+        self._sensitive = frozenset(f["key"] for f in self._credential_fields if f.get("sensitive"))
+
+    def describe(self) -> dict[str, Any]:
+        return copy.deepcopy(self._schema)
+
+    def validate(self, destination: Destination) -> list[str]:
+        if destination.type != self.type:
+            return ["type failed invalid_type validation"]
+        return (
+            field_errors(self._config_fields, destination.config, "config")
+            or field_errors(self._credential_fields, destination.credentials, "credentials")
+            or self.extra_errors(destination)
+        )
+
+    def extra_errors(self, destination: Destination) -> list[str]:
+        return []
+
+    def preprocess(
+        self, destination: Destination, original: Destination | None, *, admin: bool, now: int
+    ) -> Destination:
+        return replace(destination, config=self.normalise(dict(destination.config)))
+
+    def normalise(self, config: StrMap) -> StrMap:
+        return config
+
+    def display(self, destination: Destination, now: int) -> Display:
+        credentials = {
+            key: obfuscate(value) if key in self._sensitive else value
+            for key, value in destination.credentials.items()
+        }
+        target, target_url = self.target(destination)
+        return Display(credentials=credentials, target=target, target_url=target_url)
+
+    def target(self, destination: Destination) -> tuple[str, str]:
+        """(target, target_url) as the contract's §1.5 table gives them for this type."""
+        return "", ""

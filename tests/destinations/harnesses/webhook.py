@@ -1,0 +1,75 @@
+"""Webhook: the provider as bootstrap builds it, and the test receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from support.receiver import Receiver
+
+from destinations.harness import Received, make_destination
+from outpost.bootstrap import address_guard, webhook_settings
+from outpost.config import Config
+from outpost.core.models import Destination, StrMap
+from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.transport.http import HttpClient
+
+PREFIX = "x-outpost-"
+
+
+class WebhookHarness:
+    type = "webhook"
+
+    def __init__(self, receiver: Receiver) -> None:
+        config = Config(destinations_allowed_networks=("127.0.0.0/8",))
+        settings = webhook_settings(config)
+        client = HttpClient(max_connections=16, user_agent="suite", guard=address_guard(config))
+        self.provider = WebhookProvider(settings, client)
+        self._receiver = receiver
+        self._paths: dict[str, str] = {}
+
+    def destination(
+        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
+    ) -> Destination:
+        path = self._receiver.new_path("suite")
+        if broken:
+            self._receiver.set_status(path, 503, b"down for maintenance")
+        config = {"url": self._receiver.url(path)}
+        destination = make_destination(
+            "webhook", config, {"secret": "suite-secret"}, delivery_metadata=delivery_metadata
+        )
+        self._paths[destination.id] = path
+        return destination
+
+    async def received(
+        self, destination: Destination, count: int, timeout: float
+    ) -> list[Received]:
+        path = self._paths[destination.id]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            requests = self._receiver.requests_for(path)
+            if len(requests) >= count or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        return [
+            Received(
+                data=request.json(),
+                metadata={
+                    name[len(PREFIX) :]: value
+                    for name, value in request.headers.items()
+                    if name.lower().startswith(PREFIX) and name.lower() != PREFIX + "signature"
+                },
+            )
+            for request in requests
+        ]
+
+
+@asynccontextmanager
+async def open_harness() -> AsyncIterator[WebhookHarness]:
+    with Receiver() as receiver:
+        harness = WebhookHarness(receiver)
+        try:
+            yield harness
+        finally:
+            await harness.provider.close()
