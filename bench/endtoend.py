@@ -163,25 +163,35 @@ def server_env(mode: str, store: Store, port: int, scenario: str) -> dict[str, s
     return env
 
 
-def start_servers(mode: str, env: dict[str, str], api_port: int) -> list[subprocess.Popen[bytes]]:
+def start_servers(
+    mode: str, env: dict[str, str], profile: str | None
+) -> list[subprocess.Popen[bytes]]:
     """Embedded mode is one process; the PostgreSQL modes run API and delivery apart, one per
-    core, as a deployment would."""
+    core, as a deployment would. With `profile`, py-spy records each process (raw stacks, one
+    file per service) — CPU/event figures from such a run are not comparable."""
     base = [sys.executable, "-m", "outpost", "serve"]
-    if mode == "sqlite":
-        return [subprocess.Popen(base, env=env, stdout=subprocess.DEVNULL)]
-    delivery_env = {**env, "PORT": str(free_port())}
-    return [
-        subprocess.Popen([*base, "--service", "api"], env=env, stdout=subprocess.DEVNULL),
-        subprocess.Popen(
-            [*base, "--service", "delivery"], env=delivery_env, stdout=subprocess.DEVNULL
-        ),
-    ]
+    services = (
+        [("all", env)]
+        if mode == "sqlite"
+        else [
+            ("api", env),
+            ("delivery", {**env, "PORT": str(free_port())}),
+        ]
+    )
+    started = []
+    for service, service_env in services:
+        command = [*base, "--service", service]
+        if profile:
+            output = f"{profile}-{service}.txt"
+            command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", output, "--", *command]
+        started.append(subprocess.Popen(command, env=service_env, stdout=subprocess.DEVNULL))
+    return started
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        if process.poll() is None:  # SIGINT: py-spy, when profiling, then writes its file
+            process.send_signal(signal.SIGINT)
     for process in processes:
         try:
             process.wait(30)
@@ -201,7 +211,8 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
     sink_url = f"http://127.0.0.1:{sink_port}"
     deadline = time.monotonic() + args.timeout
     with store_for(mode) as store:
-        servers = start_servers(mode, server_env(mode, store, api_port, scenario), api_port)
+        profile = f"{args.profile}/{mode}-{scenario}" if args.profile else None
+        servers = start_servers(mode, server_env(mode, store, api_port, scenario), profile)
         try:
             base = f"http://127.0.0.1:{api_port}"
             wait_http(base + "/healthz", deadline)
@@ -306,6 +317,7 @@ def main() -> None:
     parser.add_argument("--seconds-at-rate", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on one round, seconds")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--profile", help="record the servers with py-spy into this folder")
     args = parser.parse_args()
     modes = MODES if args.mode == "all" else (args.mode,)
     scenarios = [s for s in args.scenarios.split(",") if s]

@@ -8,22 +8,43 @@ from pathlib import Path
 from outpost import __version__
 from outpost.api.auth import Authenticator
 from outpost.api.context import Services
+from outpost.api.ratelimit import HitCounter, MemoryHitCounter, RateLimiter
 from outpost.config import Config
 from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
+from outpost.core.limits import MetadataLimits
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
+from outpost.destinations.aws.clients import AwsSettings
+from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
+from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
+from outpost.destinations.aws_s3.provider import AwsS3Provider
+from outpost.destinations.aws_sqs.provider import AwsSqsProvider
+from outpost.destinations.azure_servicebus.provider import AzureServiceBusProvider
+from outpost.destinations.cloudflare_queues.provider import (
+    CloudflareQueuesProvider,
+    CloudflareQueuesSettings,
+)
 from outpost.destinations.editing import Rules
+from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
+from outpost.destinations.hookdeck.provider import HookdeckProvider, HookdeckSettings
+from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.provider import Provider
+from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.errors import ConfigError
+from outpost.operator import setup as operator_setup
+from outpost.operator.relay import Relay
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.storage.postgres.backend import PostgresBackend
+from outpost.storage.postgres.ratelimit import PostgresHitCounter
 from outpost.storage.protocols import Backend, DeliveryQueue
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
+from outpost.telemetry import Telemetry
+from outpost.telemetry import start as start_telemetry
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
 
@@ -38,6 +59,8 @@ class System:
     services: Services
     worker: DeliveryWorker
     broker: RabbitQueue | None = None  # set when tasks are handed out through RabbitMQ
+    telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
+    relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
 
 
 def webhook_settings(config: Config) -> WebhookSettings:
@@ -158,6 +181,8 @@ def build(config: Config) -> System:
         guard=address_guard(config),
     )
     registry = Registry(destination_providers(config, settings, client))
+    operator = operator_setup.build(config, backend, registry, settings.user_agent)
+    backend.judge_outcomes(operator.judge)  # None: recording attempts does nothing more
     publisher = Publisher(
         backend,
         backend,
@@ -165,6 +190,7 @@ def build(config: Config) -> System:
         ids,
         configured_topics=config.topics,
         idempotency_ttl_seconds=config.publish_idempotency_key_ttl,
+        metadata_limits=metadata_limits(config),
     )
     worker = DeliveryWorker(
         queue,
@@ -181,16 +207,49 @@ def build(config: Config) -> System:
     )
     services = Services(
         config=config,
-        tenants=backend,
+        tenants=operator.tenants,  # the backend, observed for tenant.subscription.updated
         log=backend,
         publisher=publisher,
         registry=registry,
         auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
-        rules=Rules(registry, ids, config.topics, config.topics_allow_wildcards),
+        rules=Rules(
+            registry,
+            ids,
+            config.topics,
+            config.topics_allow_wildcards,
+            metadata_limits(config),
+        ),
         health=lambda: _worker_health(config, worker),
         dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
+        metrics=backend,
+        retention=backend,
+        rate_limiter=rate_limiter(config),
     )
-    return System(config, backend, registry, services, worker, broker)
+    telemetry = start_telemetry(config)
+    publisher.observer = worker.observer = telemetry
+    return System(
+        config, backend, registry, services, worker, broker, telemetry, relay=operator.relay
+    )
+
+
+def rate_limiter(config: Config) -> RateLimiter | None:
+    """API_RATE_LIMIT's limiter: counted in PostgreSQL when the API processes share one."""
+    if config.api_rate_limit <= 0:
+        return None
+    counter: HitCounter = (
+        PostgresHitCounter(config.postgres_url, timeout=config.postgres_timeout_seconds)
+        if config.postgres_url
+        else MemoryHitCounter()
+    )
+    return RateLimiter(counter, config.api_rate_limit, config.api_rate_limit_window_seconds)
+
+
+def metadata_limits(config: Config) -> MetadataLimits:
+    return MetadataLimits(
+        max_keys=config.max_metadata_keys,
+        max_key_bytes=config.max_metadata_key_bytes,
+        max_value_bytes=config.max_metadata_value_bytes,
+    )
 
 
 def destination_providers(
@@ -199,7 +258,60 @@ def destination_providers(
     """Every destination type this server delivers to, in `/destination-types` order."""
     return [
         WebhookProvider(webhook, client),
+        AwsSqsProvider(aws_settings(config)),
+        RabbitMQProvider(
+            timeout_seconds=config.delivery_timeout_seconds,
+            include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        ),
+        HookdeckProvider(hookdeck_settings(config, webhook), client),
+        AwsKinesisProvider(aws_settings(config)),
+        AzureServiceBusProvider(
+            timeout_seconds=config.delivery_timeout_seconds,
+            include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+        ),
+        AwsS3Provider(aws_settings(config)),
+        GcpPubSubProvider(
+            timeout_seconds=config.delivery_timeout_seconds,
+            include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+        ),
+        KafkaProvider(
+            timeout_seconds=config.delivery_timeout_seconds,
+            include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        ),
+        AwsEventBridgeProvider(aws_settings(config)),
+        CloudflareQueuesProvider(cloudflare_settings(config, webhook), client),
     ]
+
+
+def hookdeck_settings(config: Config, webhook: WebhookSettings) -> HookdeckSettings:
+    return HookdeckSettings(
+        events_url=config.destinations_hookdeck_events_url,
+        api_url=config.destinations_hookdeck_api_url,
+        verify_tokens=config.destinations_hookdeck_verify_tokens,
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_response_body_bytes=webhook.max_response_body_bytes,
+        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+        user_agent=webhook.user_agent,
+    )
+
+
+def cloudflare_settings(config: Config, webhook: WebhookSettings) -> CloudflareQueuesSettings:
+    return CloudflareQueuesSettings(
+        api_url=config.destinations_cloudflare_api_url,
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_response_body_bytes=webhook.max_response_body_bytes,
+        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+    )
+
+
+def aws_settings(config: Config) -> AwsSettings:
+    return AwsSettings(
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_connections=max(config.delivery_max_concurrency, 10),
+        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        kinesis_metadata_in_payload=config.destinations_aws_kinesis_metadata_in_payload,
+        guard=address_guard(config),
+    )
 
 
 def _worker_health(config: Config, worker: DeliveryWorker) -> dict[str, bool]:

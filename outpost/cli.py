@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from dataclasses import replace
@@ -13,14 +12,10 @@ import uvloop
 
 from outpost import __version__
 from outpost import config as settings
+from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, OutpostError
-
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
+from outpost.observability import logs
+from outpost.storage.retention import Deleted
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -34,10 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=_LEVELS.get(config.log_level.lower(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(config.log_level, config.log_format)
     store = "PostgreSQL" if config.postgres_url else f"SQLite in {config.data_dir}"
     print(
         f"Outpost {__version__} ({config.service or 'all'}) on "
@@ -78,6 +70,42 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _erase_logs(args: argparse.Namespace) -> int:
+    """Erase one tenant's events and attempts, or sweep what is past a retention period, now.
+
+    A command rather than an API route: erasing a whole log is an operator's act that Outpost's
+    API has no operation for, and it stays off the API key's reach. With PostgreSQL it runs next
+    to live servers; the embedded store is one process's, so stop the server first (or use
+    `LOG_ERASE_ON_TENANT_DELETE`, which erases inside the server).
+    """
+    from outpost import bootstrap
+
+    try:
+        config, _ = settings.with_generated_secrets(settings.load(config_file=args.config))
+        backend = bootstrap.open_backend(config)
+        batch = config.log_retention_batch_size
+
+        async def erase() -> Deleted | None:
+            await backend.open()
+            try:
+                if args.tenant:
+                    return await backend.erase_tenant_logs(args.tenant, batch)
+                cutoff = now_ms() - args.older_than_days * 86_400_000
+                return await backend.delete_logs_before(cutoff, batch)
+            finally:
+                await backend.close()
+
+        deleted = uvloop.run(erase())
+    except OutpostError as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        return 2
+    if deleted is None:
+        print("another process is sweeping right now; try again later", file=sys.stderr)
+        return 1
+    print(f"deleted {deleted.events} events and {deleted.attempts} attempts", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="outpost")
     parser.add_argument("--version", action="version", version=__version__)
@@ -91,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="apply database migrations, then exit")
     migrate.add_argument("--config", help="a .env or YAML settings file")
     migrate.set_defaults(run=_migrate)
+    erase = commands.add_parser(
+        "erase-logs", help="delete one tenant's events and attempts, or those older than N days"
+    )
+    erase.add_argument("--config", help="a .env or YAML settings file")
+    which = erase.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="the tenant whose logs to erase")
+    which.add_argument("--older-than-days", type=int, help="delete logs older than this")
+    erase.set_defaults(run=_erase_logs)
     show = commands.add_parser("config", help="print every setting with its default (Markdown)")
     show.set_defaults(run=_config)
     args = parser.parse_args(argv)

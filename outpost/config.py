@@ -54,6 +54,27 @@ class Config:
         "Embedded mode: folder holding the SQLite database and the generated keys.",
     )
     log_level: str = _setting("LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`.")
+    log_format: str = _setting(
+        "LOG_FORMAT",
+        "text",
+        "`text` (readable lines) or `json` (one object per line: `time`, `level`, `logger`, `message`, and the context: `request_id` while an API request is handled, `event_id`, `destination_id`, `attempt` during a delivery). Every API response carries its request id in `X-Request-Id` (the caller's, when well formed).",
+    )
+    # OpenTelemetry
+    otel_service_name: str = _setting(
+        "OTEL_SERVICE_NAME",
+        "",
+        "Turns OpenTelemetry on: traces (publish → each delivery attempt) and the `outpost` meter's metrics, under this service name. Endpoints, headers and TLS come from the standard `OTEL_EXPORTER_OTLP_*` variables (process environment); per-signal endpoints without the generic one export only those signals. Unset: the SDK is not even imported.",
+    )
+    otel_exporter: str = _setting(
+        "OTEL_EXPORTER",
+        "otlp",
+        "`otlp`, `console` (or `stdout`) or `none`; `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` override it per signal.",
+    )
+    otel_protocol: str = _setting(
+        "OTEL_PROTOCOL",
+        "grpc",
+        "OTLP protocol: `grpc`, `http` or `http/protobuf`; `OTEL_EXPORTER_OTLP_PROTOCOL` (or its per-signal variants) wins when set.",
+    )
     # Security
     api_key: str = _setting(
         "API_KEY",
@@ -82,6 +103,32 @@ class Config:
         "API_MAX_REQUEST_BODY_BYTES",
         1_048_576,
         "Largest request body the API accepts; larger gets 413.",
+    )
+    max_request_header_bytes: int = _setting(
+        "API_MAX_REQUEST_HEADER_BYTES",
+        32_768,
+        "Largest request line plus headers the API accepts; larger gets 431 and the connection is closed.",
+    )
+    max_metadata_keys: int = _setting(
+        "MAX_METADATA_KEYS",
+        64,
+        "Keys allowed in one `metadata` or `delivery_metadata` map (events, tenants, destinations); more gets 422.",
+    )
+    max_metadata_key_bytes: int = _setting(
+        "MAX_METADATA_KEY_BYTES", 256, "Longest metadata key in UTF-8 bytes; longer gets 422."
+    )
+    max_metadata_value_bytes: int = _setting(
+        "MAX_METADATA_VALUE_BYTES", 4096, "Longest metadata value in UTF-8 bytes; longer gets 422."
+    )
+    api_rate_limit: int = _setting(
+        "API_RATE_LIMIT",
+        0,
+        "Requests per window allowed to each caller (the admin key; each tenant's JWTs); over it gets 429 with `Retry-After`. 0: no limit.",
+    )
+    api_rate_limit_window_seconds: int = _setting(
+        "API_RATE_LIMIT_WINDOW_SECONDS",
+        60,
+        "Length of the API_RATE_LIMIT window (fixed windows; shared by all API processes with POSTGRES_URL).",
     )
     # Topics and tenants
     topics: tuple[str, ...] = _setting(
@@ -233,8 +280,101 @@ class Config:
     destinations_include_millisecond_timestamp: bool = _setting(
         "DESTINATIONS_INCLUDE_MILLISECOND_TIMESTAMP", False, "Add a `timestamp-ms` metadata header."
     )
+    destinations_aws_kinesis_metadata_in_payload: bool = _setting(
+        "DESTINATIONS_AWS_KINESIS_METADATA_IN_PAYLOAD",
+        True,
+        'Kinesis records are `{"metadata": {...}, "data": <event data>}`; false: the event data alone.',
+    )
+    destinations_hookdeck_events_url: str = _setting(
+        "DESTINATIONS_HOOKDECK_EVENTS_URL",
+        "https://hkdk.events",
+        "Where hookdeck deliveries go: `<url>/<source id>` (through the SSRF guard).",
+    )
+    destinations_hookdeck_api_url: str = _setting(
+        "DESTINATIONS_HOOKDECK_API_URL",
+        "https://api.hookdeck.com",
+        "Hookdeck API that verifies hookdeck source tokens on destination create/update.",
+    )
+    destinations_hookdeck_verify_tokens: bool = _setting(
+        "DESTINATIONS_HOOKDECK_VERIFY_TOKENS",
+        True,
+        "Verify hookdeck tokens with the Hookdeck API (422 when refused). Off: store the source id the token names, without a source name (offline servers, tests).",
+    )
+    destinations_cloudflare_api_url: str = _setting(
+        "DESTINATIONS_CLOUDFLARE_API_URL",
+        "https://api.cloudflare.com/client/v4",
+        "Cloudflare API base for cloudflare_queues deliveries (through the SSRF guard).",
+    )
     http_user_agent: str = _setting(
         "HTTP_USER_AGENT", "", "Outbound User-Agent; default `Outpost/<version>`."
+    )
+    # Alerts and operator events (outpost/operator)
+    alert_consecutive_failure_count: int | None = _setting(
+        "ALERT_CONSECUTIVE_FAILURE_COUNT",
+        100,
+        "Consecutive failed attempts of a destination that make 100 %; alerts at 50, 70, 90 and 100 % (empty: no counting).",
+    )
+    alert_auto_disable_destination: bool = _setting(
+        "ALERT_AUTO_DISABLE_DESTINATION",
+        False,
+        "Disable a destination at 100 % of ALERT_CONSECUTIVE_FAILURE_COUNT, and a webhook at once when it answers `410 Gone`.",
+    )
+    alert_exhausted_retries_window_seconds: int | None = _setting(
+        "ALERT_EXHAUSTED_RETRIES_WINDOW_SECONDS",
+        3600,
+        "At most one `alert.attempt.exhausted_retries` per destination in this many seconds (0: every time; empty: never).",
+    )
+    operator_events_topics: tuple[str, ...] = _setting(
+        "OPERATOR_EVENTS_TOPICS",
+        (),
+        "Operator event topics to send (comma-separated, or `*`); unset: none. Needs exactly one OPERATOR_EVENTS_* sink.",
+    )
+    operator_events_http_url: str = _setting(
+        "OPERATOR_EVENTS_HTTP_URL", "", "HTTP sink: operator events are POSTed here."
+    )
+    operator_events_http_signing_secret: str = _setting(
+        "OPERATOR_EVENTS_HTTP_SIGNING_SECRET",
+        "",
+        "HTTP sink: sign each body as `X-Outpost-Signature: v0=<hex HMAC-SHA256>`.",
+    )
+    operator_events_rabbitmq_server_url: str = _setting(
+        "OPERATOR_EVENTS_RABBITMQ_SERVER_URL",
+        "",
+        "RabbitMQ sink: `amqp[s]://user:pass@host:port`; routing key = operator topic.",
+    )
+    operator_events_rabbitmq_exchange: str = _setting(
+        "OPERATOR_EVENTS_RABBITMQ_EXCHANGE", "", "RabbitMQ sink: exchange (empty: the default)."
+    )
+    operator_events_aws_sqs_queue_url: str = _setting(
+        "OPERATOR_EVENTS_AWS_SQS_QUEUE_URL", "", "AWS SQS sink: queue URL."
+    )
+    operator_events_aws_sqs_access_key_id: str = _setting(
+        "OPERATOR_EVENTS_AWS_SQS_ACCESS_KEY_ID", "", "AWS SQS sink: access key id."
+    )
+    operator_events_aws_sqs_secret_access_key: str = _setting(
+        "OPERATOR_EVENTS_AWS_SQS_SECRET_ACCESS_KEY", "", "AWS SQS sink: secret access key."
+    )
+    operator_events_aws_sqs_region: str = _setting(
+        "OPERATOR_EVENTS_AWS_SQS_REGION", "", "AWS SQS sink: region."
+    )
+    operator_events_aws_sqs_endpoint: str = _setting(
+        "OPERATOR_EVENTS_AWS_SQS_ENDPOINT", "", "AWS SQS sink: endpoint (e.g. LocalStack)."
+    )
+    operator_events_gcp_pubsub_project_id: str = _setting(
+        "OPERATOR_EVENTS_GCP_PUBSUB_PROJECT_ID", "", "GCP Pub/Sub sink: project id."
+    )
+    operator_events_gcp_pubsub_topic_id: str = _setting(
+        "OPERATOR_EVENTS_GCP_PUBSUB_TOPIC_ID", "", "GCP Pub/Sub sink: topic id."
+    )
+    operator_events_gcp_pubsub_credentials: str = _setting(
+        "OPERATOR_EVENTS_GCP_PUBSUB_CREDENTIALS",
+        "",
+        "GCP Pub/Sub sink: service-account JSON (empty with an emulator).",
+    )
+    operator_events_gcp_pubsub_endpoint: str = _setting(
+        "OPERATOR_EVENTS_GCP_PUBSUB_ENDPOINT",
+        "",
+        "GCP Pub/Sub sink: `host:port` of an emulator (plaintext, no credentials); not in Outpost.",
     )
     # Ids
     idgen_type: str = _setting("IDGEN_TYPE", "uuidv4", "`uuidv4`, `uuidv7` or `nanoid`.")
@@ -288,6 +428,28 @@ class Config:
         "FULL",
         "Embedded mode: `FULL` survives power loss; `NORMAL` survives process crashes only.",
     )
+    # Log retention (outpost/retention.py)
+    log_retention_ttl_days: int = _setting(
+        "LOG_RETENTION_TTL_DAYS",
+        0,
+        "Delete events and attempts older than this many days, in the background (0: keep forever). Outpost's `CLICKHOUSE_LOG_RETENTION_TTL_DAYS` is read too. An event still being delivered, or with a newer attempt, is kept.",
+        "CLICKHOUSE_LOG_RETENTION_TTL_DAYS",
+    )
+    log_retention_interval_seconds: int = _setting(
+        "LOG_RETENTION_INTERVAL_SECONDS",
+        3600,
+        "How often the retention sweep runs (with PostgreSQL, one process at a time sweeps).",
+    )
+    log_retention_batch_size: int = _setting(
+        "LOG_RETENTION_BATCH_SIZE",
+        500,
+        "Rows of each kind one retention or erase transaction deletes at most.",
+    )
+    log_erase_on_tenant_delete: bool = _setting(
+        "LOG_ERASE_ON_TENANT_DELETE",
+        False,
+        "`DELETE /tenants/{id}` also erases that tenant's events and attempts (opt-in; `outpost erase-logs --tenant` does it on demand).",
+    )
     # Portal (used for portal URLs)
     portal_referer_url: str = _setting(
         "PORTAL_REFERER_URL", "", "Where the portal sends a user whose session cannot start."
@@ -296,6 +458,42 @@ class Config:
         "PORTAL_REFRESH_URL",
         "",
         "Where the portal sends a user whose token expired (falls back to the referer URL).",
+    )
+    portal_organization_name: str = _setting(
+        "PORTAL_ORGANIZATION_NAME", "", "Portal: your name, shown in its header and title."
+    )
+    portal_brand_color: str = _setting(
+        "PORTAL_BRAND_COLOR",
+        "",
+        "Portal: CSS colour of buttons and links, e.g. `#6d28d9` (`PORTAL_ACCENT_COLOR` is accepted too).",
+        "PORTAL_ACCENT_COLOR",
+    )
+    portal_logo: str = _setting(
+        "PORTAL_LOGO", "", "Portal: URL of the logo shown in its header (light theme)."
+    )
+    portal_logo_dark: str = _setting(
+        "PORTAL_LOGO_DARK",
+        "",
+        "Portal: URL of the logo for the dark theme (default: `PORTAL_LOGO`).",
+    )
+    portal_favicon_url: str = _setting("PORTAL_FAVICON_URL", "", "Portal: URL of its favicon.")
+    portal_force_theme: str = _setting(
+        "PORTAL_FORCE_THEME",
+        "",
+        "Portal: `light` or `dark` to fix the theme; empty follows the user.",
+    )
+    portal_disable_outpost_branding: bool = _setting(
+        "PORTAL_DISABLE_OUTPOST_BRANDING", False, "Portal: hide the “Powered by Outpost” footer."
+    )
+    portal_enable_destination_filter: bool = _setting(
+        "PORTAL_ENABLE_DESTINATION_FILTER",
+        False,
+        "Portal: let tenants edit a destination's filter.",
+    )
+    portal_enable_webhook_custom_headers: bool = _setting(
+        "PORTAL_ENABLE_WEBHOOK_CUSTOM_HEADERS",
+        False,
+        "Portal: let tenants edit a webhook's custom headers.",
     )
 
 
@@ -309,6 +507,7 @@ def _parse(kind: Any, raw: Any, name: str) -> Any:
         "str": lambda s: s,
         "str | None": lambda s: s,
         "int": int,
+        "int | None": lambda s: int(s) if s.strip() else None,  # empty turns the feature off
         "float": float,
         "bool": _parse_bool,
         "tuple[str, ...]": lambda s: tuple(t.strip() for t in s.split(",") if t.strip()),
@@ -386,6 +585,11 @@ def check(config: Config) -> None:
         problems.append("RETRY_SCHEDULE entries must be at least 1")
     if not config.retry_schedule and config.retry_interval_seconds < 1:
         problems.append("RETRY_INTERVAL_SECONDS must be at least 1")
+    failure_count = config.alert_consecutive_failure_count
+    if failure_count is not None and failure_count < 1:
+        problems.append("ALERT_CONSECUTIVE_FAILURE_COUNT must be at least 1 (or empty)")
+    if (config.alert_exhausted_retries_window_seconds or 0) < 0:
+        problems.append("ALERT_EXHAUSTED_RETRIES_WINDOW_SECONDS must not be negative")
     if config.retry_poll_backoff_ms < 0:
         problems.append("RETRY_POLL_BACKOFF_MS must not be negative")
     if config.max_retry_limit < 0:
@@ -396,6 +600,10 @@ def check(config: Config) -> None:
         problems.append("DELIVERY_TIMEOUT_SECONDS must be positive")
     if config.delivery_lease_seconds <= config.delivery_timeout_seconds:
         problems.append("DELIVERY_LEASE_SECONDS must exceed DELIVERY_TIMEOUT_SECONDS")
+    if config.log_retention_ttl_days < 0:
+        problems.append("LOG_RETENTION_TTL_DAYS must not be negative (0 keeps logs forever)")
+    if config.log_retention_interval_seconds < 1 or config.log_retention_batch_size < 1:
+        problems.append("LOG_RETENTION_INTERVAL_SECONDS and LOG_RETENTION_BATCH_SIZE must be >= 1")
     # Processes on several machines must agree: with PostgreSQL nothing is generated per folder.
     needs_keys = config.postgres_url and config.service != "delivery"
     if needs_keys and not (config.api_key and config.api_jwt_secret):
@@ -411,8 +619,20 @@ def check(config: Config) -> None:
         problems.append("RABBITMQ_SERVER_URL needs POSTGRES_URL (the queue's source of truth)")
     if config.idgen_type not in ("uuidv4", "uuidv7", "nanoid"):
         problems.append("IDGEN_TYPE must be uuidv4, uuidv7 or nanoid")
+    if config.portal_force_theme not in ("", "light", "dark"):
+        problems.append("PORTAL_FORCE_THEME must be light, dark or empty")
     if config.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         problems.append("SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
+    if config.max_request_header_bytes < 1024:
+        problems.append("API_MAX_REQUEST_HEADER_BYTES must be at least 1024")
+    if config.api_rate_limit < 0 or config.api_rate_limit_window_seconds < 1:
+        problems.append("API_RATE_LIMIT must not be negative, its window at least 1 second")
+    if config.log_format not in ("text", "json"):
+        problems.append("LOG_FORMAT must be text or json")
+    if config.otel_exporter.lower() not in ("otlp", "console", "stdout", "none"):
+        problems.append("OTEL_EXPORTER must be otlp, console, stdout or none")
+    if config.otel_protocol.lower() not in ("grpc", "http", "http/protobuf"):
+        problems.append("OTEL_PROTOCOL must be grpc, http or http/protobuf")
     if problems:
         raise ConfigError("; ".join(problems))
 

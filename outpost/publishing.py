@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 
 from outpost.core import filters, topics
 from outpost.core.ids import IdGenerator
+from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, Event
 from outpost.core.timefmt import now_ms
 from outpost.errors import InputError, NotFoundError, ValidationError
 from outpost.storage.protocols import DeliveryQueue, LogStore, TenantStore
+from outpost.telemetry.hooks import PublishObserver
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ def matching(destinations: Iterable[Destination], event: Event) -> list[str]:
 
 
 class Publisher:
+    observer: PublishObserver | None = None  # set when telemetry is on
+
     def __init__(
         self,
         tenants: TenantStore,
@@ -55,6 +59,7 @@ class Publisher:
         *,
         configured_topics: tuple[str, ...],
         idempotency_ttl_seconds: int,
+        metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS,
     ) -> None:
         self._tenants = tenants
         self._log = log
@@ -62,6 +67,7 @@ class Publisher:
         self._ids = ids
         self._topics = frozenset(configured_topics)
         self._ttl_ms = idempotency_ttl_seconds * 1000
+        self._metadata_limits = metadata_limits
 
     def check_topic(self, topic: str) -> None:
         if not self._topics:
@@ -73,7 +79,10 @@ class Publisher:
 
     async def publish(self, event: Event) -> Published:
         """Durably accept `event` and queue its deliveries; an empty id gets a generated one."""
+        observer = self.observer
+        started = observer.publishing() if observer is not None else 0
         self.check_topic(event.topic)
+        self._metadata_limits.check("metadata", event.metadata)
         if not event.id:
             event = replace(event, id=self._ids.event())
         destinations = await self._tenants.list_destinations(event.tenant_id)
@@ -81,6 +90,8 @@ class Publisher:
         event = replace(event, matched_destination_ids=tuple(matched))
         now = now_ms()
         duplicate = await self._queue.accept(event, now, now - self._ttl_ms)
+        if observer is not None:
+            observer.published(event, duplicate, started)
         return Published(event.id, duplicate, matched)
 
     async def retry(self, event_id: str, destination_id: str, tenant_id: str | None) -> None:

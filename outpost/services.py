@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import uvicorn
 
 from outpost.api.app import build as build_app
+from outpost.api.limits import head_limited_protocol
 from outpost.bootstrap import System
+from outpost.retention import RetentionSweeper
 
 log = logging.getLogger(__name__)
 
@@ -34,33 +36,60 @@ async def run(system: System) -> None:
     runs_delivery = config.service in ("", "all", "delivery")
     server = _Server(
         uvicorn.Config(
-            build_app(system.services, operations=runs_api),
+            build_app(system.services, operations=runs_api, observer=system.telemetry),
             host=config.host,
             port=config.port,
-            http="httptools",
+            http=head_limited_protocol(config.max_request_header_bytes),
             loop="none",
             lifespan="off",
             access_log=False,
+            log_config=None,  # uvicorn's records go through our handler (LOG_FORMAT)
             log_level="warning",
             server_header=False,
         )
     )
     loop = asyncio.get_running_loop()
+    sweeper = RetentionSweeper(
+        system.backend,
+        ttl_days=config.log_retention_ttl_days,
+        interval_seconds=config.log_retention_interval_seconds,
+        batch_size=config.log_retention_batch_size,
+    )
 
     def shut_down() -> None:
         log.info("shutting down: finishing deliveries in flight")
         server.should_exit = True
         system.worker.stop()
+        sweeper.stop()
+        if system.relay is not None and not runs_delivery:
+            system.relay.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shut_down)
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(server.serve())
+            if sweeper.enabled:
+                group.create_task(sweeper.run())
             if runs_delivery:
-                group.create_task(system.worker.run())
+                group.create_task(_deliver(system))
+            if system.relay is not None:
+                group.create_task(system.relay.run())
     finally:
         if system.broker is not None:
             await system.broker.close()
         await system.registry.close()
         await system.backend.close()
+        if system.services.rate_limiter is not None:
+            await system.services.rate_limiter.close()
+        if system.telemetry is not None:  # export what is buffered (blocking I/O: a thread)
+            await asyncio.to_thread(system.telemetry.shutdown)
+
+
+async def _deliver(system: System) -> None:
+    """The worker; once it has drained, the relay sends what the drain recorded, then stops."""
+    try:
+        await system.worker.run()
+    finally:
+        if system.relay is not None:
+            system.relay.stop()

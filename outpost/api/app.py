@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,9 +14,14 @@ from starlette.routing import Route
 from outpost.api.auth import Unauthorized
 from outpost.api.context import Context, Services
 from outpost.api.handlers import system
+from outpost.api.limits import refuse_nul_in_target
+from outpost.api.ratelimit import rate_limited
 from outpost.api.responses import error
 from outpost.api.routes import OPERATIONS, Operation
 from outpost.errors import ForbiddenError, InputError, NotFoundError, StoreError, StoreUnavailable
+from outpost.observability.requests import RequestContext
+from outpost.portal.serving import portal_routes
+from outpost.telemetry.hooks import ApiObserver
 
 PREFIX = "/api/v1"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -44,6 +50,7 @@ async def authorize(request: Request, services: Services, operation: Operation) 
 def endpoint(services: Services, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         try:
+            refuse_nul_in_target(request.scope["path"], request.scope["query_string"])
             ctx = await authorize(request, services, operation)
             return await operation.handler(request, ctx)
         except Unauthorized:
@@ -62,8 +69,20 @@ def endpoint(services: Services, operation: Operation) -> Callable[[Request], Aw
     return run
 
 
-def build(services: Services, *, operations: bool = True) -> Starlette:
-    """The API; with `operations=False` only /healthz (a delivery-only process)."""
+def _limited(
+    services: Services, run: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """`run` under the API rate limit, when one is configured (outpost.api.ratelimit)."""
+    if services.rate_limiter is None:
+        return run
+    return rate_limited(services.rate_limiter, services.auth, run)
+
+
+def build(
+    services: Services, *, operations: bool = True, observer: ApiObserver | None = None
+) -> Starlette:
+    """The API; with `operations=False` only /healthz (a delivery-only process). Every request
+    gets a request id (`observability.requests`); `observer` receives API metrics."""
 
     async def health(request: Request) -> Response:
         return await system.health(services)
@@ -74,8 +93,9 @@ def build(services: Services, *, operations: bool = True) -> Starlette:
     routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
     if operations:
         routes += [
-            Route(PREFIX + op.path, endpoint(services, op), methods=[op.method])
+            Route(PREFIX + op.path, _limited(services, endpoint(services, op)), methods=[op.method])
             for op in OPERATIONS
         ]
+        routes += portal_routes(services.config)  # the tenant portal, outside /api (§7.3)
     routes.append(Route("/{rest:path}", not_found, methods=ALL_METHODS))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(RequestContext, observer=observer)])

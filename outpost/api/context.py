@@ -10,13 +10,15 @@ import msgspec
 from starlette.requests import Request
 
 from outpost.api.auth import Authenticator, Caller
+from outpost.api.limits import refuse_nul_in_body
+from outpost.api.ratelimit import RateLimiter
 from outpost.config import Config
 from outpost.core.models import Tenant
 from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError
 from outpost.publishing import Publisher
-from outpost.storage.protocols import LogStore, TenantStore
+from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
 
 
 @dataclass
@@ -31,6 +33,9 @@ class Services:
     health: Callable[[], dict[str, bool]] = field(default=lambda: {})
     # Dependencies /healthz checks with one cheap round trip each: name → check (raises if down).
     dependencies: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    metrics: MetricsStore | None = None  # the metrics API's aggregates (§1.6.17)
+    retention: LogRetention | None = None  # erasing a deleted tenant's logs, when configured
+    rate_limiter: RateLimiter | None = None  # API_RATE_LIMIT, when set
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and media and media not in _JSON_TYPES and not media.endswith("+json"):
         raise InputError("content type must be application/json", status=415)
+    refuse_nul_in_body(body)
     return body
 
 

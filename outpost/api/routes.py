@@ -14,7 +14,15 @@ from typing import Literal
 from starlette.requests import Request
 
 from outpost.api.context import Context
-from outpost.api.handlers import destinations, logs, publish, system, tenants
+from outpost.api.handlers import (
+    destinations,
+    log_erasure,
+    logs,
+    metrics,
+    publish,
+    system,
+    tenants,
+)
 from outpost.api.responses import JSON
 
 Handler = Callable[[Request, Context], Awaitable[JSON]]
@@ -42,7 +50,7 @@ OPERATIONS = (
     Operation("GET", "/tenants", tenants.list_),
     Operation("PUT", _T, tenants.upsert, resolve=False),
     Operation("GET", _T, tenants.get),
-    Operation("DELETE", _T, tenants.delete),
+    Operation("DELETE", _T, log_erasure.delete_tenant),  # tenants.delete, + opt-in log erase
     Operation("GET", _T + "/token", tenants.token, "admin"),
     Operation("GET", _T + "/portal", tenants.portal, "admin"),
     Operation("GET", _T + "/destinations", destinations.list_),
@@ -58,4 +66,6 @@ OPERATIONS = (
     Operation("GET", "/events/{event_id}", logs.get_event),
     Operation("GET", "/attempts", logs.list_attempts),
     Operation("GET", "/attempts/{attempt_id}", logs.get_attempt),
+    Operation("GET", "/metrics/events", metrics.events),
+    Operation("GET", "/metrics/attempts", metrics.attempts),
 )

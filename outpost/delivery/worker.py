@@ -21,7 +21,9 @@ from outpost.delivery.recorder import Recorder
 from outpost.delivery.retry import next_step
 from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError, OutpostError
+from outpost.observability import context
 from outpost.storage.protocols import DeliveryQueue
+from outpost.telemetry.hooks import DeliveryObserver
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class WorkerSettings:
 
 
 class DeliveryWorker:
+    observer: DeliveryObserver | None = None  # set when telemetry is on
+
     def __init__(
         self,
         queue: DeliveryQueue,
@@ -112,6 +116,13 @@ class DeliveryWorker:
         return max(0.0, min(longest, (due - now_ms()) / 1000))
 
     async def _deliver(self, task: DeliveryTask) -> None:
+        # Each delivery runs in a task of its own: these fields stay on its log lines only.
+        context.bind(
+            event_id=task.event.id,
+            tenant_id=task.event.tenant_id,
+            destination_id=task.destination_id,
+            attempt=task.attempt_number,
+        )
         try:
             outcome = await self._attempt(task)
         except DeliveryInfrastructureError as exc:
@@ -135,7 +146,12 @@ class DeliveryWorker:
         destination = await self._destinations.get_destination(event.tenant_id, task.destination_id)
         if destination is None or not destination.enabled:
             return Outcome(task)  # deleted or disabled since publish: dropped, no attempt
-        result = await self._publish(task, destination)
+        observer = self.observer
+        if observer is None:
+            result = await self._publish(task, destination)
+        else:
+            result = await observer.delivering(task, destination, self._publish(task, destination))
+        log.debug("attempt %s %s", result.status, result.code)
         now = now_ms()
         attempt = Attempt(
             id=self._ids.attempt(),

@@ -13,7 +13,9 @@ from typing import Any
 
 from outpost.core import coerce, filters, timefmt, topics
 from outpost.core.ids import IdGenerator
+from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
+from outpost.destinations.provider import RemoteVerifier
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError, ValidationError
 
@@ -27,6 +29,7 @@ class Rules:
     ids: IdGenerator
     configured_topics: tuple[str, ...]
     allow_wildcards: bool
+    metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS
 
 
 def create(
@@ -60,6 +63,7 @@ def create(
         updated_at=stamps["updated_at"] or created_at,
         disabled_at=stamps["disabled_at"],
     )
+    _check_metadata(draft, rules)
     _raise_invalid(provider.validate(draft))
     return provider.preprocess(draft, None, admin=admin, now=now)
 
@@ -83,10 +87,26 @@ def update(
     if "disabled_at" in body:
         changes["disabled_at"] = _timestamp(body, "disabled_at", now)
     patched = replace(current, **changes)
+    _check_metadata(patched, rules)
     provider = rules.registry.get(current.type)
     if patched.config != current.config or patched.credentials != current.credentials:
         _raise_invalid(provider.validate(patched))
     return provider.preprocess(patched, current, admin=admin, now=now)
+
+
+def _check_metadata(destination: Destination, rules: Rules) -> None:
+    rules.metadata_limits.check("metadata", destination.metadata)
+    rules.metadata_limits.check("delivery_metadata", destination.delivery_metadata)
+
+
+async def verified(
+    destination: Destination, original: Destination | None, rules: Rules
+) -> Destination:
+    """The remote side's say on a created or updated destination, for types that have one."""
+    provider = rules.registry.get(destination.type)
+    if isinstance(provider, RemoteVerifier):
+        return await provider.verify(destination, original)
+    return destination
 
 
 def _raise_invalid(messages: list[str]) -> None:

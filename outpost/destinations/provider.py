@@ -9,7 +9,7 @@ and delivery itself. Delivery reports a remote failure as a `DeliveryResult` val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
 
@@ -48,3 +48,16 @@ class Provider(Protocol):
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RemoteVerifier(Protocol):
+    """A type whose create/update also asks the remote side (hookdeck's token check, §5.1).
+
+    Called after `preprocess`, on the event loop; raises `ValidationError` when the remote
+    refuses, and returns the destination to store (e.g. with names the remote reported).
+    """
+
+    async def verify(
+        self, destination: Destination, original: Destination | None
+    ) -> Destination: ...

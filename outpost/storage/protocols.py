@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.metrics import MetricsQuery, Tally
+from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.storage.retention import Deleted
 
 
 class TenantStore(Protocol):
@@ -35,6 +39,20 @@ class LogStore(Protocol):
     ) -> Attempt | None: ...
 
 
+class MetricsStore(Protocol):
+    """The metrics API's aggregates (§1.6.17): tallies per time bucket and dimension values."""
+
+    async def metrics_tallies(self, query: MetricsQuery) -> list[Tally]: ...
+
+
+class LogRetention(Protocol):
+    """Deleting logs in bounded batches (storage/retention.py). `delete_logs_before` answers
+    None when another process is sweeping already (PostgreSQL)."""
+
+    async def delete_logs_before(self, cutoff: int, batch_size: int) -> Deleted | None: ...
+    async def erase_tenant_logs(self, tenant_id: str, batch_size: int) -> Deleted: ...
+
+
 class DeliveryQueue(Protocol):
     """Durable delivery tasks. `accept` stores the event with its first tasks in one commit."""
 
@@ -49,8 +67,31 @@ class DeliveryQueue(Protocol):
     def wake(self) -> None: ...
 
 
-class Backend(TenantStore, LogStore, DeliveryQueue, Protocol):
-    """All three seams over one database, as each backend provides them."""
+class OperatorStore(Protocol):
+    """Operator events (outpost/operator): an outbox, and per-destination alert health.
+
+    With a judge installed, `finish()` calls it for every newly recorded attempt inside the same
+    commit, and stores what it decides (health, events, a compare-and-set disable). Without one
+    (the default), `finish()` does nothing more than before.
+    """
+
+    def judge_outcomes(self, judge: OutcomeJudge | None) -> None: ...
+    async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None: ...
+    async def claim_operator_events(self, limit: int, lease_ms: int) -> list[OperatorRecord]: ...
+    async def settle_operator_events(
+        self, done: Sequence[str], retry: Sequence[tuple[str, int]]
+    ) -> None:
+        """Delete the `done` events; make each `(id, visible_at)` of `retry` due again then."""
+        ...
+
+    async def destination_health(self, tenant_id: str, destination_id: str) -> Health: ...
+    async def wait_for_operator_events(self, timeout: float) -> None: ...
+
+
+class Backend(
+    TenantStore, LogStore, DeliveryQueue, OperatorStore, MetricsStore, LogRetention, Protocol
+):
+    """All the seams over one database, as each backend provides them."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

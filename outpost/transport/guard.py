@@ -27,6 +27,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 REFUSED_CODE = "ssrf_blocked"
@@ -98,6 +99,14 @@ class Refusal:
         )
 
 
+class RefusedAddress(OSError):
+    """What `AddressGuard.open_socket` raises instead of opening a refused connection."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message())
+        self.refusal = refusal
+
+
 class AddressGuard:
     """The deployment's policy. Immutable once built; `refusal` is cheap after the first call."""
 
@@ -114,6 +123,15 @@ class AddressGuard:
         self._v6 = tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network))
         # Per instance: the verdict is a function of the address and this allow-list only.
         self.refusal = functools.lru_cache(maxsize=4096)(self._refusal)
+
+    def open_socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        """aiohttp's `socket_factory` (clients other than libcurl, e.g. aiobotocore's): called
+        with each resolved address just before connecting to it, like libcurl's callback."""
+        family, type_, proto, _, sockaddr = addr_info
+        refusal = self.refusal(str(sockaddr[0]))
+        if refusal is not None:
+            raise RefusedAddress(refusal)
+        return socket.socket(family, type_, proto)
 
     def url_refusal(self, url: str) -> Refusal | None:
         """The refusal of a URL whose host is an IP literal; None for a name (never resolved)."""

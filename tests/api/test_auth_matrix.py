@@ -111,6 +111,9 @@ class Probe:
     foreign_message: str | None = None
 
 
+METRICS_WITHOUT_RANGE = "time[start] and time[end] are required"
+
+
 def _dest(w: World, suffix: str = "") -> str:
     return f"/tenants/{w.a}/destinations/{w.dest_a}{suffix}"
 
@@ -161,6 +164,14 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/attempts"): Probe(lambda w: "/attempts"),
     ("GET", "/attempts/{attempt_id}"): Probe(
         lambda w: "/attempts/atm-does-not-exist", status=404, message="attempt not found"
+    ),
+    # Probes carry no query string, and metrics need one: every credential that is let through
+    # reaches the parameter check (tests/api/test_metrics.py covers the scoped answers).
+    ("GET", "/metrics/events"): Probe(
+        lambda w: "/metrics/events", status=400, message=METRICS_WITHOUT_RANGE
+    ),
+    ("GET", "/metrics/attempts"): Probe(
+        lambda w: "/metrics/attempts", status=400, message=METRICS_WITHOUT_RANGE
     ),
 }
 

@@ -12,7 +12,13 @@ from typing import Any, Protocol, TypeVar
 
 from outpost.core.models import Attempt, AttemptStatus, Destination, Event, Outcome, StrMap
 from outpost.core.paging import Direction, Page, PageRequest
-from outpost.storage.protocols import DeliveryQueue, LogStore, TenantStore
+from outpost.storage.protocols import (
+    DeliveryQueue,
+    LogRetention,
+    LogStore,
+    MetricsStore,
+    TenantStore,
+)
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -22,8 +28,8 @@ BASE = 1_767_225_600_000
 HOUR = 3_600_000
 
 
-class Backend(TenantStore, LogStore, DeliveryQueue, Protocol):
-    """What every backend offers: the three seams plus its own lifecycle and queue probe."""
+class Backend(TenantStore, LogStore, DeliveryQueue, MetricsStore, LogRetention, Protocol):
+    """What every backend offers: the seams plus its own lifecycle and queue probe."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

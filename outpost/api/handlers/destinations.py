@@ -50,6 +50,7 @@ async def create(request: Request, ctx: Context) -> JSON:
     destination = editing.create(
         body, ctx.path_tenant.id, services.rules, admin=ctx.caller.admin, now=now_ms()
     )
+    destination = await editing.verified(destination, None, services.rules)
     await services.tenants.create_destination(
         destination, services.config.max_destinations_per_tenant
     )
@@ -68,6 +69,7 @@ async def update(request: Request, ctx: Context) -> JSON:
     updated = editing.update(
         body, current, ctx.services.rules, admin=ctx.caller.admin, now=now_ms()
     )
+    updated = await editing.verified(updated, current, ctx.services.rules)
     if not await ctx.services.tenants.update_destination(updated):
         raise NotFoundError("destination not found")
     return _json(ctx, updated)

@@ -24,6 +24,7 @@ async def _tenant_body(ctx: Context, tenant: Tenant) -> dict[str, Any]:
 async def upsert(request: Request, ctx: Context) -> JSON:
     body = await read_object(request, ctx.services.config.max_request_body_bytes, optional=True)
     metadata = coerce.to_str_map(body.get("metadata"), "metadata")
+    ctx.services.rules.metadata_limits.check("metadata", metadata)
     tenant_id = request.path_params["tenant_id"]
     tenant, created = await ctx.services.tenants.upsert_tenant(tenant_id, metadata, now_ms())
     return JSON(await _tenant_body(ctx, tenant), status_code=201 if created else 200)

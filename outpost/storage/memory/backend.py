@@ -24,15 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, ConflictError, StoreError
-from outpost.storage import rows
+from outpost.metrics import MetricsQuery, Tally
+from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.storage import judging, retention, rows
 from outpost.storage.memory import listing
+from outpost.storage.memory import metrics as memory_metrics
+from outpost.storage.memory import retention as memory_retention
+from outpost.storage.memory.operator import OperatorState
 
 Row = tuple[Any, ...]
 
@@ -68,6 +74,8 @@ class MemoryBackend:
         self._tasks: dict[int, _Task] = {}
         self._last_task_id = 0
         self._work = asyncio.Event()
+        self._operator = OperatorState()
+        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         if self._state != "new":
@@ -78,6 +86,7 @@ class MemoryBackend:
         self._state = "closed"
         self._tenants, self._destinations, self._events = {}, {}, {}
         self._attempts, self._tasks = {}, {}
+        self._operator.clear()
 
     async def ping(self) -> None:
         await self._turn()
@@ -216,6 +225,43 @@ class MemoryBackend:
         ]
         return max(found, key=lambda a: (a.attempt_number, a.time), default=None)
 
+    # Metrics and retention
+
+    async def metrics_tallies(self, query: MetricsQuery) -> list[Tally]:
+        await self._turn()
+        if query.kind == "events":
+            events = (rows.event(row) for row, _ in self._events.values())
+            return memory_metrics.event_tallies(query, events)
+        return memory_metrics.attempt_tallies(query, map(rows.attempt, self._attempts.values()))
+
+    async def delete_logs_before(self, cutoff: int, batch_size: int) -> retention.Deleted:
+        event_wanted, attempt_wanted = memory_retention.before(cutoff)
+        return await retention.sweep(
+            lambda: self._retention_batch(batch_size, event_wanted, attempt_wanted), batch_size
+        )
+
+    async def erase_tenant_logs(self, tenant_id: str, batch_size: int) -> retention.Deleted:
+        event_wanted, attempt_wanted = memory_retention.of_tenant(tenant_id)
+        return await retention.sweep(
+            lambda: self._retention_batch(batch_size, event_wanted, attempt_wanted), batch_size
+        )
+
+    async def _retention_batch(
+        self,
+        batch_size: int,
+        event_wanted: memory_retention.RowTest,
+        attempt_wanted: memory_retention.RowTest,
+    ) -> retention.Deleted:
+        await self._turn()
+        return memory_retention.delete_batch(
+            self._events,
+            self._attempts,
+            {t.event_id for t in self._tasks.values()},
+            batch_size,
+            event_wanted=event_wanted,
+            attempt_wanted=attempt_wanted,
+        )
+
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
@@ -297,7 +343,11 @@ class MemoryBackend:
 
     async def finish(self, outcomes: list[Outcome]) -> None:
         """Record attempts and settle each task and its pending retry, all in one step."""
+        judge = self._operator.judge
+        if judge is not None:
+            destinations = await judging.destinations_of(outcomes, self.get_destination)
         await self._turn()
+        seen = {o.attempt.id for o in outcomes if o.attempt and o.attempt.id in self._attempts}
         for outcome in outcomes:
             if outcome.attempt is not None:
                 self._attempts[outcome.attempt.id] = rows.attempt_values(outcome.attempt)
@@ -313,6 +363,10 @@ class MemoryBackend:
                     del self._tasks[pending.id]
         if any(o.retry_at is not None for o in outcomes):
             self._work.set()  # the scheduler may need to wake earlier than it planned
+        if judge is not None and self._operator.judge_recorded(
+            judge, outcomes, seen, destinations, self._disable, now_ms()
+        ):
+            self._operator_work.set()
 
     def _retries(self, retry_key: str) -> list[_Task]:
         """The pending automatic retry of an (event, destination) pair: none or one."""
@@ -358,3 +412,43 @@ class MemoryBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._work.wait(), timeout)
         self._work.clear()
+
+    # Operator events and alerts
+
+    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
+        self._operator.judge = judge
+
+    def _disable(self, key: tuple[str, str], now: int) -> bool:
+        """Compare-and-set: True only when this disabled a live, enabled destination."""
+        row = self._destinations.get(key)
+        if row is None or not rows.destination(row, None).enabled:
+            return False
+        disabled = replace(rows.destination(row, None), disabled_at=now)
+        self._destinations[key] = rows.destination_values(disabled, None)
+        return True
+
+    async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
+        await self._turn()
+        self._operator.add(events, now_ms())
+        if events:
+            self._operator_work.set()
+
+    async def claim_operator_events(self, limit: int, lease_ms: int) -> list[OperatorRecord]:
+        await self._turn()
+        return self._operator.claim(now_ms(), limit, lease_ms)
+
+    async def settle_operator_events(
+        self, done: Sequence[str], retry: Sequence[tuple[str, int]]
+    ) -> None:
+        await self._turn()
+        self._operator.settle(done, retry)
+
+    async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
+        await self._turn()
+        return self._operator.health((tenant_id, destination_id))
+
+    async def wait_for_operator_events(self, timeout: float) -> None:
+        if timeout > 0 and not self._operator_work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._operator_work.wait(), timeout)
+        self._operator_work.clear()

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
+from outpost.metrics import MetricsQuery, Tally
+from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.storage import judging, retention
 from outpost.storage.destination_cache import DestinationCache, find
-from outpost.storage.postgres import ops
-from outpost.storage.postgres.database import Database
+from outpost.storage.postgres import metrics_ops, operator_ops, ops, retention_ops
+from outpost.storage.postgres.database import Conn, Database
 from outpost.storage.sealing import Sealer
 
 
@@ -35,6 +39,8 @@ class PostgresBackend:
         self._work = asyncio.Event()
         # Live only while the LISTEN connection that carries other processes' writes is up.
         self._cache = DestinationCache(live=False)
+        self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
+        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         await self._db.open(run_migrations=self._migrate)
@@ -126,6 +132,33 @@ class PostgresBackend:
             lambda c: ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
 
+    # Metrics and retention
+
+    async def metrics_tallies(self, query: MetricsQuery) -> list[Tally]:
+        return await self._db.read(lambda c: metrics_ops.tallies(c, query))
+
+    async def delete_logs_before(self, cutoff: int, batch_size: int) -> retention.Deleted | None:
+        """Sweep on one connection holding the retention lock; None if another process holds it."""
+
+        async def locked(conn: Conn) -> retention.Deleted | None:
+            if not await retention_ops.try_lock(conn):
+                return None
+            try:
+                return await retention.sweep(
+                    lambda: retention_ops.delete_before(conn, cutoff, batch_size), batch_size
+                )
+            finally:
+                await retention_ops.unlock(conn)
+
+        return await self._db.read(locked)
+
+    async def erase_tenant_logs(self, tenant_id: str, batch_size: int) -> retention.Deleted:
+        return await self._db.read(
+            lambda conn: retention.sweep(
+                lambda: retention_ops.erase_tenant(conn, tenant_id, batch_size), batch_size
+            )
+        )
+
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
@@ -160,7 +193,10 @@ class PostgresBackend:
         return await self._db.write(lambda c: ops.claim_ids(c, ids, now_ms(), lease_ms))
 
     async def finish(self, outcomes: list[Outcome]) -> None:
-        await self._db.write(lambda c: ops.finish(c, outcomes))
+        if self._judge is not None:
+            await self._finish_judged(outcomes, self._judge)
+        else:
+            await self._db.write(lambda c: ops.finish(c, outcomes))
 
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
         await self._db.write(lambda c: ops.release(c, task, now_ms() + delay_ms))
@@ -177,3 +213,42 @@ class PostgresBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._work.wait(), timeout)
         self._work.clear()
+
+    # Operator events and alerts
+
+    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
+        self._judge = judge
+
+    async def _finish_judged(self, outcomes: list[Outcome], judge: OutcomeJudge) -> None:
+        destinations = await judging.destinations_of(outcomes, self.get_destination)
+        disabled, queued = await self._db.write(
+            lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
+        )
+        for tenant_id in disabled:  # other processes hear it from the NOTIFY sent at commit
+            self._cache.forget(tenant_id)
+        if queued:
+            self._operator_work.set()
+
+    async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
+        if events:
+            await self._db.write(lambda c: operator_ops.add_events(c, events, now_ms()))
+            self._operator_work.set()
+
+    async def claim_operator_events(self, limit: int, lease_ms: int) -> list[OperatorRecord]:
+        return await self._db.write(lambda c: operator_ops.claim(c, now_ms(), limit, lease_ms))
+
+    async def settle_operator_events(
+        self, done: Sequence[str], retry: Sequence[tuple[str, int]]
+    ) -> None:
+        await self._db.write(lambda c: operator_ops.settle(c, done, retry))
+
+    async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
+        return await self._db.read(lambda c: operator_ops.health(c, tenant_id, destination_id))
+
+    async def wait_for_operator_events(self, timeout: float) -> None:
+        """Return when this process queued operator events, or after `timeout` seconds (events
+        other processes queued wait for that poll, or for their own relay)."""
+        if timeout > 0 and not self._operator_work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._operator_work.wait(), timeout)
+        self._operator_work.clear()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -18,9 +19,19 @@ from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outco
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
+from outpost.metrics import MetricsQuery, Tally
+from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.storage import judging, retention
 from outpost.storage.destination_cache import DestinationCache, find
 from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite import log_ops, task_ops, tenant_ops
+from outpost.storage.sqlite import (
+    log_ops,
+    metrics_ops,
+    operator_ops,
+    retention_ops,
+    task_ops,
+    tenant_ops,
+)
 from outpost.storage.sqlite.database import Database
 
 
@@ -41,11 +52,14 @@ class SqliteBackend:
         self._lock: IO[str] | None = None
         self._cache = DestinationCache()  # safe: only this process writes this database
         self._work = asyncio.Event()
+        self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
+        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         self._lock = await asyncio.to_thread(self._take_lock)
         await asyncio.to_thread(self._db.open)
         await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
+        await self._db.write(lambda c: operator_ops.release_all_leases(c, now_ms()))
         if self._sealer is not None:
             sealer = self._sealer
             await self._db.write(lambda c: tenant_ops.reseal_credentials(c, sealer))
@@ -149,6 +163,23 @@ class SqliteBackend:
             lambda c: log_ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
 
+    # Metrics and retention
+
+    async def metrics_tallies(self, query: MetricsQuery) -> list[Tally]:
+        return await self._db.read(lambda c: metrics_ops.tallies(c, query))
+
+    async def delete_logs_before(self, cutoff: int, batch_size: int) -> retention.Deleted:
+        return await retention.sweep(
+            lambda: self._db.write(lambda c: retention_ops.delete_before(c, cutoff, batch_size)),
+            batch_size,
+        )
+
+    async def erase_tenant_logs(self, tenant_id: str, batch_size: int) -> retention.Deleted:
+        return await retention.sweep(
+            lambda: self._db.write(lambda c: retention_ops.erase_tenant(c, tenant_id, batch_size)),
+            batch_size,
+        )
+
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
@@ -171,7 +202,10 @@ class SqliteBackend:
         return await self._db.write(lambda c: task_ops.claim(c, now_ms(), limit, lease_ms))
 
     async def finish(self, outcomes: list[Outcome]) -> None:
-        await self._db.write(lambda c: task_ops.finish(c, outcomes))
+        if self._judge is not None:
+            await self._finish_judged(outcomes, self._judge)
+        else:
+            await self._db.write(lambda c: task_ops.finish(c, outcomes))
         if any(o.retry_at is not None for o in outcomes):
             self._work.set()  # the scheduler may need to wake earlier than it planned
 
@@ -190,3 +224,41 @@ class SqliteBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._work.wait(), timeout)
         self._work.clear()
+
+    # Operator events and alerts
+
+    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
+        self._judge = judge
+
+    async def _finish_judged(self, outcomes: list[Outcome], judge: OutcomeJudge) -> None:
+        destinations = await judging.destinations_of(outcomes, self.get_destination)
+        disabled, queued = await self._db.write(
+            lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
+        )
+        for tenant_id in disabled:
+            self._cache.forget(tenant_id)
+        if queued:
+            self._operator_work.set()
+
+    async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
+        if events:
+            await self._db.write(lambda c: operator_ops.add_events(c, events, now_ms()))
+            self._operator_work.set()
+
+    async def claim_operator_events(self, limit: int, lease_ms: int) -> list[OperatorRecord]:
+        return await self._db.write(lambda c: operator_ops.claim(c, now_ms(), limit, lease_ms))
+
+    async def settle_operator_events(
+        self, done: Sequence[str], retry: Sequence[tuple[str, int]]
+    ) -> None:
+        await self._db.write(lambda c: operator_ops.settle(c, done, retry))
+
+    async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
+        return await self._db.read(lambda c: operator_ops.health(c, tenant_id, destination_id))
+
+    async def wait_for_operator_events(self, timeout: float) -> None:
+        """Return when this process queued operator events, or after `timeout` seconds."""
+        if timeout > 0 and not self._operator_work.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._operator_work.wait(), timeout)
+        self._operator_work.clear()

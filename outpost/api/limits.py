@@ -1,0 +1,122 @@
+"""Hostile input the request parser and the stores would choke on: oversized heads, NUL characters.
+
+A bound on the request head (request line + headers), answered with a clean 431.
+
+uvicorn's httptools parser has no limit of its own on the head: it buffers a header value until
+the line ends, so one endless header grows the process without bound. The protocol below counts
+the bytes of each request's head as they arrive and, past the limit, answers 431 in Outpost's
+error shape and closes the connection (what follows on it cannot be trusted to be a request
+boundary).
+
+It subclasses uvicorn's protocol (pinned in requirements/runtime.lock): the parser callbacks it
+hooks are `on_headers_complete` and `on_message_complete`, and `send_400_response`, which uvicorn
+calls when a callback raised.
+
+NUL characters (U+0000) are refused in the request target (400) and in JSON bodies (422):
+PostgreSQL cannot store them in text, so without this an id or a filter value containing one
+would be a 503 in PostgreSQL mode and stored in embedded mode. A NUL can only reach us escaped
+(`%00`, `\u0000`): raw NUL bytes are already invalid HTTP and invalid JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from outpost.errors import InputError
+
+_STATUS = 431
+_MESSAGE = "request header fields too large"
+_LINGER_SECONDS = 1.0
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is too large."""
+
+
+def _response() -> bytes:
+    body = msgspec.json.encode({"status": _STATUS, "message": _MESSAGE})
+    head = (
+        f"HTTP/1.1 {_STATUS} Request Header Fields Too Large\r\n"
+        "content-type: application/json; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _HeadLimitedProtocol(HttpToolsProtocol):
+    max_head_bytes = 32_768
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_head = True
+        self._head_bytes = 0
+        self._head_too_large = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_too_large:
+            return  # answered and closing: the rest of what the client sends is dropped
+        if self._reading_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after taking the whole chunk: every byte counted so far is head.
+        if self._reading_head and self._head_bytes > self.max_head_bytes:
+            self._reject()
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        # The exact size (the chunk count above may include the start of the body).
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_head_bytes:
+            self._head_too_large = True
+            raise _HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = True
+        self._head_bytes = 0
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
+            self._reject()
+        else:
+            super().send_400_response(msg)
+
+    def _reject(self) -> None:
+        if self.transport.is_closing():
+            return
+        self._reading_head = False
+        self._head_too_large = True
+        self.transport.write(_response())
+        # Lingering close: closing with the client's bytes still unread would reset the
+        # connection and could destroy the answer in flight, so stop writing, keep reading (and
+        # dropping) a moment, then close.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(_LINGER_SECONDS, self.transport.close)
+
+
+def head_limited_protocol(max_head_bytes: int) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, answering 431 to heads over `max_head_bytes`."""
+    return type("HeadLimitedProtocol", (_HeadLimitedProtocol,), {"max_head_bytes": max_head_bytes})
+
+
+# `\u0000` preceded by an even number of backslashes (an odd number escapes the backslash itself)
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul_in_target(path: str, query_string: bytes) -> None:
+    """`path` decoded, `query_string` as sent."""
+    if "\x00" in path or b"%00" in query_string:
+        raise InputError("NUL characters are not allowed in the request target")
+
+
+def refuse_nul_in_body(body: bytes) -> None:
+    if b"\\u0000" in body and _ESCAPED_NUL.search(body):
+        raise InputError("invalid JSON", ["NUL characters (\\u0000) are not allowed"], status=422)

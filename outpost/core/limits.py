@@ -1,0 +1,45 @@
+"""Size limits on the string maps callers store: `metadata` and `delivery_metadata`.
+
+Events, tenants and destinations carry free-form string maps that are stored with every row and,
+for `delivery_metadata`, sent as headers on every delivery. Unbounded, one request could make
+every later read and delivery of that tenant expensive; bounded, a caller who goes over learns
+which map and which limit at once (422 `validation error`).
+
+Sizes are counted in UTF-8 bytes, which is what storage and headers pay for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from outpost.errors import ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataLimits:
+    max_keys: int = 64
+    max_key_bytes: int = 256
+    max_value_bytes: int = 4096
+
+    def check(self, field: str, values: Mapping[str, str] | None) -> None:
+        """Raise a 422 naming `field` when `values` breaks one of the limits."""
+        if not values:
+            return
+        problems: list[str] = []
+        if len(values) > self.max_keys:
+            problems.append(f"{field} must have at most {self.max_keys} keys")
+        if any(_size(key) > self.max_key_bytes for key in values):
+            problems.append(f"{field} keys must be at most {self.max_key_bytes} bytes")
+        if any(_size(value) > self.max_value_bytes for value in values.values()):
+            problems.append(f"{field} values must be at most {self.max_value_bytes} bytes")
+        if problems:
+            raise ValidationError(problems)
+
+
+DEFAULT_METADATA_LIMITS = MetadataLimits()
+
+
+def _size(text: str) -> int:
+    # surrogatepass: a lone surrogate (valid JSON escape, invalid UTF-8) is measured, not an error
+    return len(text.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,1 @@
+"""The AWS destination types (SQS, Kinesis, S3, EventBridge) and what they share."""

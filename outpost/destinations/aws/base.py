@@ -1,0 +1,100 @@
+"""What the AWS destination types share: credentials, endpoint rules, calls and their failures."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey
+from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+
+
+def is_absolute_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def endpoint_errors(config: StrMap) -> list[str]:
+    """`endpoint`, when given, is where the client sends requests: it must be an absolute URL."""
+    endpoint = config.get("endpoint", "")
+    if endpoint and not is_absolute_http_url(endpoint):
+        return ["config.endpoint failed pattern validation"]
+    return []
+
+
+def refused(error: BaseException) -> RefusedAddress | None:
+    """The SSRF guard's refusal somewhere in an exception's chain, if that is what failed."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, RefusedAddress):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class AwsProvider(SchemaProvider):
+    """A schema-driven provider that talks to one AWS service through a shared client cache."""
+
+    service: str
+    url_fields: tuple[str, ...] = ("endpoint",)  # config URLs the client may connect to
+
+    def __init__(self, settings: AwsSettings) -> None:
+        super().__init__()
+        self._settings = settings
+        self._clients = ClientCache(settings)
+
+    def extra_errors(self, destination: Destination) -> list[str]:
+        return endpoint_errors(destination.config) or self._address_errors(destination.config)
+
+    def _address_errors(self, config: StrMap) -> list[str]:
+        """Literal addresses the guard refuses, at create/update (names resolve at delivery)."""
+        guard = self._settings.guard
+        if guard is None:
+            return []
+        return [
+            f"config.{key} failed ssrf validation"
+            for key in self.url_fields
+            if config.get(key) and guard.url_refusal(config[key]) is not None
+        ]
+
+    def client_key(self, destination: Destination, region: str, endpoint: str) -> ClientKey:
+        credentials = destination.credentials
+        return ClientKey(
+            service=self.service,
+            region=region,
+            endpoint=endpoint,
+            key=credentials.get("key", ""),
+            secret=credentials.get("secret", ""),
+            session=credentials.get("session", ""),
+        )
+
+    def metadata(self, event: Event, destination: Destination) -> StrMap:
+        return merged_metadata(
+            event, destination, include_ms=self._settings.include_millisecond_timestamp
+        )
+
+    async def call(
+        self, key: ClientKey, operation: str, **params: Any
+    ) -> dict[str, Any] | DeliveryResult:
+        """The operation's response, or the failed attempt it came to (code ERR, AWS's text)."""
+        try:
+            return await self._clients.call(key, operation, **params)
+        except DeliveryInfrastructureError:
+            raise
+        except Exception as error:  # botocore's, AWS's, and aiohttp's when a pool closes
+            if self._clients.closed:
+                raise DeliveryInfrastructureError("AWS client closed during delivery") from error
+            refusal = refused(error)
+            if refusal is not None:
+                return failed(str(refusal), REFUSED_CODE)
+            return failed(str(error) or type(error).__name__)
+
+    @property
+    def open_clients(self) -> int:
+        return len(self._clients)
+
+    async def close(self) -> None:
+        await self._clients.close()

@@ -1,0 +1,100 @@
+"""JMESPath templates over an event: Kinesis partition keys and S3 object keys (§5.3, §5.4).
+
+Templates are compiled once per distinct text (destinations share few), and a result is turned
+into text the way Outpost does: its JSON numbers are 64-bit floats printed with Go's `%g`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+
+class TemplateError(ValueError):
+    """A template that does not compile, fails to evaluate, or gives nothing usable."""
+
+
+@functools.lru_cache(maxsize=512)
+def compiled(template: str) -> ParsedResult:
+    try:
+        return jmespath.compile(template)
+    except JMESPathError as error:
+        raise TemplateError(str(error)) from error
+
+
+def compiles(template: str) -> bool:
+    try:
+        compiled(template)
+    except TemplateError:
+        return False
+    return True
+
+
+def evaluate(template: str, document: Any) -> Any:
+    try:
+        return compiled(template).search(document)
+    except JMESPathError as error:
+        raise TemplateError(str(error)) from error
+
+
+def as_text(value: Any) -> str:
+    """A JMESPath result as a key: strings as they are, numbers as Go's `%g`, else JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return go_g(float(value))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def go_g(number: float) -> str:
+    """Go's `%g` of a float64: the shortest digits that read back the same, in exponent form
+    when the decimal exponent is below -4 or at least 6 (`1.2345678e+07`, `1e-05`, `123456`)."""
+    if number != number or number in (float("inf"), float("-inf")):
+        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(number)]
+    if number == 0:
+        return "-0" if str(number).startswith("-") else "0"
+    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    decimal_exponent = len(text) + exponent - 1
+    prefix = "-" if sign else ""
+    if decimal_exponent < -4 or decimal_exponent >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        sign_char = "-" if decimal_exponent < 0 else "+"
+        return f"{prefix}{mantissa}e{sign_char}{abs(decimal_exponent):02d}"
+    if exponent >= 0:
+        return prefix + text + "0" * exponent
+    point = len(text) + exponent
+    if point > 0:
+        return f"{prefix}{text[:point]}.{text[point:]}"
+    return f"{prefix}0.{'0' * -point}{text}"
+
+
+def time_fields(event_time_ms: int) -> dict[str, str]:
+    """The `time` object of an S3 key template: the EVENT's time, UTC, as strings."""
+    seconds, millis = divmod(event_time_ms, 1000)
+    moment = datetime.fromtimestamp(seconds, UTC)
+    whole = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{millis:03d}".rstrip("0").rstrip(".")
+    return {
+        "year": moment.strftime("%Y"),
+        "month": moment.strftime("%m"),
+        "day": moment.strftime("%d"),
+        "hour": moment.strftime("%H"),
+        "minute": moment.strftime("%M"),
+        "second": moment.strftime("%S"),
+        "date": moment.strftime("%Y-%m-%d"),
+        "datetime": whole,
+        "unix": str(seconds),
+        "rfc3339": whole + "Z",
+        "rfc3339_nano": whole + fraction + "Z",
+    }

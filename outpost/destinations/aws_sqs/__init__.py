@@ -1,0 +1,1 @@
+"""The `aws_sqs` destination type."""

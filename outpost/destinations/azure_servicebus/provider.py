@@ -1,0 +1,77 @@
+"""The `azure_servicebus` destination type (§5.5): one Service Bus message per event.
+
+Schema, validation and display live here; delivery is `publisher.ServiceBusPublisher`,
+imported on the first delivery (see its docstring for the client and why).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.destinations.azure_servicebus import connection
+from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.errors import DeliveryInfrastructureError
+
+if TYPE_CHECKING:
+    from azure.servicebus import ServiceBusMessage
+
+    from outpost.destinations.azure_servicebus.publisher import ServiceBusPublisher
+
+CLOSED = "azure_servicebus provider closed"
+
+
+class AzureServiceBusProvider(SchemaProvider):
+    type = "azure_servicebus"
+    package = "outpost.destinations.azure_servicebus"
+
+    def __init__(self, *, timeout_seconds: float, include_ms_timestamp: bool = False) -> None:
+        super().__init__()
+        self._timeout = timeout_seconds
+        self._include_ms = include_ms_timestamp
+        self._publisher: ServiceBusPublisher | None = None
+        self._closed = False
+
+    def target(self, destination: Destination) -> tuple[str, str]:
+        name = destination.config.get("name", "")
+        namespace = connection.namespace(destination.credentials.get("connection_string", ""))
+        return (f"{namespace}/{name}" if namespace else name), ""
+
+    def message(self, event: Event, destination: Destination) -> ServiceBusMessage:
+        """The SDK message for an event: its data as body, merged metadata as properties."""
+        from outpost.destinations.azure_servicebus.publisher import build_message
+
+        metadata = merged_metadata(event, destination, include_ms=self._include_ms)
+        return build_message(event.data, metadata)
+
+    async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
+        from outpost.destinations.azure_servicebus.publisher import ClientClosed, SendError
+
+        publisher = self._open()
+        try:
+            await publisher.send(
+                destination.credentials.get("connection_string", ""),
+                destination.config.get("name", ""),
+                self.message(event, destination),
+            )
+        except ValueError as exc:  # a connection string the SDK cannot read
+            return failed(str(exc))
+        except ClientClosed as exc:
+            raise DeliveryInfrastructureError(CLOSED) from exc
+        except SendError as exc:
+            return failed(str(exc))
+        return DeliveryResult("success", "OK")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._publisher is not None:
+            await self._publisher.close()
+
+    def _open(self) -> ServiceBusPublisher:
+        if self._closed:
+            raise DeliveryInfrastructureError(CLOSED)
+        if self._publisher is None:
+            from outpost.destinations.azure_servicebus.publisher import ServiceBusPublisher
+
+            self._publisher = ServiceBusPublisher(self._timeout)
+        return self._publisher

@@ -1,0 +1,194 @@
+"""Producers for tenants' clusters, one per (brokers, SASL login, tls), shared by every topic.
+
+A producer is started on first use and kept: aiokafka reconnects it to the cluster by itself.
+When starting fails, aiokafka says only "Unable to bootstrap", so one plain connection attempt to
+the first broker, then one with the SASL login, tells which step failed (refused, unknown host,
+TLS, or the login) for the attempt's code. Producers unused for `idle_seconds` are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
+
+from outpost.destinations.kafka.failures import AuthenticationFailed, TlsHandshakeFailed
+
+SASL_MECHANISMS = {
+    "plain": "PLAIN",
+    "scram-sha-256": "SCRAM-SHA-256",
+    "scram-sha-512": "SCRAM-SHA-512",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLogin:
+    brokers: tuple[str, ...]
+    mechanism: str  # one of SASL_MECHANISMS, or "" for none
+    username: str
+    password: str
+    tls: bool
+
+    def security_protocol(self) -> str:
+        if self.mechanism:
+            return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+        return "SSL" if self.tls else "PLAINTEXT"
+
+    def sasl(self) -> dict[str, str | None]:
+        if not self.mechanism:
+            return {}
+        return {
+            "sasl_mechanism": SASL_MECHANISMS[self.mechanism],
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+
+
+@dataclass(slots=True)
+class _Entry:
+    producer: AIOKafkaProducer
+    in_use: int = 0
+    last_used: float = 0.0
+
+
+@dataclass(slots=True)
+class ProducerPool:
+    timeout_seconds: float
+    idle_seconds: float = 300.0
+    max_request_bytes: int = 1_048_576
+    _entries: dict[ClusterLogin, _Entry] = field(default_factory=dict)
+    _locks: dict[ClusterLogin, asyncio.Lock] = field(default_factory=dict)
+    _failures: dict[ClusterLogin, tuple[float, Exception]] = field(default_factory=dict)
+    _closed: bool = False
+    _last_sweep: float = 0.0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @contextlib.asynccontextmanager
+    async def producer(self, login: ClusterLogin) -> AsyncIterator[AIOKafkaProducer]:
+        entry = await self._started(login)  # counted as in use
+        try:
+            await self._sweep()
+            yield entry.producer
+        finally:
+            entry.in_use -= 1
+            entry.last_used = asyncio.get_running_loop().time()
+
+    async def _started(self, login: ClusterLogin) -> _Entry:
+        loop = asyncio.get_running_loop()
+        waiting_since = loop.time()
+        async with self._locks.setdefault(login, asyncio.Lock()):
+            if self._closed:
+                raise ConnectionError("the kafka producer pool is closed")
+            entry = self._entries.get(login)
+            if entry is None:
+                failed = self._failures.get(login)
+                if failed is not None and failed[0] >= waiting_since:
+                    # A start failed while we queued behind it: share its answer instead of
+                    # each waiting event paying for another attempt.
+                    raise failed[1]
+                producer = self._new_producer(login)
+                try:
+                    await producer.start()
+                except Exception as exc:
+                    await producer.stop()
+                    diagnosed = await self._diagnosed(login, exc)
+                    self._failures[login] = (loop.time(), diagnosed)
+                    raise diagnosed from exc
+                self._failures.pop(login, None)
+                if self._closed:
+                    await producer.stop()
+                    raise ConnectionError("the kafka producer pool is closed")
+                entry = self._entries[login] = _Entry(producer)
+            entry.in_use += 1
+            return entry
+
+    def _new_producer(self, login: ClusterLogin) -> AIOKafkaProducer:
+        timeout_ms = int(self.timeout_seconds * 1000)
+        return AIOKafkaProducer(
+            bootstrap_servers=list(login.brokers),
+            client_id="outpost",
+            acks="all",  # success means the partition's in-sync replicas have the message
+            enable_idempotence=False,
+            request_timeout_ms=timeout_ms,
+            metadata_max_age_ms=60_000,
+            max_request_size=self.max_request_bytes,
+            security_protocol=login.security_protocol(),
+            ssl_context=ssl.create_default_context() if login.tls else None,
+            connections_max_idle_ms=540_000,
+            **login.sasl(),
+        )
+
+    async def _diagnosed(self, login: ClusterLogin, exc: Exception) -> Exception:
+        """The error of the step that fails when connecting to the first broker by hand."""
+        host, port = host_port(login.brokers[0])
+        options = {
+            "client_id": "outpost",
+            "request_timeout_ms": int(self.timeout_seconds * 1000),
+            "ssl_context": ssl.create_default_context() if login.tls else None,
+        }
+        plain = "SSL" if login.tls else "PLAINTEXT"
+        try:
+            conn = await create_conn(host, port, security_protocol=plain, **options)
+        except ConnectionRefusedError as found:
+            return found
+        except ConnectionError as found:
+            if not login.tls:
+                return found
+            cut_off = TlsHandshakeFailed(f"the TLS handshake was cut off: {found!r}")
+            cut_off.__cause__ = found
+            return cut_off
+        except Exception as found:
+            return found
+        conn.close()
+        if not login.mechanism:
+            return exc
+        try:
+            conn = await create_conn(
+                host, port, security_protocol=login.security_protocol(), **login.sasl(), **options
+            )
+        except (TimeoutError, KafkaTimeoutError, RequestTimedOutError) as found:
+            return found  # the broker took the connection but never answered
+        except Exception as found:
+            refused = AuthenticationFailed(f"SASL {SASL_MECHANISMS[login.mechanism]} login refused")
+            refused.__cause__ = found
+            return refused
+        conn.close()
+        return exc
+
+    async def _sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_sweep < self.idle_seconds / 4:
+            return
+        self._last_sweep = now
+        stale = [
+            login
+            for login, entry in self._entries.items()
+            if entry.in_use == 0 and entry.last_used and now - entry.last_used > self.idle_seconds
+        ]
+        for login in stale:
+            entry = self._entries.pop(login)
+            self._locks.pop(login, None)
+            with contextlib.suppress(Exception):
+                await entry.producer.stop()
+
+    async def close(self) -> None:
+        self._closed = True
+        entries, self._entries = list(self._entries.values()), {}
+        await asyncio.gather(*(e.producer.stop() for e in entries), return_exceptions=True)
+
+
+def host_port(broker: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or a bare host (port 9092, Kafka's default)."""
+    host, colon, port = broker.rpartition(":")
+    if not colon or not port.isdigit() or (host.count(":") and not host.endswith("]")):
+        return broker.strip("[]"), 9092
+    return host.strip("[]"), int(port)

@@ -1,0 +1,116 @@
+"""The `kafka` destination type (§5.8).
+
+An event becomes one record on the destination's topic: value = the event's data untouched,
+key = the partition key (a JMESPath template, else the event id; the default partitioner hashes
+it, so one key stays on one partition), headers = `content-type` then the merged metadata (§4.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.destinations.common import (
+    SchemaProvider,
+    format_failure,
+    merged_metadata,
+    normalised_tls,
+)
+from outpost.destinations.kafka.failures import failure_code, failure_text
+from outpost.destinations.kafka.partition_key import partition_key
+from outpost.destinations.kafka.producers import SASL_MECHANISMS, ClusterLogin, ProducerPool
+from outpost.errors import DeliveryInfrastructureError
+
+TLS_VALUES = frozenset({"true", "false", "on"})
+_CONTENT_TYPE = ("content-type", b"application/json")
+
+
+class KafkaProvider(SchemaProvider):
+    type = "kafka"
+    package = "outpost.destinations.kafka"
+
+    def __init__(self, *, timeout_seconds: float, include_millisecond_timestamp: bool) -> None:
+        super().__init__()
+        self._timeout = timeout_seconds
+        self._include_ms = include_millisecond_timestamp
+        self._pool = ProducerPool(timeout_seconds=timeout_seconds)
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def extra_errors(self, destination: Destination) -> list[str]:
+        config = destination.config
+        if config.get("sasl_mechanism", "") not in SASL_MECHANISMS:
+            return ["config.sasl_mechanism failed invalid validation"]
+        if config.get("tls", "") not in TLS_VALUES | {""}:
+            return ["config.tls failed invalid validation"]
+        return []
+
+    def normalise(self, config: StrMap) -> StrMap:
+        config["tls"] = normalised_tls(config.get("tls"))
+        if config.get("brokers"):
+            config["brokers"] = ",".join(part.strip() for part in config["brokers"].split(","))
+        return config
+
+    def target(self, destination: Destination) -> tuple[str, str]:
+        brokers, topic = brokers_of(destination.config), destination.config.get("topic", "")
+        return (f"{brokers[0]} / {topic}" if brokers else topic), ""
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
+        if self._pool.closed:
+            raise DeliveryInfrastructureError("the kafka provider is closed")
+        config, credentials = destination.config, destination.credentials
+        metadata = merged_metadata(event, destination, include_ms=self._include_ms)
+        template = config.get("partition_key_template", "")
+        if template:
+            data = _parsed(event.data)
+            if data is None:
+                return format_failure()
+            key = partition_key(template, {"metadata": metadata, "data": data}, event.id)
+        else:
+            key = event.id
+        headers = [_CONTENT_TYPE, *((name, value.encode()) for name, value in metadata.items())]
+        login = ClusterLogin(
+            brokers=tuple(brokers_of(config)),
+            mechanism=config.get("sasl_mechanism", ""),
+            username=credentials.get("username", ""),
+            password=credentials.get("password", ""),
+            tls=config.get("tls", "") in ("true", "on"),
+        )
+        try:
+            async with self._pool.producer(login) as producer:
+                await asyncio.wait_for(
+                    producer.send_and_wait(
+                        config.get("topic", ""), event.data, key=key.encode(), headers=headers
+                    ),
+                    # aiokafka bounds each step by request_timeout_ms; this bounds them all.
+                    timeout=self._timeout * 3,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._pool.closed:  # our shutdown cut it short, not the cluster
+                raise DeliveryInfrastructureError("the kafka provider closed") from exc
+            return DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
+        return DeliveryResult("success", "OK")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def brokers_of(config: StrMap) -> list[str]:
+    return [part.strip() for part in config.get("brokers", "").split(",") if part.strip()]
+
+
+def _parsed(data: bytes) -> dict[str, Any] | None:
+    """The event's data as an object ({} for JSON null, as Outpost), or None when it is not one."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    if parsed is None:
+        return {}
+    return parsed if isinstance(parsed, dict) else None

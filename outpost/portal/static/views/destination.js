@@ -1,0 +1,221 @@
+// `/destinations/:id`: one destination — its details and actions, recent activity, and its
+// attempts with status/topic filters and cursor paging (kept in the URL, so Back works).
+
+import { activityChart, recentActivity } from "../chart.js";
+import { h, replace, time, typeIcon, uid } from "../dom.js";
+import { backLink, confirmDialog, enabledBadge, errorBox, pageTitle, statusBadge, topicsList, typeLabel } from "./common.js";
+
+function detail(term, ...value) {
+  return [h("dt", {}, term), h("dd", {}, ...value)];
+}
+
+function secretValue(secret) {
+  const value = h("code", { class: "secret" }, "•".repeat(24));
+  let shown = false;
+  const button = h("button", {
+    type: "button", class: "btn btn--ghost btn--small", "aria-pressed": "false",
+    onclick: () => {
+      shown = !shown;
+      value.textContent = shown ? secret : "•".repeat(24);
+      button.textContent = shown ? "Hide" : "Show";
+      button.setAttribute("aria-pressed", String(shown));
+    },
+  }, "Show");
+  return h("span", { class: "secret-row" }, value, button);
+}
+
+function actions(ctx, destination, reload) {
+  const id = destination.id;
+  const status = h("div", { class: "action-errors" });
+  const run = async (button, work) => {
+    status.replaceChildren();
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      if (err.status !== 401) status.replaceChildren(errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const toggle = h("button", { type: "button", class: "btn btn--ghost" }, destination.disabled_at ? "Enable" : "Disable");
+  toggle.addEventListener("click", () => run(toggle, async () => {
+    if (destination.disabled_at) await ctx.api.enableDestination(id);
+    else await ctx.api.disableDestination(id);
+    ctx.announce(destination.disabled_at ? "Destination enabled" : "Destination disabled");
+    await reload();
+  }));
+  const remove = h("button", { type: "button", class: "btn btn--danger-ghost" }, "Delete");
+  remove.addEventListener("click", () => run(remove, async () => {
+    const confirmed = await confirmDialog({
+      title: "Delete this destination?",
+      text: "It stops receiving events at once. Its attempts stay visible in your logs.",
+      confirmLabel: "Delete destination",
+      danger: true,
+    });
+    if (!confirmed) return;
+    await ctx.api.deleteDestination(id);
+    ctx.navigate("/");
+    ctx.announce("Destination deleted");
+  }));
+  const rotate = destination.type === "webhook"
+    ? h("button", { type: "button", class: "btn btn--ghost" }, "Rotate secret")
+    : null;
+  rotate?.addEventListener("click", () => run(rotate, async () => {
+    const confirmed = await confirmDialog({
+      title: "Rotate the signing secret?",
+      text: "A new secret signs every request from now on. The current one stays valid for 24 hours, so you can update your endpoint.",
+      confirmLabel: "Rotate secret",
+    });
+    if (!confirmed) return;
+    await ctx.api.updateDestination(id, { credentials: { rotate_secret: "true" } });
+    ctx.announce("Secret rotated");
+    await reload();
+  }));
+  return h("div", {},
+    h("div", { class: "actions" },
+      h("a", { href: `/destinations/${encodeURIComponent(id)}/edit`, class: "btn", "data-link": "" }, "Edit"),
+      toggle, rotate, remove,
+    ),
+    status,
+  );
+}
+
+function attemptsQuery() {
+  const params = new URLSearchParams(window.location.search);
+  return {
+    status: params.get("status") || "",
+    topic: params.get("topic") || "",
+    next: params.get("next") || "",
+    prev: params.get("prev") || "",
+  };
+}
+
+function attemptsUrl(id, query) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
+  const text = params.toString();
+  return `/destinations/${encodeURIComponent(id)}${text ? `?${text}` : ""}`;
+}
+
+async function attemptsSection(ctx, token, destination, topics) {
+  const id = destination.id;
+  const query = attemptsQuery();
+  const page = await ctx.api.listAttempts(id, {
+    include: ["event"],
+    status: query.status,
+    topic: query.topic ? [query.topic] : undefined,
+    limit: 20,
+    next: query.next,
+    prev: query.prev,
+  });
+  const statusId = uid("status");
+  const topicId = uid("topic");
+  const topicChoices = topics.length ? topics : (destination.topics || []).filter((t) => t !== "*" && !t.includes("*"));
+  const statusSelect = h("select", { id: statusId, class: "input input--inline", name: "status" },
+    [["", "All statuses"], ["success", "Successful"], ["failed", "Failed"]].map(([value, label]) =>
+      h("option", { value, selected: query.status === value }, label)),
+  );
+  const topicControl = topicChoices.length
+    ? h("select", { id: topicId, class: "input input--inline", name: "topic" },
+        h("option", { value: "" }, "All topics"),
+        topicChoices.map((t) => h("option", { value: t, selected: query.topic === t }, t)))
+    : h("input", { id: topicId, class: "input input--inline", name: "topic", value: query.topic, placeholder: "Any topic", autocomplete: "off" });
+  const applyFilters = (event) => {
+    event?.preventDefault();
+    ctx.navigate(attemptsUrl(id, { status: statusSelect.value, topic: topicControl.value.trim() }), { replaceState: true });
+  };
+  statusSelect.addEventListener("change", applyFilters);
+  if (topicControl.tagName === "SELECT") topicControl.addEventListener("change", applyFilters);
+
+  const filters = h("form", { class: "filters", role: "search", "aria-label": "Filter attempts", onsubmit: applyFilters },
+    h("span", { class: "filters__group" }, h("label", { for: statusId, class: "filters__label" }, "Status"), statusSelect),
+    h("span", { class: "filters__group" }, h("label", { for: topicId, class: "filters__label" }, "Topic"), topicControl),
+    topicControl.tagName === "SELECT" ? null : h("button", { type: "submit", class: "btn btn--ghost btn--small" }, "Apply"),
+    h("button", { type: "button", class: "btn btn--ghost btn--small", onclick: () => ctx.navigate(attemptsUrl(id, query), { replaceState: true }) }, "Refresh"),
+  );
+
+  const rows = page.models.map((a) => {
+    const href = `/destinations/${encodeURIComponent(id)}/attempts/${encodeURIComponent(a.id)}`;
+    return h("tr", { "data-attempt": a.id },
+      h("td", { "data-label": "Status" }, h("span", {}, statusBadge(a.status), a.code ? h("span", { class: "code" }, a.code) : null)),
+      h("td", { "data-label": "Topic" }, a.event?.topic || "—"),
+      h("td", { "data-label": "Event", class: "cell-mono" }, h("a", { href, "data-link": "", class: "row-link" }, a.event_id)),
+      h("td", { "data-label": "Attempt" }, `#${a.attempt_number}${a.manual ? " (manual)" : ""}`),
+      h("td", { "data-label": "Time" }, time(a.time)),
+    );
+  });
+  const { next, prev } = page.pagination;
+  const pager = h("nav", { class: "pager", "aria-label": "Attempt pages" },
+    h("button", {
+      type: "button", class: "btn btn--ghost btn--small", disabled: !prev,
+      onclick: () => ctx.navigate(attemptsUrl(id, { status: query.status, topic: query.topic, prev })),
+    }, "← Newer"),
+    h("button", {
+      type: "button", class: "btn btn--ghost btn--small", disabled: !next,
+      onclick: () => ctx.navigate(attemptsUrl(id, { status: query.status, topic: query.topic, next })),
+    }, "Older →"),
+  );
+  const table = page.models.length
+    ? h("table", { class: "table table--stack", "aria-label": "Attempts" },
+        h("thead", {}, h("tr", {}, ["Status", "Topic", "Event", "Attempt", "Time"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, rows))
+    : h("p", { class: "empty muted" }, query.status || query.topic ? "No attempts match these filters." : "No attempts yet. They appear here as events are delivered.");
+  return h("section", { class: "card", "aria-labelledby": "attempts-title" },
+    h("h2", { id: "attempts-title", class: "card__title" }, "Attempts"),
+    filters,
+    table,
+    next || prev ? pager : null,
+  );
+}
+
+export async function renderDestination(ctx, token, id) {
+  const [destination, types, topics] = await Promise.all([
+    ctx.api.getDestination(id),
+    ctx.api.destinationTypes(),
+    ctx.api.topics(),
+  ]);
+  if (!ctx.current(token)) return;
+  const type = types.find((t) => t.type === destination.type);
+  pageTitle(ctx, destination.target || destination.id);
+  const reload = () => ctx.navigate(window.location.pathname + window.location.search, { replaceState: true });
+
+  const credentials = destination.credentials || {};
+  const details = h("dl", { class: "details" },
+    detail("ID", h("code", {}, destination.id)),
+    detail("Type", typeLabel(types, destination.type)),
+    destination.target_url ? detail("URL", h("span", { class: "break" }, destination.target_url)) : null,
+    detail("Topics", topicsList(destination.topics)),
+    destination.filter ? detail("Filter", h("code", { class: "break" }, JSON.stringify(destination.filter))) : null,
+    credentials.secret ? detail("Signing secret", secretValue(credentials.secret)) : null,
+    credentials.previous_secret_invalid_at ? detail("Previous secret valid until", time(credentials.previous_secret_invalid_at)) : null,
+    detail("Created", time(destination.created_at)),
+    destination.disabled_at ? detail("Disabled", time(destination.disabled_at)) : null,
+  );
+
+  const activity = h("section", { class: "card", "aria-labelledby": "activity-title" },
+    h("h2", { id: "activity-title", class: "card__title" }, "Last 24 hours"),
+    h("p", { class: "loading muted" }, "Loading…"),
+  );
+  const [attempts] = await Promise.all([
+    attemptsSection(ctx, token, destination, topics),
+    recentActivity(ctx.api, destination.id).then(
+      (data) => activity.lastChild.replaceWith(activityChart(data)),
+      (err) => activity.lastChild.replaceWith(h("p", { class: "muted" }, `Activity is unavailable: ${err.message}`)),
+    ),
+  ]);
+  if (!ctx.current(token)) return;
+
+  replace(ctx.main,
+    backLink("/", "All destinations"),
+    h("div", { class: "page-head" },
+      h("div", { class: "title-row" }, typeIcon(type), h("h1", { class: "break" }, destination.target || destination.id), enabledBadge(destination)),
+    ),
+    actions(ctx, destination, reload),
+    h("div", { class: "grid-2" },
+      h("section", { class: "card", "aria-labelledby": "details-title" }, h("h2", { id: "details-title", class: "card__title" }, "Details"), details),
+      activity,
+    ),
+    attempts,
+  );
+}

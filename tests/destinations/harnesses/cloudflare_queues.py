@@ -1,0 +1,91 @@
+"""Cloudflare Queues: the provider as bootstrap builds it, with the test receiver standing in
+for Cloudflare's API on 127.0.0.1 (`DESTINATIONS_CLOUDFLARE_API_URL`).
+
+No Cloudflare Queues emulator runs outside Cloudflare's own tooling (Miniflare simulates the
+Workers binding, not the HTTP API), so the receiver answers as the API documents: a JSON
+envelope with `success`. What is real: the request as sent over HTTP by the libcurl client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from support.receiver import Receiver
+
+from destinations.harness import Received, make_destination
+from outpost.bootstrap import address_guard, cloudflare_settings, webhook_settings
+from outpost.config import Config
+from outpost.core.models import Destination, StrMap
+from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from outpost.transport.http import HttpClient
+
+API_PATH = "/client/v4"
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+ACCEPTED = '{"success":true,"errors":[],"messages":[],"result":null}'
+REFUSED = '{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}'
+_queues = itertools.count(1)
+
+
+def queue_path(account: str, queue: str) -> str:
+    return f"{API_PATH}/accounts/{account}/queues/{queue}/messages"
+
+
+class CloudflareQueuesHarness:
+    type = "cloudflare_queues"
+
+    def __init__(self, receiver: Receiver) -> None:
+        config = Config(
+            destinations_allowed_networks=("127.0.0.0/8",),
+            destinations_cloudflare_api_url=receiver.base_url + API_PATH,
+        )
+        webhook = webhook_settings(config)
+        client = HttpClient(max_connections=16, user_agent="suite", guard=address_guard(config))
+        self.provider = CloudflareQueuesProvider(cloudflare_settings(config, webhook), client)
+        self._receiver = receiver
+        self._paths: dict[str, str] = {}
+
+    def destination(
+        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
+    ) -> Destination:
+        queue = f"{next(_queues):032x}"
+        path = queue_path(ACCOUNT, queue)
+        if broken:
+            self._receiver.configure(
+                path, status=403, body=REFUSED, content_type="application/json"
+            )
+        else:
+            self._receiver.configure(path, body=ACCEPTED, content_type="application/json")
+        destination = make_destination(
+            "cloudflare_queues",
+            {"account_id": ACCOUNT, "queue_id": queue},
+            {"api_token": "suite-api-token"},
+            delivery_metadata=delivery_metadata,
+        )
+        self._paths[destination.id] = path
+        return destination
+
+    async def received(
+        self, destination: Destination, count: int, timeout: float
+    ) -> list[Received]:
+        path = self._paths[destination.id]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            requests = self._receiver.requests_for(path)
+            if len(requests) >= count or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        messages = [request.json()["body"] for request in requests]
+        return [Received(data=m["data"], metadata=m["metadata"]) for m in messages]
+
+
+@asynccontextmanager
+async def open_harness() -> AsyncIterator[CloudflareQueuesHarness]:
+    with Receiver() as receiver:
+        harness = CloudflareQueuesHarness(receiver)
+        try:
+            yield harness
+        finally:
+            await harness.provider.close()

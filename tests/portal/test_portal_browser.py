@@ -1,0 +1,411 @@
+"""The tenant portal in a real browser (headless Chromium), against a real server process and a
+real webhook receiver: what a tenant does through the UI, and the session rules around it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import jwt
+from playwright.sync_api import Locator, Page, expect
+from support.api import unique_id
+from support.receiver import Receiver
+from support.server import DEFAULT_JWT_SECRET, ServerProcess
+
+from .conftest import PHONE, REFRESH_PATH, NewPage
+
+
+def portal_url(api: httpx.Client, tenant_id: str, theme: str | None = None) -> str:
+    """What an operator's backend asks for before redirecting its user (§7.3)."""
+    params = {"theme": theme} if theme else {}
+    response = api.get(f"/tenants/{tenant_id}/portal", params=params)
+    assert response.status_code == 200, response.text
+    url = response.json()["redirect_url"]
+    assert isinstance(url, str)
+    return url
+
+
+def new_tenant(api: httpx.Client, label: str) -> str:
+    tenant_id = unique_id(label)
+    assert api.put(f"/tenants/{tenant_id}").status_code == 201
+    return tenant_id
+
+
+def forge_token(tenant_id: str, *, expires_in: int, secret: str = DEFAULT_JWT_SECRET) -> str:
+    """A tenant JWT as the server would issue it, expiring `expires_in` seconds from now."""
+    now = int(time.time())
+    claims = {"iss": "outpost", "sub": tenant_id, "iat": now - 120, "exp": now + expires_in}
+    with warnings.catch_warnings():  # the e2e secret is 31 bytes; PyJWT warns under 32
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def refresh_until(page: Page, found: Callable[[], Locator], timeout: float = 20.0) -> Locator:
+    """Clicks the attempts list's Refresh until `found()` matches something, or fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        locator = found()
+        if locator.count():
+            return locator
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not shown within {timeout}s: {locator}")
+        page.get_by_role("button", name="Refresh").click()
+        page.wait_for_load_state()
+        page.wait_for_timeout(300)  # the list re-renders after its request; poll again
+
+
+def snap(page: Page, path: Path) -> None:
+    """A full-page screenshot once the page is settled (no toast over the footer)."""
+    expect(page.locator(".toast--shown")).to_have_count(0, timeout=10_000)
+    page.screenshot(path=path, full_page=True)
+
+
+def attempt_rows(page: Page, event_id: str) -> Locator:
+    return page.locator("tr[data-attempt]", has=page.get_by_role("link", name=event_id))
+
+
+def test_create_a_webhook_publish_and_retry(
+    server: ServerProcess,
+    api: httpx.Client,
+    receiver: Receiver,
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    tenant_id = new_tenant(api, "portal")
+    hook_path = receiver.new_path("portal")
+    hook_url = receiver.configure(hook_path, body='{"ok":true}', content_type="application/json")
+    page = new_page()
+
+    page.goto(portal_url(api, tenant_id))
+    expect(page.get_by_role("heading", name="Event destinations", level=1)).to_be_visible()
+    # The token moved from the address bar into this tab's storage.
+    assert "token=" not in page.url
+    assert page.url.rstrip("/") == server.root_url
+    assert page.evaluate("sessionStorage.getItem('outpost-portal:token')")
+    expect(page.get_by_text("No destinations yet")).to_be_visible()
+
+    page.get_by_role("link", name="Add destination").click()
+    page.get_by_role("link", name=re.compile("^Webhook")).click()
+    expect(page.get_by_role("heading", name="New Webhook destination")).to_be_visible()
+    page.get_by_role("checkbox", name="All topics").uncheck()
+    page.get_by_role("checkbox", name="user.created").check()
+    page.get_by_label("Endpoint URL").fill(hook_url)
+    page.get_by_role("button", name="Add a header").click()
+    page.get_by_label("header 1 name").fill("X-Tenant-Region")
+    page.get_by_label("header 1 value").fill("eu-west")
+    snap(page, screenshots / "create-form.png")
+    page.get_by_role("button", name="Create destination").click()
+
+    expect(page.get_by_role("heading", name=hook_url, level=1)).to_be_visible()
+    destination_id = page.url.rsplit("/", 1)[1]
+    created = api.get(f"/tenants/{tenant_id}/destinations/{destination_id}").json()
+    assert created["config"] == {
+        "url": hook_url,
+        "custom_headers": '{"X-Tenant-Region":"eu-west"}',
+    }
+    assert created["topics"] == ["user.created"]
+
+    event_id = unique_id("evt")
+    published = api.post(
+        "/publish",
+        json={
+            "id": event_id,
+            "tenant_id": tenant_id,
+            "topic": "user.created",
+            "data": {"user_id": "u-42", "plan": "pro"},
+        },
+    )
+    assert published.json()["destination_ids"] == [destination_id]
+    delivered = receiver.wait_for(1, hook_path)[0]
+    assert delivered.json() == {"user_id": "u-42", "plan": "pro"}
+    assert delivered.header("x-tenant-region") == "eu-west"
+
+    first = refresh_until(page, lambda: attempt_rows(page, event_id))
+    expect(first).to_have_count(1)
+    expect(first).to_contain_text("Successful")
+    expect(first).to_contain_text("#1")
+    snap(page, screenshots / "destination.png")
+
+    first.get_by_role("link", name=event_id).click()
+    expect(page.get_by_role("heading", name="Attempt #1")).to_be_visible()
+    expect(page.locator("pre").first).to_contain_text('"user_id": "u-42"')
+    expect(page.get_by_text("HTTP 200")).to_be_visible()
+    snap(page, screenshots / "attempt.png")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.get_by_text("Retry queued.")).to_be_visible()
+
+    page.get_by_role("link", name="See the attempts").click()
+    both = refresh_until(page, lambda: attempt_rows(page, event_id).filter(has_text="#2"))
+    expect(both).to_contain_text("(manual)")
+    expect(attempt_rows(page, event_id)).to_have_count(2)
+    assert len(receiver.wait_for(2, hook_path)) == 2
+
+    page.get_by_role("link", name="All destinations").click()
+    row = page.locator("tbody tr", has_text=hook_url)
+    expect(row).to_contain_text("Webhook")
+    expect(row).to_contain_text("user.created")
+    expect(row).to_contain_text("Active")
+    snap(page, screenshots / "destinations.png")
+
+
+def test_an_expired_token_sends_the_user_to_the_refresh_url(
+    server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
+) -> None:
+    tenant_id = new_tenant(api, "expired")
+    expired = forge_token(tenant_id, expires_in=-60)
+    page = new_page()
+    page.goto(f"{server.root_url}/?token={expired}")
+    page.wait_for_url(receiver.url(REFRESH_PATH))
+
+    # A token the server refuses (401) though its `exp` is fine: the same.
+    refused = forge_token(tenant_id, expires_in=3600, secret="not-the-server-secret-0123456789ab")
+    page.goto(f"{server.root_url}/?token={refused}")
+    page.wait_for_url(receiver.url(REFRESH_PATH))
+
+    # A token that expires while the page is open: the user is sent away when it does.
+    soon = forge_token(tenant_id, expires_in=6)
+    page.goto(f"{server.root_url}/?token={soon}")
+    expect(page.get_by_role("heading", name="Event destinations")).to_be_visible()
+    page.wait_for_url(receiver.url(REFRESH_PATH), timeout=20_000)
+    assert page.evaluate("sessionStorage.getItem('outpost-portal:token')") is None
+
+
+def test_a_tenant_cannot_open_another_tenants_destination(
+    server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
+) -> None:
+    tenant_a = new_tenant(api, "tenant-a")
+    tenant_b = new_tenant(api, "tenant-b")
+    secret_url = receiver.url(receiver.new_path("b-private"))
+    created = api.post(
+        f"/tenants/{tenant_b}/destinations",
+        json={"type": "webhook", "topics": "*", "config": {"url": secret_url}},
+    )
+    assert created.status_code == 201
+    foreign_id = created.json()["id"]
+
+    token = portal_url(api, tenant_a).split("token=", 1)[1]
+    page = new_page()
+    page.goto(f"{server.root_url}/destinations/{foreign_id}?token={token}")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_text("destination not found", exact=False)).to_be_visible()
+    assert secret_url not in page.content()
+    assert tenant_b not in page.content()
+
+
+def test_dark_theme_and_phone_width(
+    server: ServerProcess,
+    api: httpx.Client,
+    receiver: Receiver,
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    tenant_id = new_tenant(api, "themes")
+    ok_path = receiver.new_path("ok")
+    failing_path = receiver.new_path("failing")
+    receiver.configure(ok_path)
+    receiver.configure(failing_path, status=503, body="maintenance")
+    for path, topics in ((ok_path, ["user.created", "user.updated"]), (failing_path, "*")):
+        body = {"type": "webhook", "topics": topics, "config": {"url": receiver.url(path)}}
+        assert api.post(f"/tenants/{tenant_id}/destinations", json=body).status_code == 201
+    for n in range(3):
+        api.post(
+            "/publish", json={"tenant_id": tenant_id, "topic": "user.created", "data": {"n": n}}
+        )
+    receiver.wait_for(3, ok_path)
+    receiver.wait_for(3, failing_path)
+
+    page = new_page(color_scheme="dark")
+    metrics_answers: list[int] = []
+    page.on(
+        "response",
+        lambda r: metrics_answers.append(r.status) if "/metrics/attempts" in r.url else None,
+    )
+    page.goto(portal_url(api, tenant_id, theme="dark"))
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    page.get_by_role("link", name=receiver.url(failing_path)).click()
+    failed = page.locator("tr[data-attempt]").filter(has_text="Failed")
+    expect(failed.first).to_be_visible()
+    failed_stat = page.locator('[data-stat="failed"]')
+    expect(failed_stat).not_to_have_text("0")
+    assert metrics_answers == [200]  # the chart came from GET /metrics/attempts
+    page.get_by_label("Status").select_option("failed")
+    expect(page).to_have_url(re.compile(r"\?status=failed$"))
+    expect(page.get_by_label("Status")).to_have_value("failed")
+    expect(page.locator("tr[data-attempt]").first).to_be_visible()
+    expect(page.locator("tr[data-attempt]").filter(has_text="Successful")).to_have_count(0)
+    snap(page, screenshots / "destination-dark.png")
+
+    phone = new_page(viewport=PHONE)
+    phone.goto(portal_url(api, tenant_id))
+    expect(phone.locator("html")).to_have_attribute("data-theme", "light")
+    expect(phone.locator("tbody tr")).to_have_count(2)
+    # Nothing is wider than the screen.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    snap(phone, screenshots / "destinations-phone.png")
+    phone.get_by_role("link", name=receiver.url(ok_path)).click()
+    expect(phone.locator("tr[data-attempt]").first).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    snap(phone, screenshots / "destination-phone.png")
+
+
+def test_the_chart_counts_attempts_itself_on_a_server_without_metrics(
+    server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
+) -> None:
+    """`GET /metrics/attempts` answered 404 by the browser itself (Playwright routing), as a
+    server without the metrics API would: the chart counts the attempts list instead."""
+    tenant_id = new_tenant(api, "no-metrics")
+    path = receiver.new_path("no-metrics")
+    receiver.configure(path)
+    body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(path)}}
+    destination = api.post(f"/tenants/{tenant_id}/destinations", json=body).json()
+    for n in range(2):
+        api.post(
+            "/publish", json={"tenant_id": tenant_id, "topic": "user.created", "data": {"n": n}}
+        )
+    attempts = f"/tenants/{tenant_id}/destinations/{destination['id']}/attempts"
+    deadline = time.monotonic() + 15
+    while len(api.get(attempts).json()["models"]) < 2:
+        assert time.monotonic() < deadline, "the two attempts were not recorded"
+        time.sleep(0.1)
+
+    page = new_page()
+    page.route(
+        "**/api/v1/metrics/**",
+        lambda route: route.fulfill(status=404, json={"status": 404, "message": "not found"}),
+    )
+    page.goto(portal_url(api, tenant_id))
+    page.get_by_role("link", name=receiver.url(path)).click()
+    expect(page.locator("tr[data-attempt]")).to_have_count(2)
+    expect(page.locator('[data-stat="successful"]')).to_have_text("2")
+    expect(page.locator('[data-stat="failed"]')).to_have_text("0")
+
+
+def test_edit_disable_rotate_and_delete(
+    server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
+) -> None:
+    tenant_id = new_tenant(api, "manage")
+    first_url = receiver.url(receiver.new_path("before"))
+    second_url = receiver.url(receiver.new_path("after"))
+    body = {"type": "webhook", "topics": ["user.created"], "config": {"url": first_url}}
+    created = api.post(f"/tenants/{tenant_id}/destinations", json=body).json()
+    resource = f"/tenants/{tenant_id}/destinations/{created['id']}"
+    old_secret = created["credentials"]["secret"]
+
+    page = new_page()
+    page.goto(portal_url(api, tenant_id))
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    page.get_by_role("link", name=first_url).click()
+
+    page.get_by_role("button", name="Disable").click()
+    badge = page.locator(".title-row .badge")
+    expect(badge).to_have_text("Disabled")
+    assert api.get(resource).json()["disabled_at"] is not None
+    page.get_by_role("button", name="Enable").click()
+    expect(badge).to_have_text("Active")
+    assert api.get(resource).json()["disabled_at"] is None
+
+    page.get_by_role("button", name="Rotate secret").click()
+    page.get_by_role("dialog").get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_text("Previous secret valid until")).to_be_visible()
+    rotated = api.get(resource).json()["credentials"]
+    assert rotated["previous_secret"] == old_secret
+    assert rotated["secret"] != old_secret
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_text(rotated["secret"])).to_be_visible()
+
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("heading", name="Edit destination")).to_be_visible()
+    page.get_by_label("Endpoint URL").fill("not a url")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("config.url")
+    expect(page.get_by_label("Endpoint URL")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Endpoint URL").fill(second_url)
+    page.get_by_role("checkbox", name="user.updated").check()
+    page.get_by_label("Filter").fill('{"data": {"plan": "pro"}}')
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("heading", name=second_url, level=1)).to_be_visible()
+    saved = api.get(resource).json()
+    assert saved["config"]["url"] == second_url
+    assert saved["topics"] == ["user.created", "user.updated"]
+    assert saved["filter"] == {"data": {"plan": "pro"}}
+
+    page.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert api.get(resource).status_code == 200
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete destination").click()
+    expect(page.get_by_text("No destinations yet")).to_be_visible()
+    assert api.get(resource).status_code == 404
+
+
+def test_the_portal_works_from_the_keyboard(
+    server: ServerProcess, api: httpx.Client, new_page: NewPage
+) -> None:
+    tenant_id = new_tenant(api, "keyboard")
+    page = new_page()
+    page.goto(portal_url(api, tenant_id))
+    expect(page.get_by_role("heading", name="Event destinations")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.get_by_role("link", name="Add destination").focus()
+    page.keyboard.press("Enter")
+    # After a navigation the new page's heading has the focus (screen readers announce it).
+    expect(page.get_by_role("heading", name="Add a destination")).to_be_focused()
+    page.get_by_role("link", name=re.compile("^Webhook")).focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="New Webhook destination")).to_be_focused()
+    page.get_by_role("button", name="Create destination").focus()
+    page.keyboard.press("Enter")
+    # The browser's own check: the required URL is missing, nothing was sent.
+    expect(page.get_by_label("Endpoint URL")).to_be_focused()
+    assert api.get(f"/tenants/{tenant_id}/destinations").json() == []
+
+
+LOGO = (
+    "data:image/svg+xml,"
+    "%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 120 28'%3E"
+    "%3Crect width='28' height='28' rx='6' fill='%23facc15'/%3E"
+    "%3Ctext x='36' y='20' font-family='sans-serif' font-size='16' fill='%23facc15'%3E"
+    "Globex%3C/text%3E%3C/svg%3E"
+)
+
+
+def test_branding_settings_shape_the_page(
+    tmp_path: Path, receiver: Receiver, new_page: NewPage, screenshots: Path
+) -> None:
+    env = {
+        "PORTAL_ORGANIZATION_NAME": "Globex",
+        "PORTAL_BRAND_COLOR": "#facc15",
+        "PORTAL_LOGO": LOGO,
+        "PORTAL_FORCE_THEME": "dark",
+        "PORTAL_DISABLE_OUTPOST_BRANDING": "true",
+    }
+    with ServerProcess(env, workdir=tmp_path) as branded, branded.http() as admin:
+        tenant_id = new_tenant(admin, "branded")
+        page = new_page()
+        page.goto(portal_url(admin, tenant_id, theme="light"))
+        add = page.get_by_role("link", name="Add destination")
+        expect(add).to_be_visible()
+        # The forced theme wins over the URL's; nothing offers to change it.
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        expect(page.get_by_role("button", name="Dark theme")).to_have_count(0)
+        expect(page.get_by_role("img", name="Globex")).to_be_visible()
+        expect(page.get_by_text("Powered by")).to_have_count(0)
+        assert page.title() == "Event destinations · Globex"
+        style = add.evaluate(
+            "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+        )
+        # A light brand colour gets dark text, so the button stays readable.
+        assert style == ["rgb(250, 204, 21)", "rgb(0, 0, 0)"]
+        snap(page, screenshots / "branded-dark.png")

@@ -1,0 +1,71 @@
+"""What the four AWS publisher-suite harnesses share: the provider as bootstrap builds it, a
+fresh remote target per destination on the moto server, and polling reads off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from destinations.harness import Received, make_destination
+
+from outpost.bootstrap import aws_settings
+from outpost.config import Config
+from outpost.core.models import Destination, StrMap
+from outpost.destinations.aws.base import AwsProvider
+from support import moto
+
+POLL_INTERVAL = 0.05
+
+ProviderClass = Callable[[Any], AwsProvider]
+
+
+def build_provider(provider_class: ProviderClass, config: Config | None = None) -> Any:
+    # moto listens on loopback, which the SSRF guard opens only when allow-listed.
+    allowed = replace(config or Config(), destinations_allowed_networks=("127.0.0.0/8",))
+    return provider_class(aws_settings(allowed))
+
+
+def destination(type_: str, config: StrMap, delivery_metadata: StrMap | None) -> Destination:
+    return make_destination(type_, config, moto.credentials(), delivery_metadata=delivery_metadata)
+
+
+async def poll(read: Callable[[], list[Received]], count: int, timeout: float) -> list[Received]:
+    """Call the blocking `read` in a thread until it returns `count` messages or time is up.
+
+    `read` returns everything that arrived so far (it accumulates across calls itself).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await asyncio.to_thread(read)
+        if len(got) >= count or loop.time() > deadline:
+            return got
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+class QueueReader:
+    """Drains an SQS queue on moto, keeping every message it has seen."""
+
+    def __init__(self, queue_url: str, parse: Callable[[dict[str, Any]], Received]) -> None:
+        self._sqs = moto.client("sqs")
+        self._queue_url = queue_url
+        self._parse = parse
+        self._seen: list[Received] = []
+
+    def __call__(self) -> list[Received]:
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                return list(self._seen)
+            for message in messages:
+                self._seen.append(self._parse(message))
+                self._sqs.delete_message(
+                    QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
