@@ -147,7 +147,7 @@ def server_env(mode: str, store: Store, port: int, scenario: str) -> dict[str, s
         "API_KEY": API_KEY,
         "API_JWT_SECRET": "bench",
         "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "LOG_LEVEL": "warn",
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "warn"),
         "RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1",
         "RETRY_POLL_BACKOFF_MS": "50",
     }
@@ -183,7 +183,19 @@ def start_servers(
         command = [*base, "--service", service]
         if profile:
             output = f"{profile}-{service}.txt"
-            command = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", output, "--", *command]
+            command = [
+                "py-spy",
+                "record",
+                "--gil",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                output,
+                "--",
+                *command,
+            ]
         started.append(subprocess.Popen(command, env=service_env, stdout=subprocess.DEVNULL))
     return started
 

@@ -44,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
 )
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from outpost import bootstrap
 from outpost.api.app import build as build_app
@@ -71,7 +71,7 @@ ROUTES = [(op.method, op.path) for op in OPERATIONS] + [("GET", "/healthz")]
 class World:
     """The app and the schema bound to it."""
 
-    app: Starlette
+    app: ASGIApp
     schema: Any
 
     def ensure(self) -> None:
