@@ -184,7 +184,7 @@ def start_servers(
         if profile:
             output = f"{profile}-{service}.txt"
             command = [
-                "py-spy",
+                shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
                 "record",
                 "--gil",
                 "-r",

@@ -9,6 +9,7 @@ database, so every test starts on an empty one.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Protocol, cast
 
 import pytest
@@ -197,6 +198,26 @@ async def test_failures_count_until_a_success_resets_them(store: OperatorBackend
     assert (await store.destination_health(dest.tenant_id, dest.id)).consecutive_failures == 0
     await _deliver(store, dest, "failed")
     assert (await store.destination_health(dest.tenant_id, dest.id)).consecutive_failures == 1
+
+
+async def test_re_enabling_or_deleting_a_destination_ends_its_run_of_failures(
+    store: OperatorBackend,
+) -> None:
+    store.judge_outcomes(_judge(wanted=frozenset(), failure_threshold=3, auto_disable=True))
+    dest = await _dest(store)
+    for _ in range(3):
+        await _deliver(store, dest, "failed")
+    disabled = await store.get_destination(dest.tenant_id, dest.id)
+    assert disabled is not None and not disabled.enabled
+
+    await store.update_destination(replace(disabled, disabled_at=None))
+    assert (await store.destination_health(dest.tenant_id, dest.id)).consecutive_failures == 0
+    await _deliver(store, dest, "failed")  # one failure after re-enabling: still enabled
+    again = await store.get_destination(dest.tenant_id, dest.id)
+    assert again is not None and again.enabled
+
+    await store.delete_destination(dest.tenant_id, dest.id, now_ms())
+    assert (await store.destination_health(dest.tenant_id, dest.id)).consecutive_failures == 0
 
 
 async def test_alert_levels_then_disabled_once(store: OperatorBackend) -> None:

@@ -151,13 +151,17 @@ class MemoryBackend:
     async def update_destination(self, destination: Destination) -> bool:
         await self._turn()
         key = (destination.tenant_id, destination.id)
-        if key not in self._destinations:
+        old = self._destinations.get(key)
+        if old is None:
             return False
         self._destinations[key] = rows.destination_values(destination, None)
+        if destination.enabled and not rows.destination(old, None).enabled:
+            self._operator.forget(key)  # re-enabled: its run of failures starts again
         return True
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
         await self._turn()
+        self._operator.forget((tenant_id, destination_id))
         return self._destinations.pop((tenant_id, destination_id), None) is not None
 
     # The event and attempt log

@@ -49,6 +49,9 @@ class OperatorState:
     def health(self, key: DestinationKey) -> Health:
         return self._health.get(key, Health())
 
+    def forget(self, key: DestinationKey) -> None:
+        self._health.pop(key, None)
+
     def add(self, events: Sequence[OperatorRecord], now: int) -> None:
         for event in events:
             self._outbox.setdefault(event.id, _Queued(event, now))
