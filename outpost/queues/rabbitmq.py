@@ -32,6 +32,9 @@ from outpost.storage.postgres.backend import PostgresBackend
 
 log = logging.getLogger(__name__)
 OPEN_ATTEMPTS = 5
+# Messages awaiting the broker's confirm. Past this the broker is not keeping up, and new tasks
+# are left to their hold (claimed from the database) instead of queueing without bound.
+MAX_HANDING_OUT = 4096
 
 
 class TaskMessage(msgspec.Struct, tag="v1"):
@@ -66,6 +69,8 @@ class RabbitQueue:
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._messages: dict[int, AbstractIncomingMessage] = {}
         self._arrived = asyncio.Event()
+        self._hand_outs: set[asyncio.Task[None]] = set()
+        self._handing_out = 0  # task ids published and not yet confirmed
 
     async def open(self, *, consume: bool) -> None:
         """Connect and declare, trying again a few times: several processes declaring the same
@@ -109,6 +114,8 @@ class RabbitQueue:
             await queue.consume(self._receive)
 
     async def close(self) -> None:
+        if self._hand_outs:  # let hand-outs in flight finish (bounded): fewer tasks wait a hold
+            await asyncio.wait(set(self._hand_outs), timeout=5)
         if self._connection is not None:
             with contextlib.suppress(Exception):  # closing a connection that never came up
                 await self._connection.close()
@@ -152,14 +159,32 @@ class RabbitQueue:
         duplicate, task_ids = await self._store.accept_held(
             event, now, dedupe_after, hold_ms=self._settings.hold_ms
         )
-        await self._hand_out(task_ids)
+        self._hand_out_soon(task_ids)
         return duplicate
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
         task_id = await self._store.enqueue_manual_held(
             event, destination_id, attempt_number, hold_ms=self._settings.hold_ms
         )
-        await self._hand_out([task_id])
+        self._hand_out_soon([task_id])
+
+    def _hand_out_soon(self, task_ids: list[int]) -> None:
+        """Hand out without making the caller wait for the broker's confirm: the tasks are
+        already durable in PostgreSQL, so the 202 need not wait for a quorum queue's write too,
+        and a hand-out that never happens costs only the hold."""
+        if not task_ids or self._exchange is None:
+            return
+        if self._handing_out + len(task_ids) > MAX_HANDING_OUT:
+            log.warning("RabbitMQ is not keeping up: %d tasks wait their hold", len(task_ids))
+            return
+        self._handing_out += len(task_ids)
+        running = asyncio.create_task(self._hand_out(task_ids))
+        self._hand_outs.add(running)
+        running.add_done_callback(lambda done: self._handed(done, len(task_ids)))
+
+    def _handed(self, done: asyncio.Task[None], count: int) -> None:
+        self._hand_outs.discard(done)
+        self._handing_out -= count
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
         handed = await self._claim_handed_out(limit, lease_ms)

@@ -16,6 +16,7 @@ import pytest
 from support import rabbitmq
 from support.postgres import create_database, database_url, drop_database
 
+import outpost.queues.rabbitmq as rabbit_queue
 from outpost.core.models import DeliveryTask, Event, Outcome
 from outpost.core.timefmt import now_ms
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings, TaskMessage
@@ -163,3 +164,20 @@ async def test_an_unreadable_message_goes_to_the_dead_letter_queue(
 
 def test_messages_are_versioned() -> None:
     assert msgspec.json.encode(TaskMessage(7)) == b'{"type":"v1","task":7}'
+
+
+async def test_past_the_hand_out_bound_tasks_wait_their_hold(
+    name: str, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that does not keep up with confirms gets no more messages; the tasks are
+    claimed from the database once their hold ends, so none is lost."""
+    monkeypatch.setattr(rabbit_queue, "MAX_HANDING_OUT", 0)
+    broker = RabbitQueue(store, settings(name, hold_ms=3000))
+    await broker.open(consume=True)
+    try:
+        assert not await broker.accept(event(), now_ms(), 0)
+        assert await claims_nothing_for(broker, 1.0)  # not handed out: held in the database
+        tasks = await claim_some(broker, 1)
+        assert [t.event.id for t in tasks] == ["e1"]
+    finally:
+        await broker.close()
