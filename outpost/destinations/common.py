@@ -76,14 +76,19 @@ def merged_metadata(
         "timestamp": timefmt.format_seconds(now_ns // 1_000_000),
     }
     if include_ms:
-        seconds, nanos = divmod(now_ns, 1_000_000_000)
-        text = timefmt.format_seconds(seconds * 1000)[:-1]
-        metadata["timestamp-ms"] = f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
+        metadata["timestamp-ms"] = rfc3339_nano(now_ns)
     if destination.delivery_metadata:
         metadata.update(destination.delivery_metadata)
     if event.metadata:
         metadata.update(event.metadata)
     return metadata
+
+
+def rfc3339_nano(now_ns: int) -> str:
+    """RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    text = timefmt.format_seconds(seconds * 1000)[:-1]
+    return f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
 
 
 def normalised_tls(value: str | None) -> str:

@@ -11,7 +11,7 @@ from outpost.core import timefmt
 from outpost.core.models import Destination, Event, StrMap
 from outpost.destinations.aws.base import AwsProvider
 from outpost.destinations.aws.clients import AwsSettings
-from outpost.destinations.aws.templates import TemplateError, as_text, go_g, time_fields
+from outpost.destinations.aws.templates import TemplateError, as_text, time_fields
 from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
 from outpost.destinations.aws_kinesis.provider import (
     AwsKinesisProvider,
@@ -20,6 +20,7 @@ from outpost.destinations.aws_kinesis.provider import (
 )
 from outpost.destinations.aws_s3.provider import STORAGE_CLASSES, AwsS3Provider, object_key
 from outpost.destinations.aws_sqs.provider import AwsSqsProvider, queue_region
+from outpost.destinations.gofmt import go_g
 
 CREDENTIALS = {"key": "AKIAIOSFODNN7EXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 QUEUE_URL = "https://sqs.eu-west-2.amazonaws.com/123456789012/orders"

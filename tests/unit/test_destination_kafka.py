@@ -26,8 +26,9 @@ from support.kafka_broker import KafkaBroker, Tansu
 
 from outpost.core.models import DeliveryResult, Destination, Event
 from outpost.destinations.common import FORMAT_ERROR
+from outpost.destinations.gofmt import go_g
 from outpost.destinations.kafka.failures import failure_code
-from outpost.destinations.kafka.partition_key import go_float, partition_key
+from outpost.destinations.kafka.partition_key import partition_key
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.errors import DeliveryInfrastructureError
 
@@ -206,7 +207,7 @@ def test_partition_key(template: str, key: str) -> None:
     [(12.5, "12.5"), (1e6, "1e+06"), (123456.0, "123456"), (1e-5, "1e-05"), (-0.25, "-0.25")],
 )
 def test_numbers_print_as_go_does(number: float, text: str) -> None:
-    assert go_float(number) == text
+    assert go_g(number) == text
 
 
 # -- deliveries -------------------------------------------------------------------------------

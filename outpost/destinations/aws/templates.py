@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+
+from outpost.destinations.gofmt import go_g
 
 
 class TemplateError(ValueError):
@@ -53,30 +54,6 @@ def as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return go_g(float(value))
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def go_g(number: float) -> str:
-    """Go's `%g` of a float64: the shortest digits that read back the same, in exponent form
-    when the decimal exponent is below -4 or at least 6 (`1.2345678e+07`, `1e-05`, `123456`)."""
-    if number != number or number in (float("inf"), float("-inf")):
-        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(number)]
-    if number == 0:
-        return "-0" if str(number).startswith("-") else "0"
-    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    decimal_exponent = len(text) + exponent - 1
-    prefix = "-" if sign else ""
-    if decimal_exponent < -4 or decimal_exponent >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        sign_char = "-" if decimal_exponent < 0 else "+"
-        return f"{prefix}{mantissa}e{sign_char}{abs(decimal_exponent):02d}"
-    if exponent >= 0:
-        return prefix + text + "0" * exponent
-    point = len(text) + exponent
-    if point > 0:
-        return f"{prefix}{text[:point]}.{text[point:]}"
-    return f"{prefix}0.{'0' * -point}{text}"
 
 
 def time_fields(event_time_ms: int) -> dict[str, str]:

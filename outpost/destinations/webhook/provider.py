@@ -18,6 +18,7 @@ from typing import Any
 
 from outpost.core import timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
+from outpost.destinations.common import field_errors, rfc3339_nano
 from outpost.destinations.provider import Display
 from outpost.destinations.webhook import signing
 from outpost.destinations.webhook.settings import (
@@ -76,7 +77,7 @@ class WebhookProvider:
         # Outpost stops at the first group that fails: schema fields, custom headers, secrets.
         # The SSRF check follows the schema (so the URL is well formed); it never resolves names.
         return (
-            _field_errors(self._fields, destination.config)
+            field_errors(self._fields, destination.config, "config")
             or self._address_errors(destination.config.get("url", ""))
             or _custom_header_errors(destination.config.get("custom_headers", ""))
             or self._credential_errors(destination.credentials)
@@ -226,7 +227,7 @@ class WebhookProvider:
         """system < destination.delivery_metadata < event.metadata (§4.3)."""
         metadata = {"event-id": event.id, "topic": event.topic, "timestamp": self._rfc3339(now_ns)}
         if self._ms_timestamp:
-            metadata["timestamp-ms"] = _rfc3339_nano(now_ns)
+            metadata["timestamp-ms"] = rfc3339_nano(now_ns)
         if destination.delivery_metadata:
             metadata.update(destination.delivery_metadata)
         if event.metadata:
@@ -283,18 +284,6 @@ def _signing_keys(credentials: StrMap, now_ms: int) -> list[str]:
     return keys
 
 
-def _field_errors(fields: list[dict[str, Any]], values: StrMap) -> list[str]:
-    errors = []
-    for field in fields:
-        value, path = values.get(field["key"], ""), f"config.{field['key']}".lower()
-        if not value:
-            if field.get("required"):
-                errors.append(f"{path} is required")
-        elif "pattern" in field and not re.fullmatch(field["pattern"], value):
-            errors.append(f"{path} failed pattern validation")
-    return errors
-
-
 def _custom_header_errors(text: str) -> list[str]:
     try:
         pairs = custom_headers(text)
@@ -345,12 +334,6 @@ def _instant(text: str) -> int | None:
         return timefmt.parse(text)
     except ValueError:
         return None
-
-
-def _rfc3339_nano(now_ns: int) -> str:
-    seconds, nanos = divmod(now_ns, 1_000_000_000)
-    text = timefmt.format_seconds(seconds * 1000)[:-1]
-    return f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
 
 
 def _load_schema(filename: str) -> dict[str, Any]:
