@@ -74,6 +74,19 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, peak
 
 
+def with_descendants(pids: list[int]) -> list[int]:
+    """The processes and every process they started (embedded mode's delivery process; the
+    server under py-spy when profiling)."""
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -187,6 +200,7 @@ def start_servers(
                 shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
                 "record",
                 "--gil",
+                "--subprocesses",
                 "-r",
                 "200",
                 "-f",
@@ -239,7 +253,7 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
                     "config": {"url": f"{sink_url}{path}/{k}"},
                 }
                 http("POST", f"{base}/api/v1/tenants/{TENANT}/destinations", destination)
-            cpu_before = sum(proc_stats(p.pid)[0] for p in servers)
+            cpu_before = sum(proc_stats(p)[0] for p in with_descendants([s.pid for s in servers]))
             payload = loadgen.publisher("/api/v1/publish", TENANT, API_KEY)
             if scenario == "rate1000":
                 load = uvloop.run(
@@ -259,9 +273,9 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
                 time.sleep(0.05)  # the last attempts may still be on their way to the store
                 attempts = store.count_attempts()
             cpu_after, peak = 0.0, 0
-            for process in servers:
-                cpu, rss = proc_stats(process.pid)
-                cpu_after, peak = cpu_after + cpu, max(peak, rss)
+            for pid in with_descendants([s.pid for s in servers]):
+                cpu, rss = proc_stats(pid)
+                cpu_after, peak = cpu_after + cpu, peak + rss
         finally:
             stop(servers)
             sink.terminate()

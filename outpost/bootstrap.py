@@ -13,6 +13,8 @@ from outpost.config import Config
 from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
+from outpost.delivery.process import DeliveryProcess
+from outpost.delivery.process import wanted as wants_delivery_process
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
 from outpost.destinations.aws.clients import AwsSettings
 from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
@@ -61,6 +63,7 @@ class System:
     broker: RabbitQueue | None = None  # set when tasks are handed out through RabbitMQ
     telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
+    delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
 
 
 def webhook_settings(config: Config) -> WebhookSettings:
@@ -128,7 +131,9 @@ def sealer(config: Config) -> Sealer:
     return Sealer(config.aes_encryption_secret, (config.aes_encryption_secret_previous,))
 
 
-def open_backend(config: Config) -> Backend:
+def open_backend(config: Config, *, in_delivery_process: bool = False) -> Backend:
+    """The configured store. `in_delivery_process`: embedded mode's delivery process opens it,
+    beside the server that owns it."""
     if config.postgres_url:
         return PostgresBackend(
             config.postgres_url,
@@ -143,6 +148,8 @@ def open_backend(config: Config) -> Backend:
         sealer=sealer(config),
         synchronous=config.sqlite_synchronous.upper(),
         batch_limit=config.log_batch_size,
+        owner=not in_delivery_process,
+        shared=wants_delivery_process(config),
     )
 
 
@@ -162,14 +169,15 @@ def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
     return RabbitQueue(backend, settings)
 
 
-def build(config: Config) -> System:
+def build(config: Config, *, in_delivery_process: bool = False) -> System:
+    """The system one process runs; `in_delivery_process`: embedded mode's delivery process."""
     ids = IdGenerator(
         config.idgen_type,
         config.idgen_event_prefix,
         config.idgen_destination_prefix,
         config.idgen_attempt_prefix,
     )
-    backend = open_backend(config)
+    backend = open_backend(config, in_delivery_process=in_delivery_process)
     broker = open_broker(config, backend)
     queue: DeliveryQueue = broker or backend
     settings = webhook_settings(config)
@@ -205,6 +213,9 @@ def build(config: Config) -> System:
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
         ),
     )
+    child = None
+    if isinstance(backend, SqliteBackend) and wants_delivery_process(config):
+        child = None if in_delivery_process else DeliveryProcess(config, backend)
     services = Services(
         config=config,
         tenants=operator.tenants,  # the backend, observed for tenant.subscription.updated
@@ -219,7 +230,7 @@ def build(config: Config) -> System:
             config.topics_allow_wildcards,
             metadata_limits(config),
         ),
-        health=lambda: _worker_health(config, worker),
+        health=lambda: _worker_health(config, worker, child),
         dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
         metrics=backend,
         retention=backend,
@@ -228,7 +239,15 @@ def build(config: Config) -> System:
     telemetry = start_telemetry(config)
     publisher.observer = worker.observer = telemetry
     return System(
-        config, backend, registry, services, worker, broker, telemetry, relay=operator.relay
+        config,
+        backend,
+        registry,
+        services,
+        worker,
+        broker,
+        telemetry,
+        relay=operator.relay,
+        delivery_process=child,
     )
 
 
@@ -314,7 +333,10 @@ def aws_settings(config: Config) -> AwsSettings:
     )
 
 
-def _worker_health(config: Config, worker: DeliveryWorker) -> dict[str, bool]:
+def _worker_health(
+    config: Config, worker: DeliveryWorker, child: DeliveryProcess | None
+) -> dict[str, bool]:
     if config.service == "api":
         return {}
-    return {"deliverymq-consumer": worker.healthy, "retrymq-consumer": worker.healthy}
+    healthy = child.healthy if child is not None else worker.healthy
+    return {"deliverymq-consumer": healthy, "retrymq-consumer": healthy}

@@ -428,6 +428,11 @@ class Config:
         "FULL",
         "Embedded mode: `FULL` survives power loss; `NORMAL` survives process crashes only.",
     )
+    sqlite_delivery_process: str = _setting(
+        "SQLITE_DELIVERY_PROCESS",
+        "auto",
+        "Embedded mode: deliver from a second process on the same database file, so publishing and delivering each get a core (`true`, `false`, or `auto`: when this process may run on two or more CPUs). The server starts it, restarts it if it dies, and stops it; it exits if the server dies.",
+    )
     # Log retention (outpost/retention.py)
     log_retention_ttl_days: int = _setting(
         "LOG_RETENTION_TTL_DAYS",
@@ -621,6 +626,8 @@ def check(config: Config) -> None:
         problems.append("IDGEN_TYPE must be uuidv4, uuidv7 or nanoid")
     if config.portal_force_theme not in ("", "light", "dark"):
         problems.append("PORTAL_FORCE_THEME must be light, dark or empty")
+    if config.sqlite_delivery_process not in ("auto", "true", "false"):
+        problems.append("SQLITE_DELIVERY_PROCESS must be auto, true or false")
     if config.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         problems.append("SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     if config.max_request_header_bytes < 1024:

@@ -34,6 +34,9 @@ async def run(system: System) -> None:
         await system.broker.open(consume=config.service in ("", "all", "delivery"))
     runs_api = config.service in ("", "all", "api")
     runs_delivery = config.service in ("", "all", "delivery")
+    child = system.delivery_process  # embedded: delivery runs in a process of its own
+    if child is not None:
+        runs_delivery = False
     server = _Server(
         uvicorn.Config(
             build_app(system.services, operations=runs_api, observer=system.telemetry),
@@ -60,6 +63,8 @@ async def run(system: System) -> None:
         log.info("shutting down: finishing deliveries in flight")
         server.should_exit = True
         system.worker.stop()
+        if child is not None:
+            child.stop()
         sweeper.stop()
         if system.relay is not None and not runs_delivery:
             system.relay.stop()
@@ -72,21 +77,28 @@ async def run(system: System) -> None:
             if sweeper.enabled:
                 group.create_task(sweeper.run())
             if runs_delivery:
-                group.create_task(_deliver(system))
+                group.create_task(deliver(system))
+            if child is not None:
+                group.create_task(child.run())
             if system.relay is not None:
                 group.create_task(system.relay.run())
     finally:
-        if system.broker is not None:
-            await system.broker.close()
-        await system.registry.close()
-        await system.backend.close()
-        if system.services.rate_limiter is not None:
-            await system.services.rate_limiter.close()
-        if system.telemetry is not None:  # export what is buffered (blocking I/O: a thread)
-            await asyncio.to_thread(system.telemetry.shutdown)
+        await close(system)
 
 
-async def _deliver(system: System) -> None:
+async def close(system: System) -> None:
+    """Release what `bootstrap.build` and `run` opened, flushing what is buffered."""
+    if system.broker is not None:
+        await system.broker.close()
+    await system.registry.close()
+    await system.backend.close()
+    if system.services.rate_limiter is not None:
+        await system.services.rate_limiter.close()
+    if system.telemetry is not None:  # export what is buffered (blocking I/O: a thread)
+        await asyncio.to_thread(system.telemetry.shutdown)
+
+
+async def deliver(system: System) -> None:
     """The worker; once it has drained, the relay sends what the drain recorded, then stops."""
     try:
         await system.worker.run()

@@ -74,19 +74,26 @@ class DeliveryWorker:
         self.healthy = True
 
     async def run(self) -> None:
-        """Deliver until `stop()`; then wait for the deliveries in flight to finish."""
+        """Deliver until `stop()`; then wait for the deliveries in flight to be recorded."""
         try:
             while not self._stopping.is_set():
                 await self._fill()
         finally:
             if self._in_flight:
                 await asyncio.wait(self._in_flight)
+            await self._recorder.drained()
 
     def stop(self) -> None:
         self._stopping.set()
         self._queue.wake()
 
     async def _fill(self) -> None:
+        # A slot is free once its attempt has ended: recording is the Recorder's, which writes
+        # the outcomes of many deliveries at once. Its backlog is bounded too, so claims cannot
+        # outrun a slow store.
+        if self._recorder.backlog >= 4 * self._settings.concurrency:
+            await self._recorder.written()
+            return
         free = self._settings.concurrency - len(self._in_flight)
         if free <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -132,7 +139,7 @@ class DeliveryWorker:
         except OutpostError as exc:  # e.g. the store was unreachable to look the destination up
             log.error("delivery of event %s not attempted: %s", task.event.id, exc)
             return  # the task keeps its lease and is claimed again when it ends
-        await self._settle(lambda: self._recorder.record(outcome))
+        self._recorder.submit(outcome).add_done_callback(_report_unrecorded)
 
     async def _settle(self, write: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -184,3 +191,9 @@ class DeliveryWorker:
         except Exception:
             log.exception("delivering event %s failed unexpectedly", task.event.id)
             return DeliveryResult("failed", "ERR", {"error": "internal error"})
+
+
+def _report_unrecorded(recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and (exc := recorded.exception()) is not None:
+        # The task keeps its lease and is delivered again once it expires: at least once.
+        log.error("could not record a delivery: %r", exc)

@@ -187,6 +187,7 @@ def load_config(data_dir: Path, env: Mapping[str, str]) -> config.Config:
             "API_JWT_SECRET": JWT_SECRET,
             "AES_ENCRYPTION_SECRET": "api-tests-aes-secret",
             "SQLITE_SYNCHRONOUS": "NORMAL",
+            "SQLITE_DELIVERY_PROCESS": "false",  # no worker runs here, nor a delivery process
             **env,
         }
     )

@@ -3,6 +3,11 @@
 One process owns the database (a lock file enforces it), which is what makes two shortcuts
 safe: destinations are cached per tenant and invalidated on our own writes, and leases left
 behind by a killed process are released at start-up.
+
+The owner may start one delivery process on the same file (`outpost.delivery.process`): that
+process opens the backend with `owner=False` (no folder lock, no start-up repairs), and the two
+are `link`ed by a `Peer` that carries wake-ups and cache invalidations both ways. The owner
+releases the delivery process's leases itself whenever that process has ended.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from outpost.storage.sqlite import (
     tenant_ops,
 )
 from outpost.storage.sqlite.database import Database
+from outpost.storage.sqlite.peer import Peer
 
 
 class SqliteBackend:
@@ -43,19 +49,34 @@ class SqliteBackend:
         sealer: Sealer | None,
         synchronous: str = "FULL",
         batch_limit: int = 1000,
+        owner: bool = True,
+        shared: bool = False,
     ):
         self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
         self._dir = data_dir
+        self._owner = owner
         self._db = Database(
-            data_dir / "outpost.db", synchronous=synchronous, batch_limit=batch_limit
+            data_dir / "outpost.db",
+            # The delivery process writes leases and attempt records. Without an fsync of its
+            # own, a power cut may undo its last commits: those tasks are delivered again,
+            # nothing is lost. And the owner's next commit (FULL: publishes are durable before
+            # the 202) syncs the whole write-ahead log, the delivery process's frames included.
+            synchronous=synchronous if owner else "NORMAL",
+            batch_limit=batch_limit,
+            shared=shared or not owner,
         )
         self._lock: IO[str] | None = None
-        self._cache = DestinationCache()  # safe: only this process writes this database
+        self._peer: Peer | None = None
+        # Safe: only this process writes this database, or it hears of the other's writes.
+        self._cache = DestinationCache()
         self._work = asyncio.Event()
         self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
         self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
+        if not self._owner:  # the owner has locked, migrated and repaired the database
+            await asyncio.to_thread(self._db.open)
+            return
         self._lock = await asyncio.to_thread(self._take_lock)
         await asyncio.to_thread(self._db.open)
         await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
@@ -77,9 +98,35 @@ class SqliteBackend:
         return lock
 
     async def close(self) -> None:
+        if self._peer is not None:
+            self._peer.close()
         await self._db.close()
         if self._lock is not None:
             self._lock.close()
+
+    async def link(self, peer: Peer | None) -> None:
+        """Hear of the other process's writes, and tell it of ours (None: unlink)."""
+        if self._peer is not None:
+            self._peer.close()
+        self._peer = peer
+        if peer is not None:
+            await peer.start(self._work.set, self._cache.forget)
+        self._cache.set_live(True)  # drop what was cached while nobody told us of changes
+
+    async def release_leases(self) -> int:
+        """Make every leased task claimable now: for the owner, once the delivery process that
+        held them has ended (nobody else claims tasks)."""
+        return await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
+
+    def _forget(self, tenant_id: str) -> None:
+        self._cache.forget(tenant_id)
+        if self._peer is not None:
+            self._peer.forget(tenant_id)
+
+    def _queued(self) -> None:
+        self._work.set()
+        if self._peer is not None:
+            self._peer.wake()
 
     async def ping(self) -> None:
         await self._db.read(lambda c: c.execute("SELECT 1").fetchone())
@@ -92,14 +139,18 @@ class SqliteBackend:
     async def upsert_tenant(
         self, tenant_id: str, metadata: StrMap | None, now: int
     ) -> tuple[Tenant, bool]:
-        self._cache.forget(tenant_id)
-        return await self._db.write(lambda c: tenant_ops.upsert_tenant(c, tenant_id, metadata, now))
+        try:
+            return await self._db.write(
+                lambda c: tenant_ops.upsert_tenant(c, tenant_id, metadata, now)
+            )
+        finally:
+            self._forget(tenant_id)
 
     async def delete_tenant(self, tenant_id: str, now: int) -> bool:
         try:
             return await self._db.write(lambda c: tenant_ops.delete_tenant(c, tenant_id, now))
         finally:
-            self._cache.forget(tenant_id)
+            self._forget(tenant_id)
 
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
         return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
@@ -121,7 +172,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.create_destination(c, destination, limit, self._sealer)
             )
         finally:
-            self._cache.forget(destination.tenant_id)
+            self._forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
@@ -129,7 +180,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.update_destination(c, destination, self._sealer)
             )
         finally:
-            self._cache.forget(destination.tenant_id)
+            self._forget(destination.tenant_id)
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
         try:
@@ -137,7 +188,7 @@ class SqliteBackend:
                 lambda c: tenant_ops.delete_destination(c, tenant_id, destination_id, now)
             )
         finally:
-            self._cache.forget(tenant_id)
+            self._forget(tenant_id)
 
     # The event and attempt log
 
@@ -187,7 +238,7 @@ class SqliteBackend:
             lambda c: task_ops.accept_event(c, event, now, dedupe_after)
         )
         if not duplicate and event.matched_destination_ids:
-            self._work.set()
+            self._queued()
         return duplicate
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
@@ -196,7 +247,7 @@ class SqliteBackend:
                 c, event, destination_id, attempt_number=attempt_number, manual=True, due=now_ms()
             )
         )
-        self._work.set()
+        self._queued()
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
         return await self._db.write(lambda c: task_ops.claim(c, now_ms(), limit, lease_ms))
@@ -236,14 +287,14 @@ class SqliteBackend:
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
         for tenant_id in disabled:
-            self._cache.forget(tenant_id)
+            self._forget(tenant_id)
         if queued:
             self._operator_work.set()
 
     async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
         if events:
             await self._db.write(lambda c: operator_ops.add_events(c, events, now_ms()))
-            self._operator_work.set()
+            self._operator_work.set()  # this process's relay; the other's polls
 
     async def claim_operator_events(self, limit: int, lease_ms: int) -> list[OperatorRecord]:
         return await self._db.write(lambda c: operator_ops.claim(c, now_ms(), limit, lease_ms))
