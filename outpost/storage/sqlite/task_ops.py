@@ -28,6 +28,21 @@ ON CONFLICT (retry_key) DO UPDATE SET
 """
 
 
+# One statement decides and writes, by the rule in `accept_event`'s docstring (PostgreSQL's
+# `_ACCEPT` is the same): a row comes back when this event was stored, none when one was kept.
+_STORE_EVENT = f"""
+INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
+    eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
+    data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
+    destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
+WHERE events.matched_destination_ids = '[]'
+   OR (events.accepted_at < ?11 AND excluded.matched_destination_ids <> '[]')
+RETURNING 1
+"""
+
+
 def enqueue(
     conn: sqlite3.Connection,
     event: Event,
@@ -53,23 +68,12 @@ def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after:
     matches nothing records nothing, as in Outpost. An earlier event that matched nothing is
     replaced, so publishing it again once a destination exists delivers it.
     """
-    seen = conn.execute(
-        "SELECT accepted_at, matched_destination_ids FROM events WHERE id = ?", (event.id,)
-    ).fetchone()
-    if seen and not replaces(seen[1] != "[]", seen[0] < dedupe_after, event):
+    stored = conn.execute(_STORE_EVENT, (*rows.event_values(event), now, dedupe_after)).fetchone()
+    if stored is None:  # an earlier event under this id was kept
         return bool(event.matched_destination_ids)
-    conn.execute(
-        "INSERT OR REPLACE INTO events (" + rows.EVENT_COLUMNS + ", accepted_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*rows.event_values(event), now),
-    )
     for destination_id in event.matched_destination_ids:
         enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=now)
     return False
-
-
-def replaces(stored_matched: bool, stored_expired: bool, event: Event) -> bool:
-    return not stored_matched or (stored_expired and bool(event.matched_destination_ids))
 
 
 def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
