@@ -87,6 +87,39 @@ def with_descendants(pids: list[int]) -> list[int]:
     return found
 
 
+def role(pid: int) -> str:
+    """What a server process does, for the CPU split: `api` (the embedded server too, which also
+    owns the database), `delivery`, or `other` (py-spy, when profiling)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    if b"outpost.delivery.process" in command or b"delivery\0" in command:
+        return "delivery"
+    return "api" if b"outpost\0serve" in command else "other"
+
+
+def cpu_by_role(pids: list[int]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            totals[role(pid)] = totals.get(role(pid), 0.0) + proc_stats(pid)[0]
+    return totals
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process now alive (backends of this round's server
+    included; they live as long as its pool)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -254,6 +287,8 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
                 }
                 http("POST", f"{base}/api/v1/tenants/{TENANT}/destinations", destination)
             cpu_before = sum(proc_stats(p)[0] for p in with_descendants([s.pid for s in servers]))
+            roles_before = cpu_by_role(with_descendants([s.pid for s in servers]))
+            pg_before = postgres_cpu()
             payload = loadgen.publisher("/api/v1/publish", TENANT, API_KEY)
             if scenario == "rate1000":
                 load = uvloop.run(
@@ -272,6 +307,8 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
             while attempts < stats["requests"] and time.monotonic() < deadline:
                 time.sleep(0.05)  # the last attempts may still be on their way to the store
                 attempts = store.count_attempts()
+            pg_after = postgres_cpu()
+            roles_after = cpu_by_role(with_descendants([s.pid for s in servers]))
             cpu_after, peak = 0.0, 0
             for pid in with_descendants([s.pid for s in servers]):
                 cpu, rss = proc_stats(pid)
@@ -294,8 +331,19 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
         "delivery_p50_ms": stats["latency_p50_ms"] or 0.0,
         "delivery_p99_ms": stats["latency_p99_ms"] or 0.0,
         "server_cpu_us_per_event": (cpu_after - cpu_before) / max(load.accepted, 1) * 1e6,
+        "api_cpu_us_per_event": per_event(roles_after, roles_before, "api", load.accepted),
+        "delivery_cpu_us_per_event": per_event(
+            roles_after, roles_before, "delivery", load.accepted
+        ),
+        "postgres_cpu_us_per_event": (pg_after - pg_before) / max(load.accepted, 1) * 1e6
+        if mode != "sqlite"
+        else 0.0,
         "server_peak_rss_mb": peak / 2**20,
     }
+
+
+def per_event(after: dict[str, float], before: dict[str, float], key: str, events: int) -> float:
+    return (after.get(key, 0.0) - before.get(key, 0.0)) / max(events, 1) * 1e6
 
 
 def loopback_limit(seconds: float) -> dict[str, float]:
@@ -380,6 +428,10 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"loopback": limit, "results": results}, indent=2))
 
 
+def _postgres(name: str, r: dict[str, float]) -> str:
+    return "–" if name.startswith("sqlite") else f"{r['postgres_cpu_us_per_event']:,.0f}"
+
+
 def table(results: dict[str, dict[str, float]], limit: dict[str, float]) -> str:
     columns = (
         "mode · scenario",
@@ -389,8 +441,9 @@ def table(results: dict[str, dict[str, float]], limit: dict[str, float]) -> str:
         "attempts/s",
         "publish p50 / p99",
         "delivery p50 / p99",
-        "CPU µs/event",
-        "peak RSS",
+        "CPU µs/event (api + delivery)",
+        "PostgreSQL µs/event",
+        "peak RSS (sum)",
         "lost",
     )
     head = "| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|"
@@ -399,8 +452,9 @@ def table(results: dict[str, dict[str, float]], limit: dict[str, float]) -> str:
         f"| {r['delivered_ratio_to_loopback']:.2f} | {r['attempts_per_s']:,.0f} "
         f"| {r['publish_p50_ms']:.1f} / {r['publish_p99_ms']:.1f} ms "
         f"| {r['delivery_p50_ms']:.1f} / {r['delivery_p99_ms']:.1f} ms "
-        f"| {r['server_cpu_us_per_event']:,.0f} | {r['server_peak_rss_mb']:.0f} MB "
-        f"| {r['lost']:.0f} |"
+        f"| {r['server_cpu_us_per_event']:,.0f} ({r['api_cpu_us_per_event']:,.0f} + "
+        f"{r['delivery_cpu_us_per_event']:,.0f}) "
+        f"| {_postgres(name, r)} | {r['server_peak_rss_mb']:.0f} MB | {r['lost']:.0f} |"
         for name, r in results.items()
     ]
     loop = ", ".join(f"{k} {v:,.0f}" for k, v in limit.items())

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from outpost.api.app import build as build_app
-from outpost.api.limits import head_limited_protocol
+from outpost.api.protocol import server_protocol
 from outpost.bootstrap import System
 from outpost.retention import RetentionSweeper
 
@@ -42,7 +42,7 @@ async def run(system: System) -> None:
             build_app(system.services, operations=runs_api, observer=system.telemetry),
             host=config.host,
             port=config.port,
-            http=head_limited_protocol(config.max_request_header_bytes),
+            http=server_protocol(config.max_request_header_bytes),
             loop="none",
             lifespan="off",
             access_log=False,

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from outpost.api.app import build as build_app
-from outpost.api.limits import head_limited_protocol
+from outpost.api.protocol import server_protocol
 from outpost.core import filters
 
 from ._support import ADMIN, HOOK_URL, Api, assert_error, assert_validation, ok, running_api
@@ -205,7 +205,7 @@ async def listening(api: Api) -> AsyncIterator[int]:
             build_app(api.system.services),
             host="127.0.0.1",
             port=port,
-            http=head_limited_protocol(2048),
+            http=server_protocol(2048),
             lifespan="off",
             log_level="error",
         )
