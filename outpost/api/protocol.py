@@ -4,8 +4,8 @@
 - One write per response. uvicorn writes a response's status line and headers, then its body:
   two `send(2)` calls and two TCP segments for every response, where one does. Writes made in
   one turn of the event loop are joined and sent at the end of it (a publish's 202 is one
-  segment; measured: 122 → 104-115 µs of API-process CPU per publish at saturation). Order is kept, and closing or
-  half-closing the connection sends what is pending first.
+  segment; measured: 122 → 104-115 µs of API-process CPU per publish at saturation). Order is
+  kept, and closing or half-closing the connection sends what is pending first.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ deleted or disabled); or it is released back to the queue because no attempt cou
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class DeliveryWorker:
         self._settings = settings
         self._recorder = Recorder(queue.finish)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._waiting: collections.deque[DeliveryTask] = collections.deque()  # claimed, no slot
         self._stopping = asyncio.Event()
         self.healthy = True
 
@@ -79,7 +81,7 @@ class DeliveryWorker:
             while not self._stopping.is_set():
                 await self._fill()
         finally:
-            if self._in_flight:
+            while self._in_flight:  # each ending delivery starts a waiting one
                 await asyncio.wait(self._in_flight)
             await self._recorder.drained()
 
@@ -94,17 +96,18 @@ class DeliveryWorker:
         if self._recorder.backlog >= 4 * self._settings.concurrency:
             await self._recorder.written()
             return
-        free = self._settings.concurrency - len(self._in_flight)
-        if free <= 0:
+        # Claims run ahead of the slots by up to one more `concurrency` of tasks: a claim is a
+        # commit, slower than a delivery to a fast destination, and slots must not idle while
+        # it is on its way. Waiting tasks hold their lease; a slot takes one as it frees.
+        room = 2 * self._settings.concurrency - len(self._in_flight) - len(self._waiting)
+        if room <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return
-        want = min(free, CLAIM_BATCH)
+        want = min(room, CLAIM_BATCH)
         try:
             tasks = await self._queue.claim(want, self._settings.lease_ms)
-            for task in tasks:
-                running = asyncio.create_task(self._deliver(task))
-                self._in_flight.add(running)
-                running.add_done_callback(self._in_flight.discard)
+            self._waiting.extend(tasks)
+            self._start_waiting()
             if len(tasks) < want:
                 await self._queue.wait_for_work(await self._idle_seconds())
             self.healthy = True
@@ -114,6 +117,16 @@ class DeliveryWorker:
             self.healthy = False
             log.error("delivery loop: %r; retrying in %.0f s", exc, ERROR_PAUSE_SECONDS)
             await asyncio.sleep(ERROR_PAUSE_SECONDS)
+
+    def _start_waiting(self) -> None:
+        while self._waiting and len(self._in_flight) < self._settings.concurrency:
+            running = asyncio.create_task(self._deliver(self._waiting.popleft()))
+            self._in_flight.add(running)
+            running.add_done_callback(self._slot_freed)
+
+    def _slot_freed(self, running: asyncio.Task[None]) -> None:
+        self._in_flight.discard(running)
+        self._start_waiting()
 
     async def _idle_seconds(self) -> float:
         due = await self._scheduler.next_visible_at()

@@ -205,6 +205,39 @@ async def test_stop_waits_for_deliveries_in_flight_and_records_them(store: Sqlit
     assert [a.status for a in await attempts(store)] == ["success"]
 
 
+async def test_never_more_deliveries_at_once_than_the_concurrency_and_stop_drains_the_claimed(
+    store: SqliteBackend,
+) -> None:
+    # Claims run ahead of the free slots (worker_for's concurrency is 4): the tasks claimed but
+    # not started must still wait for a slot, and be delivered when the worker is stopped.
+    at_once = peak = 0
+    eight_started = asyncio.Event()
+
+    async def slow(event: Event) -> DeliveryResult:
+        nonlocal at_once, peak
+        at_once += 1
+        peak = max(peak, at_once)
+        await asyncio.sleep(0.05)
+        at_once -= 1
+        if provider.calls >= 8:
+            eight_started.set()
+        return DeliveryResult("success", "200")
+
+    provider = StandIn(slow)
+    worker = worker_for(store, provider)
+    for n in range(12):
+        await publish(store, f"e{n}")
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(eight_started.wait(), 10)
+    worker.stop()
+    await running
+    assert peak == 4
+    delivered = {a.event_id for a in await attempts(store)}
+    assert len(delivered) == provider.calls >= 8  # everything started was recorded
+    leftover = await store.claim(100, 60_000)  # nothing claimed was stranded under a lease
+    assert {t.event.id for t in leftover} | delivered == {f"e{n}" for n in range(12)}
+
+
 async def test_leases_of_a_dead_process_are_released_when_the_store_reopens(
     tmp_path: Path,
 ) -> None:
