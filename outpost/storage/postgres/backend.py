@@ -170,9 +170,9 @@ class PostgresBackend:
     ) -> tuple[bool, list[int]]:
         """`accept`, with the tasks kept from claims for `hold_ms` (while a broker hands them
         out); returns the duplicate flag and the ids of the tasks queued."""
-        return await self._db.write(
-            lambda c: ops.accept_event(c, event, now, dedupe_after, now + hold_ms)
-        )
+        # Merged with the other publishes of its group commit: one statement for all of them.
+        acceptance = ops.Acceptance(event, now, dedupe_after, now + hold_ms)
+        return await self._db.write_batched(ops.accept_events, acceptance)
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
         await self.enqueue_manual_held(event, destination_id, attempt_number, hold_ms=0)

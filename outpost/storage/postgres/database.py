@@ -1,8 +1,11 @@
 """PostgreSQL access: a pool, group commit, migrations and LISTEN/NOTIFY.
 
 Writes are functions of a connection. `WRITERS` loops each take whatever writes are waiting (up to
-`batch_limit`), run each inside its own savepoint, and commit them in one transaction: concurrent
-publishes share a commit, and each caller's future resolves only once its write is durable.
+`batch_limit`) and commit them in one transaction: concurrent publishes share a commit, and each
+caller's future resolves only once its write is durable. A batchable write (`write_batched`) names
+a function that does many writes of its kind in one call: those waiting in one commit are merged
+into that one call (one statement over arrays instead of one per write). If a write fails, the
+batch is rolled back and each write runs again alone, in its own transaction.
 Every driver and network error is translated here: nothing above sees asyncpg.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
 
@@ -21,9 +25,12 @@ from asyncpg.pool import PoolConnectionProxy
 from outpost.errors import InputError, StoreError, StoreUnavailable
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 Op = Callable[[Conn], Awaitable[Any]]
+# Does the writes of one kind waiting in a commit in one call: one result per item, in order.
+BatchOp = Callable[[Conn, list[Any]], Awaitable[list[Any]]]
 log = logging.getLogger(__name__)
 
 WRITERS = 4
@@ -39,6 +46,34 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+
+
+@dataclass(frozen=True)
+class _Write:
+    run: BatchOp  # writes with the same `run` in one commit are merged into one call
+    item: Any
+    future: asyncio.Future[Any]
+
+
+async def _each(conn: Conn, ops: list[Op]) -> list[Any]:
+    """The `run` of plain writes: one after another."""
+    return [await op(conn) for op in ops]
+
+
+async def _merged(conn: Conn, writes: list[_Write]) -> list[tuple[asyncio.Future[Any], Any]]:
+    """Each kind of write once, with the items of all its writes (kinds in order of arrival).
+
+    Writes may so run in another order than they were queued: that is free, since none of their
+    callers has seen another one's result yet (they are concurrent).
+    """
+    kinds: dict[BatchOp, list[_Write]] = {}
+    for write in writes:
+        kinds.setdefault(write.run, []).append(write)
+    outcomes: list[tuple[asyncio.Future[Any], Any]] = []
+    for run, same in kinds.items():
+        results = await run(conn, [w.item for w in same])
+        outcomes += zip((w.future for w in same), results, strict=True)  # one answer per write
+    return outcomes
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -95,7 +130,7 @@ class Database:
         self._timeout = timeout
         self._batch_limit = batch_limit
         self._pool: asyncpg.Pool | None = None
-        self._writes: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue()
+        self._writes: asyncio.Queue[_Write] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
 
@@ -149,8 +184,21 @@ class Database:
 
     async def write(self, op: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `op` in the next group commit; return its result once that commit is durable."""
+        result: T = await self.write_batched(_each, op)
+        return result
+
+    async def write_batched(
+        self, run: Callable[[Conn, list[Item]], Awaitable[list[T]]], item: Item
+    ) -> T:
+        """Write `item` in the next group commit, by `run(conn, items)` together with the other
+        items given to the same `run` for that commit; return its own result once durable.
+
+        `run` must give one result per item, in order, and do for each what `run(conn, [item])`
+        alone would: if any write of the commit fails, each is run again that way. Writes merge
+        when their `run` is the same object: pass a module-level function, not a new lambda.
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._writes.put_nowait((op, future))
+        self._writes.put_nowait(_Write(run, item, future))
         try:
             # Queued behind failing batches during an outage, a caller would wait for each of them:
             # bound the wait. The write may still commit later; the caller saw no success, and a
@@ -164,11 +212,11 @@ class Database:
             batch = [await self._writes.get()]
             while len(batch) < self._batch_limit and not self._writes.empty():
                 batch.append(self._writes.get_nowait())
-            batch = [(op, fut) for op, fut in batch if not fut.cancelled()]
+            batch = [write for write in batch if not write.future.cancelled()]
             if batch:
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[_Write]) -> None:
         for attempt in range(3):
             try:
                 outcomes = await self._run(batch)
@@ -178,10 +226,11 @@ class Database:
             except Exception as exc:
                 failure = translate(exc)
                 log.error("group commit failed: %r", failure)
-                outcomes = [(fut, None, failure) for _, fut in batch]
+                outcomes = [(write.future, None, failure) for write in batch]
             break
         else:
-            outcomes = [(fut, None, StoreError("write kept conflicting")) for _, fut in batch]
+            failure = StoreError("write kept conflicting")
+            outcomes = [(write.future, None, failure) for write in batch]
         for future, result, error in outcomes:
             if future.done():
                 continue
@@ -191,9 +240,9 @@ class Database:
                 future.set_exception(error)
 
     async def _run(
-        self, batch: list[tuple[Op, asyncio.Future[Any]]]
+        self, batch: list[_Write]
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        """All writes in one transaction; if any of them fails, each again in its own.
+        """All writes in one transaction, merged by kind; if any fails, each again alone in its own.
 
         The common case (nothing fails) then costs no savepoints: a savepoint per write would add
         two round trips each, more than most writes themselves.
@@ -202,14 +251,16 @@ class Database:
             if len(batch) > 1:
                 with contextlib.suppress(*_OP_ERRORS):
                     async with conn.transaction():
-                        return [(future, await op(conn), None) for op, future in batch]
+                        merged = await _merged(conn, batch)
+                    return [(future, result, None) for future, result in merged]
             outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-            for op, future in batch:
+            for write in batch:
                 try:
                     async with conn.transaction():
-                        outcomes.append((future, await op(conn), None))
+                        [result] = await write.run(conn, [write.item])
+                    outcomes.append((write.future, result, None))
                 except _OP_ERRORS as exc:
-                    outcomes.append((future, None, translate(exc)))
+                    outcomes.append((write.future, None, translate(exc)))
             return outcomes
 
     def listen(

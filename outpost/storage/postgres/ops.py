@@ -7,6 +7,7 @@ processes (sent by PostgreSQL only when the transaction commits).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
@@ -284,6 +285,99 @@ async def accept_event(
     return kept_earlier and bool(event.matched_destination_ids), list(row[2])
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """The arguments of one `accept_event`, queued to be merged with others (`accept_events`)."""
+
+    event: Event
+    now: int
+    dedupe_after: int
+    visible_at: int
+
+
+# The events of a group commit whose ids are new, and their tasks, in one statement over arrays.
+# An id stored already is left alone (DO NOTHING) for `accept_event` to decide: the dedupe rule
+# needs each publish's own window, and such publishes (retries, duplicates) are rare.
+_ACCEPT_NEW = f"""
+WITH stored AS (
+    INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[],
+                         $6::text[], $7::bytea[], $8::text[], $9::text[], $10::bigint[])
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), queued AS (
+    INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at)
+    SELECT task.event_id, task.tenant_id, task.destination_id, 1, FALSE, task.visible_at
+    FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[])
+        AS task (event_id, tenant_id, destination_id, visible_at)
+    WHERE task.event_id IN (SELECT id FROM stored)
+    RETURNING id, event_id
+)
+SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM stored),
+       -- one wake-up call for the statement, not one per task
+       (SELECT count(pg_notify('{TASKS_CHANNEL}', ''))
+        FROM (SELECT FROM queued LIMIT 1) AS first_task),
+       coalesce(array_agg(event_id), '{{}}'), coalesce(array_agg(id), '{{}}')
+FROM queued
+"""
+
+
+async def accept_events(conn: Conn, acceptances: list[Acceptance]) -> list[tuple[bool, list[int]]]:
+    """`accept_event` for each, in order, as one statement for all whose event id is new.
+
+    The others run one by one afterwards, in order: an id stored already (the dedupe rule
+    decides), and an id seen earlier in this list (one statement cannot settle two rows of
+    the same id: the later one must see the earlier one, as it would have one by one).
+    """
+    if len(acceptances) == 1:
+        one = acceptances[0]
+        return [await accept_event(conn, one.event, one.now, one.dedupe_after, one.visible_at)]
+    firsts = _first_of_each_id(acceptances)
+    stored, task_ids = await _accept_new(conn, [acceptances[i] for i in firsts])
+    new = {i for i in firsts if acceptances[i].event.id in stored}
+    answers: list[tuple[bool, list[int]]] = []
+    for index, a in enumerate(acceptances):
+        if index in new:
+            answers.append((False, task_ids.get(a.event.id, [])))
+        else:
+            answers.append(await accept_event(conn, a.event, a.now, a.dedupe_after, a.visible_at))
+    return answers
+
+
+def _first_of_each_id(acceptances: list[Acceptance]) -> list[int]:
+    """Indexes of the acceptances whose event id none before them has."""
+    seen: set[str] = set()
+    firsts: list[int] = []
+    for index, a in enumerate(acceptances):
+        if a.event.id not in seen:
+            seen.add(a.event.id)
+            firsts.append(index)
+    return firsts
+
+
+async def _accept_new(
+    conn: Conn, acceptances: list[Acceptance]
+) -> tuple[set[str], dict[str, list[int]]]:
+    """Run `_ACCEPT_NEW` (event ids distinct): the ids stored, and the task ids of each."""
+    events = [(*rows.event_values(a.event), a.now) for a in acceptances]
+    tasks = [
+        (a.event.id, a.event.tenant_id, destination_id, a.visible_at)
+        for a in acceptances
+        for destination_id in a.event.matched_destination_ids
+    ]
+    row = await conn.fetchrow(_ACCEPT_NEW, *_columns(events, 10), *_columns(tasks, 4))
+    assert row is not None
+    task_ids: dict[str, list[int]] = {}
+    for event_id, task_id in zip(row[2], row[3], strict=True):
+        task_ids.setdefault(event_id, []).append(task_id)
+    return set(row[0]), task_ids
+
+
+def _columns(values: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to columns, one list per column (an array parameter each); `width` lists if none."""
+    return [list(column) for column in zip(*values, strict=True)] or [[] for _ in range(width)]
+
+
 async def enqueue_manual(
     conn: Conn, event: Event, destination_id: str, attempt_number: int, visible_at: int
 ) -> int:
@@ -300,22 +394,33 @@ async def enqueue_manual(
     return int(task_id)
 
 
-_CLAIM = """
+# Claims answer each task with its event (NULL when the event was erased): one round trip.
+_TASK_COLUMNS = "id, event_id, destination_id, attempt_number, manual, generation, claims"
+_TASK_WIDTH = len(_TASK_COLUMNS.split(","))  # the event's columns follow the task's
+_WITH_EVENTS = f"""
+SELECT claimed.*, {", ".join(f"event.{c.strip()}" for c in rows.EVENT_COLUMNS.split(","))}
+FROM claimed LEFT JOIN events AS event ON event.id = claimed.event_id
+"""
+
+_CLAIM = f"""
 WITH picked AS (
     SELECT id FROM tasks WHERE visible_at <= $1 ORDER BY visible_at LIMIT $2
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks t SET visible_at = $3, leased = TRUE, claims = t.claims + 1
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.{_TASK_COLUMNS.replace(", ", ", t.")}
 )
-UPDATE tasks t SET visible_at = $3, leased = TRUE, claims = t.claims + 1
-FROM picked WHERE t.id = picked.id
-RETURNING t.id, t.event_id, t.destination_id, t.attempt_number, t.manual, t.generation, t.claims
-"""
+{_WITH_EVENTS}"""
 
 
-_CLAIM_IDS = """
-UPDATE tasks SET visible_at = $2, leased = TRUE, claims = claims + 1
-WHERE id = ANY($1::bigint[]) AND NOT leased
-RETURNING id, event_id, destination_id, attempt_number, manual, generation, claims
-"""
+_CLAIM_IDS = f"""
+WITH claimed AS (
+    UPDATE tasks SET visible_at = $2, leased = TRUE, claims = claims + 1
+    WHERE id = ANY($1::bigint[]) AND NOT leased
+    RETURNING {_TASK_COLUMNS}
+)
+{_WITH_EVENTS}"""
 
 
 async def claim(conn: Conn, now: int, limit: int, lease_ms: int) -> list[DeliveryTask]:
@@ -328,10 +433,13 @@ async def claim_ids(conn: Conn, ids: list[int], now: int, lease_ms: int) -> list
 
 
 async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
+    """Claimed rows (task columns, then event columns) as tasks; tasks of no event are deleted."""
     if not found:
         return []
-    events = await get_events(conn, list({row[1] for row in found}))
-    tasks, orphans = rows.claimed_tasks(found, events)
+    # Tasks of one event share its row: decode it once.
+    event_rows = {r[_TASK_WIDTH]: r[_TASK_WIDTH:] for r in found if r[_TASK_WIDTH] is not None}
+    events = {event_id: rows.event(row) for event_id, row in event_rows.items()}
+    tasks, orphans = rows.claimed_tasks([row[:_TASK_WIDTH] for row in found], events)
     if orphans:
         await conn.execute("DELETE FROM tasks WHERE id = ANY($1::bigint[])", orphans)
     return tasks
@@ -341,28 +449,49 @@ _SCHEDULE_RETRY = """
 INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
                    retry_key)
 VALUES ($1, $2, $3, $4, FALSE, $5, $6)
-ON CONFLICT (retry_key) DO UPDATE SET
+ON CONFLICT (retry_key) WHERE retry_key IS NOT NULL DO UPDATE SET
+    attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
+    leased = FALSE, claims = 0, generation = tasks.generation + 1
+"""
+
+
+# Upsert, as SQLite's INSERT OR REPLACE: a re-recorded attempt keeps its latest result.
+_RECORD_ATTEMPTS_ON_CONFLICT = (
+    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, time = excluded.time, "
+    "code = excluded.code, response_data = excluded.response_data"
+)
+_RECORD_ATTEMPT = (
+    f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) {_RECORD_ATTEMPTS_ON_CONFLICT}"
+)
+_RECORD_ATTEMPTS = (
+    f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::integer[], $10::boolean[], $11::text[], "
+    f"$12::text[]) {_RECORD_ATTEMPTS_ON_CONFLICT}"
+)
+_DELETE_FINISHED = """
+DELETE FROM tasks USING unnest($1::bigint[], $2::integer[]) AS done (id, generation)
+WHERE tasks.id = done.id AND tasks.generation = done.generation
+"""
+_SCHEDULE_RETRIES = """
+INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
+                   retry_key)
+SELECT event_id, tenant_id, destination_id, attempt_number, FALSE, visible_at, retry_key
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::text[])
+    AS retry (event_id, tenant_id, destination_id, attempt_number, visible_at, retry_key)
+ON CONFLICT (retry_key) WHERE retry_key IS NOT NULL DO UPDATE SET
     attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
     leased = FALSE, claims = 0, generation = tasks.generation + 1
 """
 
 
 async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
-    """Record attempts, settle tasks and their retries: a few pipelined statements per batch."""
+    """Record attempts, settle tasks and their retries: one statement over arrays for each."""
     attempts = [rows.attempt_values(o.attempt) for o in outcomes if o.attempt is not None]
-    if attempts:
-        await conn.executemany(
-            f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-            # Upsert, as SQLite's INSERT OR REPLACE: a re-recorded attempt keeps its latest result.
-            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, time = excluded.time, "
-            "code = excluded.code, response_data = excluded.response_data",
-            attempts,
-        )
-    await conn.executemany(
-        "DELETE FROM tasks WHERE id = $1 AND generation = $2",
-        [(o.task.id, o.task.generation) for o in outcomes],
-    )
+    await _upsert_all(conn, attempts, _RECORD_ATTEMPTS, _RECORD_ATTEMPT, key_at=0)  # id
+    finished = [(o.task.id, o.task.generation) for o in outcomes]
+    await conn.execute(_DELETE_FINISHED, *_columns(finished, 2))
     retries = [
         (
             t.event.id,
@@ -377,11 +506,30 @@ async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
         for t in (o.task,)
     ]
     if retries:
-        await conn.executemany(_SCHEDULE_RETRY, retries)
+        await _upsert_all(conn, retries, _SCHEDULE_RETRIES, _SCHEDULE_RETRY, key_at=5)  # retry_key
         await notify(conn, TASKS_CHANNEL)
-    cancelled = [(o.task.retry_key,) for o in outcomes if o.retry_at is None and o.cancel_retry]
+    cancelled = [o.task.retry_key for o in outcomes if o.retry_at is None and o.cancel_retry]
     if cancelled:
-        await conn.executemany("DELETE FROM tasks WHERE retry_key = $1", cancelled)
+        await conn.execute(  # IS NOT NULL: the partial index's predicate, so that it is used
+            "DELETE FROM tasks WHERE retry_key = ANY($1::text[]) AND retry_key IS NOT NULL",
+            cancelled,
+        )
+
+
+async def _upsert_all(
+    conn: Conn, values: list[tuple[Any, ...]], over_arrays: str, one_row: str, *, key_at: int
+) -> None:
+    """Upsert rows (conflict key: value `key_at`): one statement over arrays, unless a key repeats.
+
+    One INSERT ... ON CONFLICT DO UPDATE cannot touch a row twice, so rows whose keys repeat go
+    one at a time (`one_row`, per row in order: the last one wins, as it always did).
+    """
+    if not values:
+        return
+    if len({row[key_at] for row in values}) < len(values):
+        await conn.executemany(one_row, values)
+    else:
+        await conn.execute(over_arrays, *_columns(values, len(values[0])))
 
 
 async def release(conn: Conn, task: DeliveryTask, visible_at: int) -> None:
