@@ -164,7 +164,10 @@ def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
         queue=queue,
         dead_letter_queue=config.rabbitmq_delivery_dlq or f"{queue}.dlq",
         hold_ms=config.rabbitmq_hold_seconds * 1000,
-        prefetch=config.delivery_max_concurrency,
+        # Unacked messages: the worker's slots, the tasks it claims ahead of them, and outcomes
+        # waiting for their record (a message is acked once its attempt is recorded); with only
+        # the slots' worth, the claims ahead would find the inbox empty.
+        prefetch=DeliveryWorker.messages_in_hand(config.delivery_max_concurrency),
     )
     return RabbitQueue(backend, settings)
 

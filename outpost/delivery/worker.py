@@ -49,8 +49,17 @@ class WorkerSettings:
     release_delay_ms: int = 5_000  # a task that could not be attempted waits this long
 
 
+CLAIM_AHEAD = 1  # concurrencies' worth of tasks claimed beyond the busy slots
+RECORD_BACKLOG = 4  # concurrencies' worth of outcomes waiting for their write before claims pause
+
+
 class DeliveryWorker:
     observer: DeliveryObserver | None = None  # set when telemetry is on
+
+    @staticmethod
+    def messages_in_hand(concurrency: int) -> int:
+        """Most tasks between claim and record at once: in slots, claimed ahead, unrecorded."""
+        return concurrency * (1 + CLAIM_AHEAD + RECORD_BACKLOG)
 
     def __init__(
         self,
@@ -93,13 +102,14 @@ class DeliveryWorker:
         # A slot is free once its attempt has ended: recording is the Recorder's, which writes
         # the outcomes of many deliveries at once. Its backlog is bounded too, so claims cannot
         # outrun a slow store.
-        if self._recorder.backlog >= 4 * self._settings.concurrency:
+        if self._recorder.backlog >= RECORD_BACKLOG * self._settings.concurrency:
             await self._recorder.written()
             return
         # Claims run ahead of the slots by up to one more `concurrency` of tasks: a claim is a
         # commit, slower than a delivery to a fast destination, and slots must not idle while
         # it is on its way. Waiting tasks hold their lease; a slot takes one as it frees.
-        room = 2 * self._settings.concurrency - len(self._in_flight) - len(self._waiting)
+        ahead = (1 + CLAIM_AHEAD) * self._settings.concurrency
+        room = ahead - len(self._in_flight) - len(self._waiting)
         if room <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return
