@@ -150,7 +150,7 @@ class PostgresBackend:
             finally:
                 await retention_ops.unlock(conn)
 
-        return await self._db.read(locked)
+        return await self._db.session(locked)
 
     async def erase_tenant_logs(self, tenant_id: str, batch_size: int) -> retention.Deleted:
         return await self._db.read(

@@ -76,6 +76,10 @@ async def _merged(conn: Conn, writes: list[_Write]) -> list[tuple[asyncio.Future
     return outcomes
 
 
+async def _keep_session(conn: object) -> None:
+    """The pool's reset: nothing (see `Database.open`)."""
+
+
 def translate(exc: BaseException) -> BaseException:
     """Driver errors become StoreUnavailable (retry later) or StoreError; ours pass through.
 
@@ -153,10 +157,16 @@ class Database:
                 # each run cost +90 µs of PostgreSQL CPU per publish.) Metrics over every
                 # tenant, the one reader of whole tables, read covering indexes anyway.
                 server_settings={"enable_seqscan": "off"},
+                # asyncpg resets a connection each time it returns to the pool: four statements
+                # (unlock advisory locks, close cursors, unlisten, reset settings) per group
+                # commit and per read, which nothing here needs: transactions are always closed,
+                # LISTEN and the session advisory locks (migrations, retention) use connections
+                # of their own (`session`). Measured, alternating runs at saturation: 261/282 →
+                # 254/266 µs of our CPU and 108/122 → 102/113 µs of PostgreSQL's per event.
+                reset=_keep_session,
             )
             if run_migrations:
-                async with self._pool.acquire() as conn:
-                    await migrate(conn)
+                await self.session(migrate)
         except Exception as exc:
             raise translate(exc) from exc
         self._writers = [asyncio.create_task(self._write_loop()) for _ in range(WRITERS)]
@@ -174,6 +184,21 @@ class Database:
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "database not opened"
         return self._pool
+
+    async def session(self, op: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `op` on a connection of its own, closed afterwards: for session state (advisory
+        locks held across statements) that must not outlive `op` in a pooled connection."""
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+        except Exception as exc:
+            raise translate(exc) from exc
+        try:
+            return await op(conn)
+        except Exception as exc:
+            raise translate(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=self._timeout)
 
     async def read(self, op: Callable[[Conn], Awaitable[T]]) -> T:
         try:
@@ -203,7 +228,9 @@ class Database:
             # Queued behind failing batches during an outage, a caller would wait for each of them:
             # bound the wait. The write may still commit later; the caller saw no success, and a
             # retried publish is answered `duplicate: true`.
-            return await asyncio.wait_for(asyncio.shield(future), self._timeout * 2)
+            # (asyncio.timeout, not wait_for: no task of its own per write.)
+            async with asyncio.timeout(self._timeout * 2):
+                return await asyncio.shield(future)
         except TimeoutError:
             raise StoreUnavailable("database did not answer in time") from None
 
