@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)  # consecutive quick deaths back off
 STEADY_SECONDS = 30.0  # a process that lived this long resets the back-off
 DRAIN_GRACE_SECONDS = 5.0  # beyond the delivery timeout, before a stopping child is killed
+HEALTH_REPORT_SECONDS = 1.0  # how often the delivery process looks at its worker's health
 
 
 def wanted(config: Config) -> bool:
@@ -50,7 +51,7 @@ class DeliveryProcess:
         self._backend = backend
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
-        self.healthy = False  # while a delivery process runs and has said it is ready
+        self.healthy = False  # while a delivery process runs and last said it can deliver
         self.restarts = 0
 
     @property
@@ -80,9 +81,8 @@ class DeliveryProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    def _ready(self) -> None:
-        self.healthy = True
-        log.debug("the delivery process is ready")
+    def _reported(self, healthy: bool) -> None:
+        self.healthy = healthy
 
     def stop(self) -> None:
         self._stopping.set()
@@ -107,7 +107,7 @@ class DeliveryProcess:
             with contextlib.suppress(ConnectionError):  # it died at once: seen by wait()
                 await process.stdin.drain()
             process.stdin.close()
-            await self._backend.link(Peer(ours, on_ready=self._ready))
+            await self._backend.link(Peer(ours, on_report=self._reported))
             if self._stopping.is_set():  # stop() came before the process existed
                 process.send_signal(signal.SIGTERM)
             return await self._wait(process)
@@ -143,7 +143,7 @@ async def _serve(config: Config, link: socket.socket) -> None:
     await system.backend.open()
     assert isinstance(system.backend, SqliteBackend)
     await system.backend.link(peer)
-    peer.ready()
+    peer.report(True)  # ready
 
     async def until_told() -> None:
         ended = asyncio.ensure_future(peer.closed())
@@ -155,9 +155,20 @@ async def _serve(config: Config, link: socket.socket) -> None:
         if system.relay is not None:
             system.relay.stop()
 
+    async def report_health() -> None:
+        """Tell the server when the worker starts or stops failing (its /healthz says so)."""
+        said = True
+        while not stop.is_set() and not peer.is_closed():
+            if system.worker.healthy != said:
+                said = system.worker.healthy
+                peer.report(said)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEALTH_REPORT_SECONDS)
+
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(until_told())
+            group.create_task(report_health())
             group.create_task(services.deliver(system))
             if system.relay is not None:
                 group.create_task(system.relay.run())

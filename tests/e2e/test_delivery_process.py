@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -157,6 +159,35 @@ def test_a_destination_the_delivery_process_disables_is_disabled_for_the_api(
 
 def _read_once_so_the_api_caches_it(admin: Outpost, tenant: str, destination_id: str) -> None:
     admin.destinations.get(tenant_id=tenant, destination_id=destination_id)
+
+
+def test_health_reports_a_delivery_process_that_cannot_reach_the_database(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    server = make_server(SPLIT)
+    delivery_process(server)
+    # Another program holds the database's write lock: the delivery process's claims wait out
+    # SQLite's busy timeout (10 s) and fail, and the server's /healthz must say so.
+    blocker = sqlite3.connect(server.data_dir / "outpost.db", isolation_level=None, timeout=30)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        failed = poll_until(
+            lambda: _health(server) if _health(server)[0] == 503 else None,
+            timeout=40,
+            what="/healthz to report the delivery worker failing",
+        )
+        assert failed[1]["workers"]["deliverymq-consumer"]["status"] == "failed"
+        assert failed[1]["workers"]["database"]["status"] == "healthy"  # reads still work
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    poll_until(lambda: _health(server)[0] == 200, timeout=30, what="/healthz healthy again")
+
+
+def _health(server: ServerProcess) -> tuple[int, dict[str, Any]]:
+    with httpx.Client(timeout=5) as client:
+        res = client.get(f"{server.root_url}/healthz")
+    return res.status_code, res.json()
 
 
 def test_one_process_when_turned_off(

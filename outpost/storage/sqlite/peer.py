@@ -3,8 +3,9 @@
 In embedded mode the API process and its delivery process open the same SQLite file. Each must
 hear of two things the other does: work was queued (the delivery side's worker should claim now
 rather than at its next poll), and a tenant's destinations changed (the cached list is stale).
-They are lines on a Unix socket pair: `w` and `f<tenant id as JSON>`; and once, `r`: the
-delivery process is ready to deliver (until then the server reports delivery unhealthy).
+They are lines on a Unix socket pair: `w` and `f<tenant id as JSON>`; and from the delivery
+process, `r1` once it is ready to deliver and again whenever its worker recovers, `r0` whenever
+its worker is failing (the server's /healthz reports delivery unhealthy until `r1`, and after `r0`).
 
 Wake notices are coalesced to one per event-loop turn: a group commit settles many publishes at
 once, and one line wakes the worker for all of them. The link closing (end of file) means the
@@ -24,14 +25,16 @@ log = logging.getLogger(__name__)
 
 _WAKE = b"w"
 _FORGET = b"f"
-_READY = b"r"
+_REPORT = b"r"
 
 
 class Peer:
-    def __init__(self, sock: socket.socket, *, on_ready: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, *, on_report: Callable[[bool], None] | None = None
+    ) -> None:
         sock.setblocking(False)
         self._sock = sock
-        self._on_ready = on_ready
+        self._on_report = on_report
         self._transport: asyncio.Transport | None = None
         self._wake_pending = False
         self._closed = asyncio.Event()
@@ -40,7 +43,7 @@ class Peer:
         """Begin listening; `on_wake` and `on_forget` run on the loop for each notice received."""
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_unix_connection(
-            lambda: _Lines(on_wake, on_forget, self._on_ready, self._closed), sock=self._sock
+            lambda: _Lines(on_wake, on_forget, self._on_report, self._closed), sock=self._sock
         )
 
     def wake(self) -> None:
@@ -49,11 +52,15 @@ class Peer:
         self._wake_pending = True
         asyncio.get_running_loop().call_soon(self._send_wake)
 
-    def ready(self) -> None:
-        self._send(_READY + b"\n")
+    def report(self, healthy: bool) -> None:
+        """The delivery process says whether it can deliver (first of all: that it is ready)."""
+        self._send(_REPORT + (b"1\n" if healthy else b"0\n"))
 
     def forget(self, tenant_id: str) -> None:
         self._send(_FORGET + json.dumps(tenant_id).encode() + b"\n")
+
+    def is_closed(self) -> bool:
+        return self._closed.is_set()
 
     async def closed(self) -> None:
         """Return once the other end has gone away (or `close()` was called)."""
@@ -80,12 +87,12 @@ class _Lines(asyncio.Protocol):
         self,
         on_wake: Callable[[], None],
         on_forget: Callable[[str], None],
-        on_ready: Callable[[], None] | None,
+        on_report: Callable[[bool], None] | None,
         closed: asyncio.Event,
     ) -> None:
         self._on_wake = on_wake
         self._on_forget = on_forget
-        self._on_ready = on_ready
+        self._on_report = on_report
         self._closed = closed
         self._partial = b""
 
@@ -98,8 +105,8 @@ class _Lines(asyncio.Protocol):
             elif line.startswith(_FORGET):
                 with contextlib.suppress(ValueError):
                     self._on_forget(json.loads(line[1:]))
-            elif line == _READY and self._on_ready is not None:
-                self._on_ready()
+            elif line.startswith(_REPORT) and self._on_report is not None:
+                self._on_report(line[1:] == b"1")
             else:
                 log.warning("unknown notice from the other process: %r", line[:40])
         if woken:
