@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
@@ -37,6 +37,9 @@ from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 
 from ._support import Backend, MakeBackend
+
+if TYPE_CHECKING:
+    from outpost.storage.postgres.backend import PostgresBackend
 
 ADMIN_DSN = os.environ.get(
     "OUTPOST_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -156,6 +159,25 @@ def _drop(name: str) -> None:
         except Exception:  # asyncpg's errors, refused connections: try again shortly
             time.sleep(0.5)
     _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def postgres_backend(
+    request: pytest.FixtureRequest, postgres_database: PostgresDatabase
+) -> AsyncIterator[PostgresBackend]:
+    """A PostgresBackend opened on this module's migrated database, for PostgreSQL-only tests."""
+    _postgres_backend_class()  # skips, with the reason, where there is no PostgreSQL backend
+    from outpost.storage.postgres.backend import PostgresBackend
+
+    if request.node.get_closest_marker("clean_database") is not None:
+        postgres_database.reset()
+
+    opened = PostgresBackend(postgres_database.dsn, sealer=SEALER)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres", "memory"])

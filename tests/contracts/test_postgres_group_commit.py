@@ -8,12 +8,11 @@ which calls were merged, what each caller got, and what the tables hold afterwar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from support.postgres import create_database, drop_database
 
 from outpost.core.models import Event, Outcome
 from outpost.core.timefmt import now_ms
@@ -21,33 +20,21 @@ from outpost.errors import StoreError
 from outpost.storage.postgres import ops
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.database import Conn, Database
-from outpost.storage.sealing import Sealer
 
 from ._support import HOUR, attempt, event, uid
+from .conftest import PostgresDatabase
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    name, url = create_database("outpost_group_commit")
-    yield url
-    drop_database(name)
+@pytest.fixture
+def backend(postgres_backend: PostgresBackend) -> PostgresBackend:
+    return postgres_backend  # here, in place of the contract suite's `backend` of every kind
 
 
 @pytest.fixture
-async def backend(database_url: str) -> AsyncIterator[PostgresBackend]:
-    opened = PostgresBackend(database_url, sealer=Sealer("group-commit"))
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = Database(database_url)
+async def database(postgres_database: PostgresDatabase) -> AsyncIterator[Database]:
+    opened = Database(postgres_database.dsn)
     await opened.open(run_migrations=False)
     try:
         yield opened
@@ -234,48 +221,3 @@ async def test_finish_schedules_retries_and_cancels_them_over_arrays(
         )
     )
     assert [r[0] for r in left] == [t.event.id for t in tasks[3:]]
-
-
-# Claims read each task's event in the same statement
-
-
-@pytest.fixture
-def empty_database_url() -> Iterator[str]:
-    name, url = create_database("outpost_claim_plan")
-    yield url
-    drop_database(name)
-
-
-async def test_claims_find_their_events_by_index_on_a_database_that_started_empty(
-    empty_database_url: str,
-) -> None:
-    """The claim joins events: like `get_events` before it (test_postgres_plans.py), the plan
-    PostgreSQL keeps for it must walk the events' primary key, not read the whole table."""
-    backend = PostgresBackend(empty_database_url, sealer=Sealer("plans"))
-    await backend.open()
-    try:
-        plan = await _kept_claim_plan(backend)
-    finally:
-        await backend.close()
-    assert "Index Scan using events_pkey" in plan and "Seq Scan" not in plan, plan
-
-
-async def _kept_claim_plan(backend: PostgresBackend) -> str:
-    async with backend._db.pool.acquire() as conn:
-        await conn.execute(f"PREPARE claim(bigint, int, bigint) AS {ops._CLAIM}")
-        for start in range(0, 20_000, 1000):  # a table growing while claims run
-            await conn.execute(
-                "INSERT INTO events SELECT 'e' || n, 't', 'a', n, TRUE, '{}', '\\x7b7d', '[]', "
-                "'', n FROM generate_series($1::int, $1::int + 999) AS n",
-                start,
-            )
-            await conn.execute(
-                "INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, "
-                "visible_at) SELECT 'e' || n, 't', 'd', 1, FALSE, 0 "
-                "FROM generate_series($1::int, $1::int + 999) AS n",
-                start,
-            )
-            for _ in range(8):  # past the five runs after which a generic plan may be kept
-                await conn.execute("EXECUTE claim(1, 2, 0)")
-        found = await conn.fetch("EXPLAIN EXECUTE claim(1, 2, 0)")
-    return "\n".join(row[0] for row in found)

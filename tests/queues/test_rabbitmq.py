@@ -122,19 +122,27 @@ async def test_accepted_tasks_are_handed_out_by_the_broker_before_their_hold_end
     assert sorted(t.destination_id for t in tasks) == ["d1", "d2"]
 
 
+async def nothing_comes_back_after_reconnecting(
+    queue: RabbitQueue, store: PostgresBackend, name: str
+) -> bool:
+    """Close `queue` (its unacked messages return to the broker) and consume again: True when
+    nothing is handed out."""
+    await queue.close()
+    again = RabbitQueue(store, settings(name))
+    await again.open(consume=True)
+    try:
+        return await claims_nothing_for(again, 0.5)
+    finally:
+        await again.close()
+
+
 async def test_a_finished_task_is_not_handed_out_again_after_a_reconnect(
     name: str, queue: RabbitQueue, store: PostgresBackend
 ) -> None:
     await queue.accept(event(), now_ms(), 0)
     [task] = await claim_some(queue, 1)
     await queue.finish([Outcome(task)])
-    await queue.close()  # unacked messages would now return to the queue
-    again = RabbitQueue(store, settings(name))
-    await again.open(consume=True)
-    try:
-        assert await claims_nothing_for(again, 0.5)
-    finally:
-        await again.close()
+    assert await nothing_comes_back_after_reconnecting(queue, store, name)
 
 
 async def test_a_repeated_message_for_a_finished_task_is_acked_without_a_delivery(
@@ -239,13 +247,7 @@ async def test_a_message_is_acked_only_once_all_its_tasks_are_settled(
     assert unacked(queue) == 1  # tasks[2] is still in hand
     await queue.finish([Outcome(tasks[2])])
     assert unacked(queue) == 0
-    await queue.close()  # an unacked message would now return to the queue
-    again = RabbitQueue(store, settings(name))
-    await again.open(consume=True)
-    try:
-        assert await claims_nothing_for(again, 0.5)
-    finally:
-        await again.close()
+    assert await nothing_comes_back_after_reconnecting(queue, store, name)
 
 
 async def test_a_consumer_gone_with_part_of_a_message_done_loses_none_of_it(
