@@ -216,9 +216,10 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
         ),
     )
-    child = None
-    if isinstance(backend, SqliteBackend) and wants_delivery_process(config):
-        child = None if in_delivery_process else DeliveryProcess(config, backend)
+    child = None  # the embedded server's delivery process, when it starts one
+    serving = not in_delivery_process
+    if serving and isinstance(backend, SqliteBackend) and wants_delivery_process(config):
+        child = DeliveryProcess(config, backend)
     services = Services(
         config=config,
         tenants=operator.tenants,  # the backend, observed for tenant.subscription.updated

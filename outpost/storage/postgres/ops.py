@@ -233,6 +233,12 @@ async def latest_attempt(
 
 # The delivery queue
 
+# The wake-up call of a statement that queued tasks (a CTE named `queued`): one call, not one per
+# task, as the count runs over at most one row.
+_WAKE_IF_QUEUED = (
+    f"(SELECT count(pg_notify('{TASKS_CHANNEL}', '')) FROM (SELECT FROM queued LIMIT 1) AS first)"
+)
+
 # One statement decides and writes, so two processes publishing the same id cannot both win,
 # and a publish costs one round trip: the event, its tasks and the wake-up call together.
 _ACCEPT = f"""
@@ -244,7 +250,7 @@ WITH stored AS (
         eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
         data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
         destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
-    -- the same rule as storage/sqlite/task_ops.replaces()
+    -- the rule of storage/sqlite/task_ops.accept_event()
     WHERE events.matched_destination_ids = '[]'
        OR (events.accepted_at < $11 AND excluded.matched_destination_ids <> '[]')
     RETURNING id
@@ -254,7 +260,7 @@ WITH stored AS (
     RETURNING id, generation
 )
 SELECT (SELECT count(*) FROM stored),
-       (SELECT count(pg_notify('{TASKS_CHANNEL}', '')) FROM queued LIMIT 1),
+       {_WAKE_IF_QUEUED},
        (SELECT coalesce(array_agg(id), '{{}}') FROM queued)
 """
 
@@ -314,9 +320,7 @@ WITH stored AS (
     RETURNING id, event_id
 )
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM stored),
-       -- one wake-up call for the statement, not one per task
-       (SELECT count(pg_notify('{TASKS_CHANNEL}', ''))
-        FROM (SELECT FROM queued LIMIT 1) AS first_task),
+       {_WAKE_IF_QUEUED},
        coalesce(array_agg(event_id), '{{}}'), coalesce(array_agg(id), '{{}}')
 FROM queued
 """
@@ -445,14 +449,17 @@ async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
     return tasks
 
 
-_SCHEDULE_RETRY = """
-INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
-                   retry_key)
-VALUES ($1, $2, $3, $4, FALSE, $5, $6)
+# Scheduling again for the same pair replaces the pending retry (the partial index's predicate
+# named, so that it is the arbiter).
+_RETRY_ON_CONFLICT = """
 ON CONFLICT (retry_key) WHERE retry_key IS NOT NULL DO UPDATE SET
     attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
     leased = FALSE, claims = 0, generation = tasks.generation + 1
 """
+_SCHEDULE_RETRY = f"""
+INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
+                   retry_key)
+VALUES ($1, $2, $3, $4, FALSE, $5, $6) {_RETRY_ON_CONFLICT}"""
 
 
 # Upsert, as SQLite's INSERT OR REPLACE: a re-recorded attempt keeps its latest result.
@@ -474,16 +481,13 @@ _DELETE_FINISHED = """
 DELETE FROM tasks USING unnest($1::bigint[], $2::integer[]) AS done (id, generation)
 WHERE tasks.id = done.id AND tasks.generation = done.generation
 """
-_SCHEDULE_RETRIES = """
+_SCHEDULE_RETRIES = f"""
 INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at,
                    retry_key)
 SELECT event_id, tenant_id, destination_id, attempt_number, FALSE, visible_at, retry_key
 FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::text[])
     AS retry (event_id, tenant_id, destination_id, attempt_number, visible_at, retry_key)
-ON CONFLICT (retry_key) WHERE retry_key IS NOT NULL DO UPDATE SET
-    attempt_number = excluded.attempt_number, visible_at = excluded.visible_at,
-    leased = FALSE, claims = 0, generation = tasks.generation + 1
-"""
+{_RETRY_ON_CONFLICT}"""
 
 
 async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
