@@ -52,11 +52,6 @@ class DeliveryProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         self.healthy = False  # while a delivery process runs and last said it can deliver
-        self.restarts = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     async def run(self) -> None:
         """Keep a delivery process running until `stop()`; then wait for it to drain."""
@@ -77,7 +72,6 @@ class DeliveryProcess:
                 released,
                 delay,
             )
-            self.restarts += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 

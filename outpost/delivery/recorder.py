@@ -32,9 +32,6 @@ class Recorder:
             self._writing = asyncio.create_task(self._write())
         return future
 
-    async def record(self, outcome: Outcome) -> None:
-        await self.submit(outcome)
-
     async def written(self) -> None:
         """Return once the write in flight (if any) has ended."""
         if self._writing is not None:

@@ -79,7 +79,7 @@ class SqliteBackend:
             return
         self._lock = await asyncio.to_thread(self._take_lock)
         await asyncio.to_thread(self._db.open)
-        await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
+        await self.release_leases()
         await self._db.write(lambda c: operator_ops.release_all_leases(c, now_ms()))
         if self._sealer is not None:
             sealer = self._sealer
