@@ -15,7 +15,7 @@ from outpost.core import coerce, filters, timefmt, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
-from outpost.destinations.provider import RemoteVerifier
+from outpost.destinations.provider import MetadataChecker, RemoteVerifier
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError, ValidationError
 
@@ -65,6 +65,7 @@ def create(
     )
     _check_metadata(draft, rules)
     _raise_invalid(provider.validate(draft))
+    _raise_invalid(_delivery_metadata_errors(provider, draft))
     return provider.preprocess(draft, None, admin=admin, now=now)
 
 
@@ -91,12 +92,20 @@ def update(
     provider = rules.registry.get(current.type)
     if patched.config != current.config or patched.credentials != current.credentials:
         _raise_invalid(provider.validate(patched))
+    if patched.delivery_metadata != current.delivery_metadata:
+        _raise_invalid(_delivery_metadata_errors(provider, patched))
     return provider.preprocess(patched, current, admin=admin, now=now)
 
 
 def _check_metadata(destination: Destination, rules: Rules) -> None:
     rules.metadata_limits.check("metadata", destination.metadata)
     rules.metadata_limits.check("delivery_metadata", destination.delivery_metadata)
+
+
+def _delivery_metadata_errors(provider: object, destination: Destination) -> list[str]:
+    if isinstance(provider, MetadataChecker):
+        return provider.metadata_errors(destination.delivery_metadata)
+    return []
 
 
 async def verified(

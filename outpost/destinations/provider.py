@@ -61,3 +61,13 @@ class RemoteVerifier(Protocol):
     async def verify(
         self, destination: Destination, original: Destination | None
     ) -> Destination: ...
+
+
+@runtime_checkable
+class MetadataChecker(Protocol):
+    """A type that sends `delivery_metadata` under names some of which are the server's own.
+
+    Called on create, and on update when `delivery_metadata` changed; messages as `validate`'s.
+    """
+
+    def metadata_errors(self, delivery_metadata: StrMap | None) -> list[str]: ...

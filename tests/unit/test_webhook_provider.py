@@ -329,6 +329,68 @@ def test_rotation_keeps_a_given_invalidation_time_and_drops_the_older_previous(
     assert rotated["previous_secret_invalid_at"] == "2024-06-01T09:00:00Z"
 
 
+@pytest.mark.parametrize("mode", ["default", "standard"])
+def test_rotation_with_a_custom_window_on_a_never_rotated_destination(mode: str) -> None:
+    settings = WebhookSettings(mode=mode)
+    with provider_for(settings) as webhook:
+        stored = webhook.preprocess(make_destination(), None, admin=True, now=NOW)
+        window = "2024-06-01T10:00:00.25+02:00"
+        # what a PATCH hands over: the request merged over the stored credentials
+        patched = replace(
+            stored,
+            credentials=stored.credentials
+            | {"rotate_secret": "true", "previous_secret_invalid_at": window},
+        )
+        assert webhook.validate(patched) == []
+        rotated = webhook.preprocess(patched, stored, admin=False, now=NOW).credentials
+    assert rotated["previous_secret"] == stored.credentials["secret"]
+    assert rotated["previous_secret_invalid_at"] == window  # kept as given
+    assert rotated["secret"] not in ("", stored.credentials["secret"])
+
+
+def test_rotation_validates_only_the_given_window(provider: WebhookProvider) -> None:
+    stored = {"secret": "current"}
+    for given, messages in (
+        (
+            {"previous_secret_invalid_at": "tomorrow"},
+            ["credentials.previous_secret_invalid_at failed pattern validation"],
+        ),
+        ({"previous_secret_invalid_at": TOMORROW}, []),
+        ({"previous_secret": "ignored"}, []),  # rotation sets the previous secret itself
+        ({}, []),
+    ):
+        credentials = stored | given | {"rotate_secret": "yes"}
+        assert provider.validate(make_destination(credentials=credentials)) == messages
+    # not rotating: the pair rules hold
+    lone = stored | {"rotate_secret": "false", "previous_secret_invalid_at": TOMORROW}
+    assert provider.validate(make_destination(credentials=lone)) == [
+        "credentials.previous_secret is required"
+    ]
+
+
+def test_rotating_again_starts_a_new_window(provider: WebhookProvider) -> None:
+    """The stored end of the last overlap is not a window the new rotation asked for."""
+    passed = "2024-05-01T00:00:00Z"
+    stored = make_destination(
+        credentials={"secret": "b", "previous_secret": "a", "previous_secret_invalid_at": passed}
+    )
+    patched = replace(stored, credentials=stored.credentials | {"rotate_secret": "true"})
+    assert provider.validate(patched) == []
+    rotated = provider.preprocess(patched, stored, admin=True, now=NOW).credentials
+    assert rotated["previous_secret"] == "b"
+    assert rotated["previous_secret_invalid_at"] == TOMORROW
+
+
+def test_rotation_on_create_is_refused_even_with_a_window(provider: WebhookProvider) -> None:
+    draft = make_destination(
+        credentials={"rotate_secret": "true", "previous_secret_invalid_at": TOMORROW}
+    )
+    assert provider.validate(draft) == []
+    assert rejected(lambda: provider.preprocess(draft, None, admin=True, now=NOW)) == [
+        "credentials.rotate_secret failed invalid validation"
+    ]
+
+
 def test_rotation_needs_an_existing_destination_with_a_secret(provider: WebhookProvider) -> None:
     draft = make_destination(credentials={"rotate_secret": "true"})
     assert rejected(lambda: provider.preprocess(draft, None, admin=True, now=NOW)) == [
@@ -476,13 +538,16 @@ def test_default_delivery_request() -> None:
 
 
 def test_metadata_precedence_and_header_collisions() -> None:
-    _, received = deliver(
+    result, received = deliver(
         make_event(metadata={"topic": "from-event", "region": "eu", "should_err": "true"}),
         delivery_metadata={"topic": "from-destination", "region": "us", "team": "core"},
         config={"custom_headers": '{"X-Outpost-Team":"custom","X-OUTPOST-REGION":"custom"}'},
     )
     assert received is not None
-    assert received.get("x-outpost-topic") == "from-event"
+    # Outpost lets metadata replace the topic header (§4.3); here the server's value wins
+    assert received.get("x-outpost-topic") == "user.created"
+    assert result.response_data is not None
+    assert result.response_data["metadata_not_sent"] == ["topic"]
     assert received.get("x-outpost-region") == "eu"
     assert received.get("x-outpost-team") == "core"  # metadata wins over custom headers
     assert received.get("X-Outpost-Should_err") == "true"
@@ -606,6 +671,104 @@ def test_standard_webhooks_delivery() -> None:
     assert received.get("webhook-source") == "billing"
     assert received.get("source") == "billing"  # event metadata is repeated unprefixed
     assert received.get("x-outpost-event-id") is None
+
+
+SPOOF = "v1,c3Bvb2ZlZA=="
+
+
+def test_standard_mode_metadata_cannot_replace_the_signature_or_id() -> None:
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    result, received = deliver(
+        make_event(
+            metadata={"signature": SPOOF, "id": "evt_spoofed", "webhook-timestamp": "1", "ok": "y"}
+        ),
+        WebhookSettings(mode="standard"),
+        credentials={"secret": secret},
+        delivery_metadata={"topic": "spoofed", "team": "core"},
+    )
+    assert received is not None
+    assert received.get("webhook-id") == "evt_1"
+    assert received.get("webhook-signature") != SPOOF
+    assert received.get("webhook-topic") == "user.created"
+    assert v1_verifies(secret, received)
+    assert received.get("webhook-ok") == received.get("ok") == "y"
+    assert received.get("webhook-team") == "core"
+    # neither form of a refused key is sent; the attempt names them, the destination's first
+    for name in ("signature", "id", "webhook-webhook-timestamp", "webhook-id"):
+        assert received.get(name) in (None, "evt_1")
+    assert result.status == "success"
+    assert result.response_data == {
+        "status": 200,
+        "body": "ok",
+        "metadata_not_sent": ["topic", "signature", "id", "webhook-timestamp"],
+    }
+
+
+@pytest.mark.parametrize("prefix", [None, "x-acme-", " "])
+def test_default_mode_metadata_cannot_replace_the_headers_the_server_signs_with(
+    prefix: str | None,
+) -> None:
+    settings = WebhookSettings(header_prefix=prefix, include_millisecond_timestamp=True)
+    applied = settings.prefix
+    spoofed = {
+        key: "spoofed" for key in ("event-id", "topic", "timestamp", "timestamp-ms", "signature")
+    }
+    result, received = deliver(
+        make_event(metadata=spoofed | {"source": "crm"}),
+        settings,
+        credentials={"secret": SECRET},
+    )
+    assert received is not None
+    assert received.get(applied + "event-id") == "evt_1"
+    assert received.get(applied + "topic") == "user.created"
+    assert received.get(applied + "timestamp") != "spoofed"
+    assert received.get(applied + "timestamp-ms") != "spoofed"
+    assert v0_verifies(SECRET, received.body, received.get(applied + "signature"))
+    assert received.get(applied + "source") == "crm"
+    assert result.response_data is not None
+    assert result.response_data["metadata_not_sent"] == list(spoofed)
+
+
+def test_blank_prefix_metadata_cannot_replace_the_content_type() -> None:
+    for mode in ("default", "standard"):
+        result, received = deliver(
+            make_event(metadata={"content-type": "text/plain"}),
+            WebhookSettings(mode=mode, header_prefix=" "),
+        )
+        assert received is not None and received.get("Content-Type") == "application/json"
+        assert result.response_data is not None
+        assert result.response_data["metadata_not_sent"] == ["content-type"]
+
+
+def test_unsent_metadata_is_named_even_without_a_response() -> None:
+    async def main() -> DeliveryResult:
+        provider = WebhookProvider(WebhookSettings(), HttpClient(user_agent="t"))
+        event = make_event(metadata={"event-id": "evt_spoofed"})
+        try:
+            return await provider.publish(event, make_destination(url="http://127.0.0.1:1/"))
+        finally:
+            await provider.close()
+
+    assert asyncio.run(main()) == DeliveryResult(
+        "failed", "connection_refused", {"metadata_not_sent": ["event-id"]}
+    )
+
+
+def test_metadata_errors_name_the_key_and_the_header() -> None:
+    with provider_for() as default:
+        assert default.metadata_errors({"team": "core", "Topic": "x", "signature": "y"}) == [
+            "delivery_metadata.Topic is forbidden: it would replace the X-Outpost-Topic header,"
+            " which the server sets",
+            "delivery_metadata.signature is forbidden: it would replace the X-Outpost-Signature"
+            " header, which the server sets",
+        ]
+        assert default.metadata_errors(None) == []
+    with provider_for(WebhookSettings(mode="standard")) as standard:
+        # a destination's keys travel prefixed only, so `webhook-id` is a header of its own
+        assert standard.metadata_errors({"id": "x", "webhook-id": "y", "team": "z"}) == [
+            "delivery_metadata.id is forbidden: it would replace the Webhook-Id header,"
+            " which the server sets",
+        ]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Even
 from outpost.destinations.common import field_errors, rfc3339_nano
 from outpost.destinations.provider import Display
 from outpost.destinations.webhook import signing
+from outpost.destinations.webhook.reserved import ReservedHeaders
 from outpost.destinations.webhook.settings import (
     HEADER_NAME,
     RESERVED_HEADERS,
@@ -33,6 +34,7 @@ from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
 ROTATION_GRACE_MS = 24 * 3600 * 1000
+UNSENT_KEY = "metadata_not_sent"  # response_data: metadata keys the server's headers kept out
 _TRUTHY = frozenset({"true", "1", "on", "yes"})
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -56,6 +58,7 @@ class WebhookProvider:
         # Only these metadata keys follow a directive; any other key, "signature" included,
         # travels as <prefix><key>.
         self._metadata_names = {key: self._names[key] for key in ("event-id", "timestamp", "topic")}
+        self._reserved = ReservedHeaders(settings)
         self._signer = _signer(settings)
         self._generate_secret = (
             signing.generate_standard_secret
@@ -83,11 +86,23 @@ class WebhookProvider:
             or self._credential_errors(destination.credentials)
         )
 
+    def metadata_errors(self, delivery_metadata: StrMap | None) -> list[str]:
+        """A delivery_metadata key may not replace a header the server computes (see reserved)."""
+        errors = []
+        for key in delivery_metadata or {}:
+            header = self._reserved.collision(key, event=False)
+            if header is not None:
+                errors.append(
+                    f"delivery_metadata.{key} is forbidden: it would replace the "
+                    f"{canonical(header)} header, which the server sets"
+                )
+        return errors
+
     def preprocess(
         self, destination: Destination, original: Destination | None, *, admin: bool, now: int
     ) -> Destination:
         given = destination.credentials or {}
-        if given.get("rotate_secret", "").lower() in _TRUTHY:
+        if _rotating(given):
             credentials = self._rotated(given, original, now)
         else:
             credentials = _kept(given, original, admin)
@@ -114,6 +129,14 @@ class WebhookProvider:
 
     def _credential_errors(self, credentials: StrMap) -> list[str]:
         secret, previous, invalid_at = (credentials.get(key, "") for key in CREDENTIAL_KEYS)
+        if _rotating(credentials):
+            # Rotation makes the pair itself (§4.6): the stored secret becomes the previous one,
+            # a new secret is generated, and only a given end of the overlap is taken from the
+            # request. So only that end is checked here; a missing secret or a create is
+            # preprocessing's to refuse.
+            if invalid_at and _instant(invalid_at) is None:
+                return ["credentials.previous_secret_invalid_at failed pattern validation"]
+            return []
         if not (secret or previous or invalid_at):
             return []
         if not secret:
@@ -138,9 +161,13 @@ class WebhookProvider:
         current = original.credentials.get("secret", "")
         if not current:
             raise ValidationError(["credentials.secret is required"])
-        invalid_at = given.get("previous_secret_invalid_at") or timefmt.format_seconds(
-            now + ROTATION_GRACE_MS
-        )
+        # `given` is the request merged over the stored credentials: the stored end of an earlier
+        # overlap is not one this request asked for (kept, it would cut the new overlap short,
+        # or to nothing once it has passed).
+        sent = given.get("previous_secret_invalid_at", "")
+        if sent == original.credentials.get("previous_secret_invalid_at", ""):
+            sent = ""
+        invalid_at = sent or timefmt.format_seconds(now + ROTATION_GRACE_MS)
         return {
             "secret": self._generate_secret(),
             "previous_secret": current,
@@ -152,9 +179,14 @@ class WebhookProvider:
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
         now_ns = time.time_ns()
         try:
-            headers = self._headers(event, destination, now_ns)
+            headers, unsent = self._headers(event, destination, now_ns)
         except ValueError as exc:  # stored config Outpost would refuse to build a publisher from
             return DeliveryResult("failed", "ERR", {"error": str(exc)})
+        return _noting_unsent(await self._send(destination, headers, event), unsent)
+
+    async def _send(
+        self, destination: Destination, headers: list[tuple[str, str]], event: Event
+    ) -> DeliveryResult:
         try:
             response = await self._client.post(
                 destination.config.get("url", ""),
@@ -183,17 +215,20 @@ class WebhookProvider:
         data = {"status": response.status, "body": body}
         return DeliveryResult(status, str(response.status), data)
 
-    def _headers(self, event: Event, dest: Destination, now_ns: int) -> list[tuple[str, str]]:
+    def _headers(
+        self, event: Event, dest: Destination, now_ns: int
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """The request's headers, and the metadata keys left out because the server owns them."""
         # Keyed by Go's canonical form, so a later write replaces an earlier one whatever its
         # case (Outpost's header.Set), and the wire shows the names Go would send.
         headers = {"Content-Type": _JSON_TYPE}
         for custom, value in custom_headers(dest.config.get("custom_headers", "")):
             headers[canonical(custom)] = value
-        metadata = self._metadata(event, dest, now_ns)
+        metadata, event_metadata, unsent = self._metadata(event, dest, now_ns)
         signature = self._signature(event, dest, now_ns)
         if self._standard:
-            self._standard_headers(headers, event, metadata, signature, now_ns)
-            return list(headers.items())
+            self._standard_headers(headers, event, metadata, event_metadata, signature, now_ns)
+            return list(headers.items()), unsent
         for key, value in metadata.items():
             name = self._metadata_names.get(key)
             if name is None:
@@ -202,13 +237,14 @@ class WebhookProvider:
                 headers[name] = value
         if signature and self._names["signature"]:
             headers[self._names["signature"]] = signature
-        return list(headers.items())
+        return list(headers.items()), unsent
 
     def _standard_headers(
         self,
         headers: dict[str, str],
         event: Event,
         metadata: StrMap,
+        event_metadata: StrMap,
         signature: str | None,
         now_ns: int,
     ) -> None:
@@ -220,19 +256,37 @@ class WebhookProvider:
             if key not in ("event-id", "timestamp"):
                 headers[canonical(self._prefix + key)] = value
         # Outpost repeats event metadata without the prefix in this mode (§11 quirk 23).
-        for key, value in event.metadata.items():
+        for key, value in event_metadata.items():
             headers[canonical(key)] = value
 
-    def _metadata(self, event: Event, destination: Destination, now_ns: int) -> StrMap:
-        """system < destination.delivery_metadata < event.metadata (§4.3)."""
+    def _metadata(
+        self, event: Event, destination: Destination, now_ns: int
+    ) -> tuple[StrMap, StrMap, list[str]]:
+        """system < destination.delivery_metadata < event.metadata (§4.3), but a key that would
+        replace a header the server computes is left out (and named in the third value).
+
+        Returns the merged metadata and the event's own part that may be sent.
+        """
         metadata = {"event-id": event.id, "topic": event.topic, "timestamp": self._rfc3339(now_ns)}
         if self._ms_timestamp:
             metadata["timestamp-ms"] = rfc3339_nano(now_ns)
-        if destination.delivery_metadata:
-            metadata.update(destination.delivery_metadata)
-        if event.metadata:
-            metadata.update(event.metadata)
-        return metadata
+        unsent: list[str] = []
+        sendable = self._sendable(destination.delivery_metadata, False, unsent)
+        event_metadata = self._sendable(event.metadata, True, unsent)
+        metadata.update(sendable)
+        metadata.update(event_metadata)
+        return metadata, event_metadata, unsent
+
+    def _sendable(self, given: StrMap | None, event: bool, unsent: list[str]) -> StrMap:
+        if not given:
+            return {}
+        kept = {}
+        for key, value in given.items():
+            if self._reserved.collision(key, event=event) is None:
+                kept[key] = value
+            elif key not in unsent:
+                unsent.append(key)
+        return kept
 
     def _signature(self, event: Event, destination: Destination, now_ns: int) -> str | None:
         keys = _signing_keys(destination.credentials, now_ns // 1_000_000)
@@ -247,6 +301,13 @@ class WebhookProvider:
         return self._second[1]
 
 
+def _noting_unsent(result: DeliveryResult, unsent: list[str]) -> DeliveryResult:
+    """The attempt names the metadata keys it did not send as headers (they stay on the event)."""
+    if not unsent:
+        return result
+    return replace(result, response_data={**(result.response_data or {}), UNSENT_KEY: unsent})
+
+
 def _signer(settings: WebhookSettings) -> signing.DefaultSigner | signing.StandardSigner:
     if settings.standard:
         return signing.StandardSigner()
@@ -256,6 +317,10 @@ def _signer(settings: WebhookSettings) -> signing.DefaultSigner | signing.Standa
         settings.signature_content_template,
         settings.signature_header_template,
     )
+
+
+def _rotating(credentials: StrMap) -> bool:
+    return credentials.get("rotate_secret", "").lower() in _TRUTHY
 
 
 def _kept(given: StrMap, original: Destination | None, admin: bool) -> StrMap:
