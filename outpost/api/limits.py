@@ -16,6 +16,11 @@ NUL characters (U+0000) are refused in the request target (400) and in JSON bodi
 PostgreSQL cannot store them in text, so without this an id or a filter value containing one
 would be a 503 in PostgreSQL mode and stored in embedded mode. A NUL can only reach us escaped
 (`%00`, `\u0000`): raw NUL bytes are already invalid HTTP and invalid JSON.
+
+Request bodies must be UTF-8 (422 otherwise), as JSON must be: event `data` is kept as sent, so
+invalid bytes in it would be served back inside every listing, which then is not JSON. (Escaped
+lone surrogates such as `\ud800`, which no UTF-8 can carry either, are refused by the JSON
+decoder.)
 """
 
 from __future__ import annotations
@@ -120,3 +125,12 @@ def refuse_nul_in_target(path: str, query_string: bytes) -> None:
 def refuse_nul_in_body(body: bytes) -> None:
     if b"\\u0000" in body and _ESCAPED_NUL.search(body):
         raise InputError("invalid JSON", ["NUL characters (\\u0000) are not allowed"], status=422)
+
+
+def refuse_invalid_utf8(body: bytes) -> None:
+    if body.isascii():
+        return
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("invalid JSON", ["the body must be UTF-8"], status=422) from None
