@@ -680,7 +680,7 @@ def with_generated_secrets(config: Config) -> tuple[Config, list[str]]:
             continue
         path = Path(config.data_dir) / filename
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # its owner's only
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(32))
