@@ -109,6 +109,21 @@ class Config:
         32_768,
         "Largest request line plus headers the API accepts; larger gets 431 and the connection is closed.",
     )
+    api_header_timeout_seconds: float = _setting(
+        "API_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        "A connection's request line and headers must arrive within this many seconds of it opening (on a kept-alive connection: of the request's first byte); else it is closed, after a 408 if part of them came.",
+    )
+    api_keepalive_timeout_seconds: int = _setting(
+        "API_KEEPALIVE_TIMEOUT_SECONDS",
+        30,
+        "A kept-alive connection that sends no new request for this many seconds is closed.",
+    )
+    api_max_connections: int = _setting(
+        "API_MAX_CONNECTIONS",
+        1000,
+        "Client connections the API keeps open at once (per process); one more is closed as soon as it is accepted.",
+    )
     max_metadata_keys: int = _setting(
         "MAX_METADATA_KEYS",
         64,
@@ -632,6 +647,12 @@ def check(config: Config) -> None:
         problems.append("SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
     if config.max_request_header_bytes < 1024:
         problems.append("API_MAX_REQUEST_HEADER_BYTES must be at least 1024")
+    if config.api_header_timeout_seconds <= 0 or config.api_keepalive_timeout_seconds <= 0:
+        problems.append(
+            "API_HEADER_TIMEOUT_SECONDS and API_KEEPALIVE_TIMEOUT_SECONDS must be positive"
+        )
+    if config.api_max_connections < 1:
+        problems.append("API_MAX_CONNECTIONS must be at least 1")
     if config.api_rate_limit < 0 or config.api_rate_limit_window_seconds < 1:
         problems.append("API_RATE_LIMIT must not be negative, its window at least 1 second")
     if config.log_format not in ("text", "json"):
@@ -659,7 +680,7 @@ def with_generated_secrets(config: Config) -> tuple[Config, list[str]]:
             continue
         path = Path(config.data_dir) / filename
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # its owner's only
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(32))

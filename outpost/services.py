@@ -42,7 +42,12 @@ async def run(system: System) -> None:
             build_app(system.services, operations=runs_api, observer=system.telemetry),
             host=config.host,
             port=config.port,
-            http=server_protocol(config.max_request_header_bytes),
+            http=server_protocol(
+                config.max_request_header_bytes,
+                head_timeout=config.api_header_timeout_seconds,
+                max_connections=config.api_max_connections,
+            ),
+            timeout_keep_alive=config.api_keepalive_timeout_seconds,
             loop="none",
             lifespan="off",
             access_log=False,

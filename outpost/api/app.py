@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -25,6 +26,11 @@ from outpost.telemetry.hooks import ApiObserver
 
 PREFIX = "/api/v1"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Decoded control characters in a path (`%0a`, `%1b`). Starlette's route patterns end in `$`,
+# which also matches before a final newline: `/api/v1/tenants%0a` would list tenants and `/%0a`
+# serve the portal. No route has such a path, so they are all 404 (NUL keeps its 400, answered
+# by each endpoint, in every position).
+_CONTROL_IN_PATH = re.compile("[\x01-\x1f\x7f]")
 log = logging.getLogger(__name__)
 
 
@@ -98,7 +104,7 @@ def build(
         ]
         routes += portal_routes(services.config)  # the tenant portal, outside /api (§7.3)
     routes.append(Route("/{rest:path}", not_found, methods=ALL_METHODS))
-    router = ExactRoutes(Starlette(routes=routes), routes)
+    router = ExactRoutes(Starlette(routes=routes), routes[:-1])
     return RequestContext(router, observer=observer)
 
 
@@ -106,10 +112,15 @@ class ExactRoutes:
     """Requests for a route without path parameters (`POST /api/v1/publish`, the hot one) go
     straight to its endpoint; the rest through Starlette's router. A dictionary lookup instead
     of the router's walk over every route's pattern and two layers of exception middleware: our
-    endpoints answer every error themselves, so those layers had nothing to do for them."""
+    endpoints answer every error themselves, so those layers had nothing to do for them.
+
+    Before the router, two answers it would give in plain text or wrongly: a method no route
+    knows (`TRACE`, `PROPFIND`) is 405 with `Allow` in the error shape, and a path with a control
+    character is 404. `routes` are the real routes, without the catch-all 404."""
 
     def __init__(self, app: Starlette, routes: list[Route]) -> None:
         self._app = app
+        self._routes = routes
         self._exact: dict[tuple[str, str], Route] = {}
         for route in routes:
             if route.param_convertors:
@@ -120,9 +131,23 @@ class ExactRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._exact.get((scope.get("method", ""), scope.get("path", "")))
         if route is None or scope["type"] != "http":
-            await self._app(scope, receive, send)
+            refusal = self._refusal(scope) if scope["type"] == "http" else None
+            await (refusal or self._app)(scope, receive, send)
             return
         scope["route"] = route
         scope["path_params"] = {}
         response = await route.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        path = scope["path"]
+        if _CONTROL_IN_PATH.search(path):
+            return error(404, "not found")
+        if scope["method"] in ALL_METHODS:
+            return None
+        allowed = sorted(
+            {m for r in self._routes if r.path_regex.match(path) for m in r.methods or ()}
+        )
+        if not allowed:
+            return error(404, "not found")
+        return error(405, "method not allowed", headers={"Allow": ", ".join(allowed)})

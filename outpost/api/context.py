@@ -10,7 +10,7 @@ import msgspec
 from starlette.requests import Request
 
 from outpost.api.auth import Authenticator, Caller
-from outpost.api.limits import refuse_nul_in_body
+from outpost.api.limits import refuse_invalid_utf8, refuse_nul_in_body
 from outpost.api.ratelimit import RateLimiter
 from outpost.config import Config
 from outpost.core.models import Tenant
@@ -82,6 +82,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if body and media and media not in _JSON_TYPES and not media.endswith("+json"):
         raise InputError("content type must be application/json", status=415)
     refuse_nul_in_body(body)
+    refuse_invalid_utf8(body)
     return body
 
 

@@ -53,6 +53,21 @@ def destination(d: Destination, registry: Registry, now: int) -> dict[str, Any]:
     return body
 
 
+# What an embedded destination shows instead of each credential value.
+MASK = "********"
+
+
+def attempt_destination(d: Destination, registry: Registry, now: int) -> dict[str, Any]:
+    """The destination embedded in an attempt (`include=destination`): without its credentials'
+    values, which only the destination routes show (SDK 1.7.0: "without credentials"). The
+    keys stay, each value masked: the TypeScript SDK 1.6.0 parses the embedded destination with
+    its type's full schema, which requires some keys (`key`, `secret`, `password`...). Timestamps
+    (`previous_secret_invalid_at`) go with the secret they qualify."""
+    body = destination(d, registry, now)
+    body["credentials"] = {key: MASK for key in body["credentials"] if not key.endswith("_at")}
+    return body
+
+
 def event(e: Event, *, data: bool = True, summary: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"id": e.id, "tenant_id": e.tenant_id}
     if e.matched_destination_ids or not summary:

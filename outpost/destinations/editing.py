@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from outpost.core import coerce, filters, timefmt, topics
+from outpost.core import coerce, filters, id_rule, timefmt, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
@@ -128,6 +128,8 @@ def _id(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise InputError("invalid JSON", status=422)
+    if value:
+        id_rule.check("id", value)
     return value
 
 

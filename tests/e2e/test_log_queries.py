@@ -14,8 +14,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 from outpost_sdk import Outpost
-from support.api import create_webhook, publish, unique_id, wait_attempts
+from support.api import create_webhook, get_webhook, publish, unique_id, wait_attempts
 from support.receiver import Receiver
+from support.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -120,6 +121,41 @@ def test_attempts_include_response_data(api: httpx.Client, seeded: Seeded) -> No
     plain = _get(api, "/attempts", tenant_id=seeded.tenant_id, limit=1)
     assert "response_data" not in plain["models"][0]
     assert "event" not in plain["models"][0]
+
+
+def test_attempts_include_destination_without_its_secret(
+    admin: Outpost, api: httpx.Client, server: ServerProcess, seeded: Seeded
+) -> None:
+    """Secrets show only on the destination routes: an attempt's embedded destination has the
+    credential keys (the TypeScript SDK 1.6.0 requires them) with masked values, for the admin
+    and for the tenant, on all three attempt routes; the Python SDK reads it."""
+    tenant, dest_id = seeded.tenant_id, seeded.destination_id
+    secret = get_webhook(admin, tenant, dest_id).credentials.secret
+    assert secret and len(secret) > 8
+    [attempt_id] = [a["id"] for a in _get(api, "/attempts", tenant_id=tenant, limit=1)["models"]]
+    token = admin.tenants.get_token(tenant_id=tenant).token
+    routes = [
+        ("/attempts", {"tenant_id": tenant}),
+        (f"/tenants/{tenant}/destinations/{dest_id}/attempts", {}),
+        (f"/attempts/{attempt_id}", {}),
+        (f"/tenants/{tenant}/destinations/{dest_id}/attempts/{attempt_id}", {}),
+    ]
+    for auth in (f"Bearer {server.api_key}", f"Bearer {token}"):
+        for path, params in routes:
+            res = api.get(
+                path, params={**params, "include": "destination"}, headers={"Authorization": auth}
+            )
+            assert res.status_code == 200, res.text
+            assert secret not in res.text
+            body = res.json()
+            embedded = (body["models"][0] if "models" in body else body)["destination"]
+            assert embedded["id"] == dest_id
+            assert embedded["credentials"] == {"secret": "********"}
+    listed = admin.attempts.list(
+        request=cast(Any, {"tenant_id": tenant, "include": ["destination"]})
+    )
+    assert listed.models and listed.models[0].destination is not None
+    assert listed.models[0].destination.id == dest_id
 
 
 # events ---------------------------------------------------------------------------------------

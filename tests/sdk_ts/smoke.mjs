@@ -56,6 +56,20 @@ const attempts = await until(
   "a successful attempt",
 );
 check(attempts.models[0].event?.data?.user_id === "u1", "attempt includes event data");
+// The destination embedded in an attempt parses with the SDK's schema, its secret masked.
+const secret = destination.credentials?.secret;
+check(typeof secret === "string" && secret.length > 8, "a generated signing secret");
+for (const page of [
+  await admin.attempts.list({ tenantId: TENANT, include: ["destination"] }),
+  await admin.destinations.listAttempts({
+    tenantId: TENANT,
+    destinationId: destination.id,
+    include: ["destination"],
+  }),
+]) {
+  check(page.models[0].destination?.id === destination.id, "attempt includes its destination");
+  check(!JSON.stringify(page).includes(secret), "no signing secret in an attempt's destination");
+}
 const event = await admin.events.get(published.id);
 check(event.data.nested.ok === true, "event data");
 const events = await admin.events.list({ tenantId: TENANT, limit: 10 });

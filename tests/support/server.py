@@ -89,7 +89,7 @@ class ServerProcess:
         self.workdir = Path(tempfile.mkdtemp(prefix="outpost-e2e-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
-        self.data_dir.mkdir(exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)  # as outpost creates it
         self.log_path = self.workdir / "server.log"
         self.api_key = api_key
         self.jwt_secret = jwt_secret

@@ -163,3 +163,46 @@ def test_levels_follow_outposts_names(output: io.StringIO) -> None:
     logging.getLogger("outpost.test").info("hidden")
     logging.getLogger("outpost.test").warning("shown")
     assert [line["message"] for line in lines(output)] == ["shown"]
+
+
+FORGED = "/api/v1/tenants/x\n2026-01-01 00:00:00,000 ERROR outpost.api forged line\x1b[2J\x9b31m"
+
+
+@pytest.fixture
+def text_output(output: io.StringIO) -> io.StringIO:
+    stream = io.StringIO()
+    logs.configure("debug", "text", stream)
+    return stream
+
+
+@anyio
+async def test_a_path_cannot_forge_a_text_line_or_reach_the_terminal(
+    text_output: io.StringIO,
+) -> None:
+    """`%0a` and `%1b` in a request path (decoded by the server) stay inside their own line."""
+    await get(app(), FORGED.replace("\n", "%0a").replace("\x1b", "%1b").replace("\x9b", "%C2%9B"))
+    every = text_output.getvalue().split("\n")
+    assert not [line for line in every if line.startswith("2026-01-01")]  # nothing forged
+    ours = [line for line in every if " outpost." in line]
+    assert len(ours) == 2  # the handler's line and the access line
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text_output.getvalue())
+    assert "x\\n2026-01-01" in ours[0] and "\\x1b[2J" in ours[0] and "\\x9b31m" in ours[0]
+
+
+def test_a_traceback_stays_under_its_record(text_output: io.StringIO) -> None:
+    try:
+        raise ValueError("bad id\nFORGED ERROR line\x1b[0m")
+    except ValueError:
+        logging.getLogger("outpost.test").exception("failed %s", "on\rpurpose")
+    first, *rest = text_output.getvalue().rstrip("\n").split("\n")
+    assert first.endswith("ERROR outpost.test failed on\\rpurpose")
+    assert rest and all(line.startswith("  ") for line in rest)
+    assert "\x1b" not in text_output.getvalue()
+
+
+def test_json_lines_escape_every_control_character(output: io.StringIO) -> None:
+    logging.getLogger("outpost.test").warning("x", extra={"path": "a\nb\x1bc\x9bd\u2028e"})
+    raw = output.getvalue()
+    assert raw.count("\n") == 1 and not re.search("[\x00-\x1f\x7f-\x9f\u2028]", raw[:-1])
+    (line,) = lines(output)
+    assert line["path"] == "a\nb\x1bc\x9bd\u2028e"

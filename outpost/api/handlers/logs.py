@@ -102,7 +102,9 @@ async def _expand(
         now = now_ms()
         for tenant_id in {a.tenant_id for a in attempts}:
             for d in await ctx.services.tenants.list_destinations(tenant_id):
-                destinations[(tenant_id, d.id)] = schemas.destination(d, ctx.services.registry, now)
+                destinations[(tenant_id, d.id)] = schemas.attempt_destination(
+                    d, ctx.services.registry, now
+                )
     models = []
     for a in attempts:
         event = events.get(a.event_id)

@@ -7,7 +7,7 @@ from starlette.requests import Request
 
 from outpost.api.context import Context, read_body, read_object
 from outpost.api.responses import JSON
-from outpost.core import timefmt
+from outpost.core import id_rule, timefmt
 from outpost.core.models import Event
 from outpost.errors import InputError, ValidationError
 
@@ -36,6 +36,8 @@ def parse_event(body: bytes, now: int) -> Event:
     ]
     if missing:
         raise ValidationError(missing)
+    if request.id:
+        id_rule.check("id", request.id)
     data = bytes(request.data)
     if not data.lstrip().startswith(b"{"):
         raise ValidationError(["data must be a valid JSON object"])

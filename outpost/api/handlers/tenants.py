@@ -9,7 +9,7 @@ from starlette.requests import Request
 from outpost.api import params, schemas
 from outpost.api.context import Context, read_object
 from outpost.api.responses import JSON
-from outpost.core import coerce
+from outpost.core import coerce, id_rule
 from outpost.core.models import Tenant
 from outpost.core.paging import Page, PageRequest
 from outpost.core.timefmt import now_ms
@@ -26,6 +26,11 @@ async def upsert(request: Request, ctx: Context) -> JSON:
     metadata = coerce.to_str_map(body.get("metadata"), "metadata")
     ctx.services.rules.metadata_limits.check("metadata", metadata)
     tenant_id = request.path_params["tenant_id"]
+    if (
+        not id_rule.addressable(tenant_id)
+        and await ctx.services.tenants.get_tenant(tenant_id) is None
+    ):
+        id_rule.check("tenant_id", tenant_id)  # new tenants only: stored ones stay reachable
     tenant, created = await ctx.services.tenants.upsert_tenant(tenant_id, metadata, now_ms())
     return JSON(await _tenant_body(ctx, tenant), status_code=201 if created else 200)
 

@@ -33,6 +33,7 @@ from outpost.storage.sqlite import (
     log_ops,
     metrics_ops,
     operator_ops,
+    private,
     retention_ops,
     task_ops,
     tenant_ops,
@@ -86,8 +87,9 @@ class SqliteBackend:
             await self._db.write(lambda c: tenant_ops.reseal_credentials(c, sealer))
 
     def _take_lock(self) -> IO[str]:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self._dir / "outpost.lock", "w")  # noqa: SIM115 - held until close
+        private.make_folder(self._dir)
+        private.warn_if_open(self._dir)
+        lock = private.open_file(str(self._dir / "outpost.lock"), "w")  # held until close
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outpost.errors import StoreError
+from outpost.storage.sqlite import private
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -66,7 +67,7 @@ class _WriterLock:
     deliveries/s at saturation, delivery p99 1.4 s → 65 ms)."""
 
     def __init__(self, path: str) -> None:
-        self._file = open(path, "a")  # noqa: SIM115 - held for the database's life
+        self._file = private.open_file(path, "a")  # held for the database's life
 
     def __enter__(self) -> None:
         fcntl.flock(self._file, fcntl.LOCK_EX)
@@ -99,6 +100,7 @@ class Database:
         self._closed = False
 
     def open(self) -> None:
+        private.create_file(self._path)  # 0600 before SQLite creates it (its -wal/-shm follow)
         conn = _connect(self._path, self._synchronous)
         migrate(conn)
         lock = _WriterLock(self._path + ".writer") if self._shared else None
