@@ -4,6 +4,9 @@ A producer is started on first use and kept: aiokafka reconnects it to the clust
 When starting fails, aiokafka says only "Unable to bootstrap", so one plain connection attempt to
 the first broker, then one with the SASL login, tells which step failed (refused, unknown host,
 TLS, or the login) for the attempt's code. Producers unused for `idle_seconds` are stopped.
+
+With the SSRF guard (`guard`), every broker connection, bootstrap and advertised, passes it
+(`guarded.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 
 from outpost.destinations.kafka.failures import AuthenticationFailed, TlsHandshakeFailed
+from outpost.destinations.kafka.guarded import create_conn, guarded
+from outpost.transport.guard import AddressGuard, RefusedAddress
 
 SASL_MECHANISMS = {
     "plain": "PLAIN",
@@ -62,6 +66,7 @@ class ProducerPool:
     timeout_seconds: float
     idle_seconds: float = 300.0
     max_request_bytes: int = 1_048_576
+    guard: AddressGuard | None = None
     _entries: dict[ClusterLogin, _Entry] = field(default_factory=dict)
     _locks: dict[ClusterLogin, asyncio.Lock] = field(default_factory=dict)
     _failures: dict[ClusterLogin, tuple[float, Exception]] = field(default_factory=dict)
@@ -74,10 +79,12 @@ class ProducerPool:
 
     @contextlib.asynccontextmanager
     async def producer(self, login: ClusterLogin) -> AsyncIterator[AIOKafkaProducer]:
-        entry = await self._started(login)  # counted as in use
+        with guarded(self.guard):
+            entry = await self._started(login)  # counted as in use
         try:
             await self._sweep()
-            yield entry.producer
+            with guarded(self.guard):
+                yield entry.producer
         finally:
             entry.in_use -= 1
             entry.last_used = asyncio.get_running_loop().time()
@@ -138,7 +145,7 @@ class ProducerPool:
         plain = "SSL" if login.tls else "PLAINTEXT"
         try:
             conn = await create_conn(host, port, security_protocol=plain, **options)
-        except ConnectionRefusedError as found:
+        except (ConnectionRefusedError, RefusedAddress) as found:
             return found
         except ConnectionError as found:
             if not login.tls:
