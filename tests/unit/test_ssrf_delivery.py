@@ -344,3 +344,29 @@ def test_provider_validation_refuses_private_ip_literals_only_when_guarded() -> 
     assert guarded.validate(bad_headers) == ["config.url failed ssrf validation"]
     asyncio.run(guarded.close())
     asyncio.run(open_.close())
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1./hook", "http://0x7f000001./hook", "http://%31%32%37.0.0.1/hook"],
+)
+def test_through_a_proxy_literals_in_any_spelling_never_leave(url: str) -> None:
+    # The proxy would resolve `127.0.0.1.` (a trailing dot is the DNS root) to loopback: the
+    # literal must be recognised as one here, whatever its spelling.
+    proxy = Listener()
+
+    async def main() -> BaseException:
+        async with listening(proxy) as port:
+            client = HttpClient(
+                user_agent="t", proxy_url=f"http://127.0.0.1:{port}", guard=AddressGuard()
+            )
+            try:
+                with pytest.raises(HttpTransportError) as caught:
+                    await client.post(url, [], b"{}", timeout=5, max_body=0)
+            finally:
+                await client.aclose()
+        return caught.value
+
+    error = asyncio.run(main())
+    assert isinstance(error, HttpTransportError) and error.code == "ssrf_blocked"
+    assert (proxy.connections, proxy.requests) == (0, [])
