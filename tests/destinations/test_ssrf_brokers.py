@@ -171,5 +171,8 @@ async def test_kafka_advertised_brokers_pass_the_guard() -> None:
                 guard=AddressGuard(["127.0.0.1/32"]),
             )
             result = await attempt(provider, kafka("127.0.0.1", broker.front_port))
-    assert result.status == "failed"
     assert advertised.connections == 0
+    assert (result.status, result.code) == ("failed", "ssrf_blocked")
+    assert result.response_data == {
+        "error": "delivery to 127.0.0.2 refused: a loopback address is not allowed"
+    }

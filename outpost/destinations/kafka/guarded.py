@@ -23,15 +23,26 @@ import aiokafka.client
 from aiokafka.conn import AIOKafkaConnection
 
 from outpost.transport import connect
-from outpost.transport.guard import AddressGuard
+from outpost.transport.guard import AddressGuard, RefusedAddress
 
-_GUARD: ContextVar[AddressGuard | None] = ContextVar("outpost_kafka_guard", default=None)
+
+class Guarded:
+    """One producer's guard, and the last connection it refused: aiokafka swallows a failed
+    broker connection (it retries, then reports the topic or a timeout), so the attempt looks
+    here to say what really stopped it."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+        self.refused: RefusedAddress | None = None
+
+
+_GUARD: ContextVar[Guarded | None] = ContextVar("outpost_kafka_guard", default=None)
 
 
 @contextlib.contextmanager
-def guarded(guard: AddressGuard | None) -> Iterator[None]:
-    """Connections aiokafka opens in this context (and in tasks created in it) pass `guard`."""
-    token = _GUARD.set(guard)
+def guarded(state: Guarded | None) -> Iterator[None]:
+    """Connections aiokafka opens in this context (and in tasks created in it) pass the guard."""
+    token = _GUARD.set(state)
     try:
         yield
     finally:
@@ -41,10 +52,16 @@ def guarded(guard: AddressGuard | None) -> Iterator[None]:
 async def create_conn(host: str, port: int, **options: Any) -> AIOKafkaConnection:
     """aiokafka's `create_conn`, with the guard in effect applied to the connection."""
     conn = AIOKafkaConnection(host, port, **options)
-    guard = _GUARD.get()
-    if guard is not None:
-        conn._loop = _GuardedLoop(conn._loop, guard)
-    await conn.connect()
+    state = _GUARD.get()
+    if state is None:
+        await conn.connect()
+        return conn
+    conn._loop = _GuardedLoop(conn._loop, state.guard)
+    try:
+        await conn.connect()
+    except RefusedAddress as exc:
+        state.refused = exc
+        raise
     return conn
 
 

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 
 from outpost.destinations.kafka.failures import AuthenticationFailed, TlsHandshakeFailed
-from outpost.destinations.kafka.guarded import create_conn, guarded
+from outpost.destinations.kafka.guarded import Guarded, create_conn, guarded
 from outpost.transport.guard import AddressGuard, RefusedAddress
 
 SASL_MECHANISMS = {
@@ -57,6 +57,7 @@ class ClusterLogin:
 @dataclass(slots=True)
 class _Entry:
     producer: AIOKafkaProducer
+    guarded: Guarded | None
     in_use: int = 0
     last_used: float = 0.0
 
@@ -79,11 +80,12 @@ class ProducerPool:
 
     @contextlib.asynccontextmanager
     async def producer(self, login: ClusterLogin) -> AsyncIterator[AIOKafkaProducer]:
-        with guarded(self.guard):
-            entry = await self._started(login)  # counted as in use
+        entry = await self._started(login)  # counted as in use
+        if entry.guarded is not None:
+            entry.guarded.refused = None  # what this use refuses, if anything
         try:
             await self._sweep()
-            with guarded(self.guard):
+            with guarded(entry.guarded):
                 yield entry.producer
         finally:
             entry.in_use -= 1
@@ -103,18 +105,23 @@ class ProducerPool:
                     # each waiting event paying for another attempt.
                     raise failed[1]
                 producer = self._new_producer(login)
+                state = Guarded(self.guard) if self.guard is not None else None
                 try:
-                    await producer.start()
+                    # The tasks aiokafka starts here inherit the guard, for the brokers the
+                    # cluster advertises later.
+                    with guarded(state):
+                        await producer.start()
                 except Exception as exc:
                     await producer.stop()
-                    diagnosed = await self._diagnosed(login, exc)
+                    with guarded(state):
+                        diagnosed = await self._diagnosed(login, exc)
                     self._failures[login] = (loop.time(), diagnosed)
                     raise diagnosed from exc
                 self._failures.pop(login, None)
                 if self._closed:
                     await producer.stop()
                     raise ConnectionError("the kafka producer pool is closed")
-                entry = self._entries[login] = _Entry(producer)
+                entry = self._entries[login] = _Entry(producer, state)
             entry.in_use += 1
             return entry
 
@@ -170,6 +177,11 @@ class ProducerPool:
             return refused
         conn.close()
         return exc
+
+    def refused(self, login: ClusterLogin) -> RefusedAddress | None:
+        """The broker connection the guard refused during the last use of `login`'s producer."""
+        entry = self._entries.get(login)
+        return entry.guarded.refused if entry is not None and entry.guarded else None
 
     async def _sweep(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -27,7 +27,7 @@ from outpost.destinations.kafka.producers import (
     host_port,
 )
 from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import AddressGuard, literal_address
+from outpost.transport.guard import REFUSED_CODE, AddressGuard, literal_address
 
 TLS_VALUES = frozenset({"true", "false", "on"})
 _CONTENT_TYPE = ("content-type", b"application/json")
@@ -111,6 +111,9 @@ class KafkaProvider(SchemaProvider):
         except Exception as exc:
             if self._pool.closed:  # our shutdown cut it short, not the cluster
                 raise DeliveryInfrastructureError("the kafka provider closed") from exc
+            refused = self._pool.refused(login)  # an advertised broker the guard refused
+            if refused is not None:
+                return DeliveryResult("failed", REFUSED_CODE, {"error": str(refused)})
             return DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
         return DeliveryResult("success", "OK")
 
