@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from outpost import __version__
@@ -191,8 +191,15 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         proxy_url=config.destinations_webhook_proxy_url,
         guard=address_guard(config),
     )
-    registry = Registry(destination_providers(config, settings, client))
-    operator = operator_setup.build(config, backend, registry, settings.user_agent)
+    registry = registry_for(config, destination_providers(config, settings, client))
+    sink_registry = None
+    if address_guard(config) is not None and operator_setup.wants_provider_sink(config):
+        # The operator's sink may well be on a private network: its providers have no guard.
+        unguarded = replace(config, destinations_allow_private_networks=True)
+        sink_registry = Registry(destination_providers(unguarded, settings, client))
+    operator = operator_setup.build(
+        config, backend, registry, settings.user_agent, sink_registry=sink_registry
+    )
     backend.judge_outcomes(operator.judge)  # None: recording attempts does nothing more
     publisher = Publisher(
         backend,
@@ -279,31 +286,53 @@ def destination_providers(
     config: Config, webhook: WebhookSettings, client: HttpClient
 ) -> list[Provider]:
     """Every destination type this server delivers to, in `/destination-types` order."""
+    guard = address_guard(config)
+
+    def guard_for(type_: str) -> AddressGuard | None:
+        return None if type_ in config.destinations_unguarded_types else guard
+
     return [
         WebhookProvider(webhook, client),
         AwsSqsProvider(aws_settings(config)),
         RabbitMQProvider(
             timeout_seconds=config.delivery_timeout_seconds,
             include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+            guard=guard_for("rabbitmq"),
         ),
         HookdeckProvider(hookdeck_settings(config, webhook), client),
         AwsKinesisProvider(aws_settings(config)),
         AzureServiceBusProvider(
             timeout_seconds=config.delivery_timeout_seconds,
             include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+            guard=guard_for("azure_servicebus"),
         ),
         AwsS3Provider(aws_settings(config)),
         GcpPubSubProvider(
             timeout_seconds=config.delivery_timeout_seconds,
             include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+            guard=guard_for("gcp_pubsub"),
         ),
         KafkaProvider(
             timeout_seconds=config.delivery_timeout_seconds,
             include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+            guard=guard_for("kafka"),
         ),
         AwsEventBridgeProvider(aws_settings(config)),
         CloudflareQueuesProvider(cloudflare_settings(config, webhook), client),
     ]
+
+
+def registry_for(config: Config, providers: list[Provider]) -> Registry:
+    """The providers, with the types tenants may create (`DESTINATIONS_ENABLED_TYPES`)."""
+    known = {provider.type for provider in providers}
+    for setting, names in (
+        ("DESTINATIONS_ENABLED_TYPES", config.destinations_enabled_types),
+        ("DESTINATIONS_UNGUARDED_TYPES", config.destinations_unguarded_types),
+    ):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(f"{setting}: unknown destination type(s) {', '.join(unknown)}")
+    return Registry(providers, enabled=config.destinations_enabled_types or None)
 
 
 def hookdeck_settings(config: Config, webhook: WebhookSettings) -> HookdeckSettings:

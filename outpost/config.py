@@ -285,12 +285,22 @@ class Config:
     destinations_allowed_networks: tuple[str, ...] = _setting(
         "DESTINATIONS_ALLOWED_NETWORKS",
         (),
-        "Comma-separated CIDRs webhooks may reach despite the SSRF guard, e.g. `127.0.0.0/8,::1/128`. The guard refuses loopback, private, link-local (cloud metadata), CGNAT, multicast, reserved and IPv6 local addresses, also inside IPv4-mapped, NAT64 and 6to4 forms; it checks the address each connection is opened to (after DNS), refuses IP-literal URLs in those ranges at create/update (422), and stops following redirects. Through DESTINATIONS_WEBHOOK_PROXY_URL the proxy resolves names, so only IP-literal URLs are checked.",
+        "Comma-separated CIDRs destinations may reach despite the SSRF guard, e.g. `127.0.0.0/8,::1/128`. The guard refuses loopback, private, link-local (cloud metadata), CGNAT, multicast, reserved and IPv6 local addresses, also inside IPv4-mapped, NAT64 and 6to4 forms. It checks the address each connection is opened to (after DNS) for webhook, hookdeck, cloudflare_queues, the AWS types, rabbitmq, kafka (advertised brokers too) and gcp_pubsub emulator endpoints; refuses IP literals in those ranges at create/update (422); and stops following redirects. Through DESTINATIONS_WEBHOOK_PROXY_URL the proxy resolves names, so only IP-literal webhook URLs are checked. The tenant's attempt error says an address is not allowed; the log names it.",
     )
     destinations_allow_private_networks: bool = _setting(
         "DESTINATIONS_ALLOW_PRIVATE_NETWORKS",
         False,
-        "Turn the SSRF guard off: webhooks may reach any address and redirects are followed. Only for deployments whose destinations are all trusted.",
+        "Turn the SSRF guard off: destinations may reach any address and webhook redirects are followed. Only for deployments whose destinations are all trusted.",
+    )
+    destinations_unguarded_types: tuple[str, ...] = _setting(
+        "DESTINATIONS_UNGUARDED_TYPES",
+        (),
+        "Comma-separated destination types delivered without the SSRF guard while it is on. `azure_servicebus` needs listing here to be usable with the guard on: its connections cannot be checked, so it is otherwise refused at create/update (422) and at delivery. Any other type listed loses its guard.",
+    )
+    destinations_enabled_types: tuple[str, ...] = _setting(
+        "DESTINATIONS_ENABLED_TYPES",
+        (),
+        "Comma-separated destination types tenants may create (unset: all). Other types are not listed by `/destination-types`, and creating one answers 422; destinations already stored keep delivering.",
     )
     destinations_include_millisecond_timestamp: bool = _setting(
         "DESTINATIONS_INCLUDE_MILLISECOND_TIMESTAMP", False, "Add a `timestamp-ms` metadata header."

@@ -47,7 +47,7 @@ def create(
     type_ = body["type"]
     if not isinstance(type_, str):
         raise InputError("invalid JSON", status=422)
-    provider = rules.registry.get(type_)
+    provider = rules.registry.creatable(type_)
     created_at = stamps["created_at"] or now
     draft = Destination(
         id=_id(body.get("id")) or rules.ids.destination(),

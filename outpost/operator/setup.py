@@ -32,8 +32,17 @@ class Operator:
     tenants: TenantStore  # what the API writes destinations through
 
 
-def build(config: Config, backend: Backend, registry: Registry, user_agent: str) -> Operator:
-    sink = _sink(config, registry, user_agent)
+def build(
+    config: Config,
+    backend: Backend,
+    registry: Registry,
+    user_agent: str,
+    sink_registry: Registry | None = None,
+) -> Operator:
+    """`sink_registry`: where a provider sink's provider comes from, when not `registry` (the
+    operator's own sink is not a tenant's destination: bootstrap gives it providers without the
+    SSRF guard); the sink then owns that provider and closes it."""
+    sink = _sink(config, sink_registry or registry, user_agent, owned=sink_registry is not None)
     wanted = frozenset(config.operator_events_topics)
     unknown = wanted - {*TOPICS, "*"}
     if unknown:
@@ -64,7 +73,7 @@ def _ms(seconds: int | None) -> int | None:
     return None if seconds is None else seconds * 1000
 
 
-def _sink(config: Config, registry: Registry, user_agent: str) -> Sink | None:
+def _sink(config: Config, registry: Registry, user_agent: str, *, owned: bool) -> Sink | None:
     """The one configured sink, if any; a second one is a configuration error."""
     found: list[Sink] = []
     if config.operator_events_http_url:
@@ -83,7 +92,7 @@ def _sink(config: Config, registry: Registry, user_agent: str) -> Sink | None:
         problems = provider.validate(destination)
         if problems:
             raise ConfigError(f"operator events {type_} sink: {'; '.join(problems)}")
-        found.append(ProviderSink(provider, destination))
+        found.append(ProviderSink(provider, destination, owned=owned))
     if len(found) > 1:
         raise ConfigError(
             "configure one operator events sink, not " + " and ".join(sink.name for sink in found)
@@ -157,3 +166,8 @@ def _synthetic(type_: str, config: StrMap, credentials: StrMap) -> Destination:
         created_at=now,
         updated_at=now,
     )
+
+
+def wants_provider_sink(config: Config) -> bool:
+    """Whether a provider sink (rabbitmq, aws_sqs, ...) is configured."""
+    return bool(_provider_sinks(config))

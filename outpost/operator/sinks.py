@@ -84,10 +84,13 @@ class HttpSink:
 
 class ProviderSink:
     """A destination provider delivering to one synthetic destination. The provider belongs to
-    the registry (which closes it); this sink only borrows it."""
+    the registry (which closes it) and this sink only borrows it, unless `owned`."""
 
-    def __init__(self, provider: Provider, destination: Destination) -> None:
+    def __init__(
+        self, provider: Provider, destination: Destination, *, owned: bool = False
+    ) -> None:
         self.name = provider.type
+        self._owned = owned
         self._provider = provider
         self._destination = destination
 
@@ -108,4 +111,5 @@ class ProviderSink:
             raise SinkError(f"{self.name}: {result.code} {result.response_data or ''}".strip())
 
     async def close(self) -> None:
-        return None
+        if self._owned:
+            await self._provider.close()

@@ -1,4 +1,5 @@
-"""Outbound transports used by destinations (currently HTTP, for webhooks)."""
+"""Outbound transports used by destinations: HTTP (libcurl), the SSRF guard, and guarded asyncio
+TCP connections for the broker clients."""
 
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 REFUSED_CODE = "ssrf_blocked"
 ALLOWED_NETWORKS_SETTING = "DESTINATIONS_ALLOWED_NETWORKS"
@@ -72,6 +73,7 @@ _COMPATIBLE = _V6("::/96")
 _TRANSLATED = _V6("::ffff:0:0:0/96")
 _NAT64 = _V6("64:ff9b::/96")
 _GLOBAL_UNICAST = _V6("2000::/3")
+log = logging.getLogger(__name__)
 _NUMERIC_HOST = re.compile(r"[0-9][0-9a-fx.]*")  # what libcurl may read as a numeric IPv4 address
 
 
@@ -89,7 +91,19 @@ class Refusal:
     carried: str = ""
 
     def message(self, host: str | None = None) -> str:
-        """The attempt's error text; `host` is the URL's host when it is a name, not the address."""
+        """The attempt's error text, which the tenant reads: that the address is not allowed,
+        never which address a name resolved to (that would make the guard a DNS oracle for the
+        internal network). `host` is the host the tenant gave, when known."""
+        given = host.strip("[]") if host else None
+        if given is None:
+            return "delivery refused: the destination's address is not allowed"
+        if given != self.address and literal_address(given) is None:
+            return f"delivery to {host} refused: the address it resolved to is not allowed"
+        what = f"{self.kind} address" + (f" ({self.carried})" if self.carried else "")
+        return f"delivery to {host} refused: {what} is not allowed"
+
+    def detail(self, host: str | None = None) -> str:
+        """The operator's version, for the log: the address connected to and how to open it."""
         what = f"{self.kind} address" + (f" ({self.carried})" if self.carried else "")
         if host and host.strip("[]") != self.address:
             what = f"it resolved to {self.address}, {what}"
@@ -98,13 +112,20 @@ class Refusal:
             f"network containing it) to {ALLOWED_NETWORKS_SETTING} to allow it"
         )
 
+    def report(self, host: str | None = None, *, type_: str = "") -> str:
+        """Log the detail for the operator; return the tenant's message."""
+        log.warning("SSRF guard: %s%s", f"{type_}: " if type_ else "", self.detail(host))
+        return self.message(host)
+
 
 class RefusedAddress(OSError):
-    """What `AddressGuard.open_socket` raises instead of opening a refused connection."""
+    """What the guard raises instead of opening a refused connection (`host`: the name or
+    literal the connection was asked for, when the caller knows it)."""
 
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.message())
+    def __init__(self, refusal: Refusal, host: str | None = None) -> None:
+        super().__init__(refusal.message(host))
         self.refusal = refusal
+        self.host = host
 
 
 class AddressGuard:
@@ -130,6 +151,7 @@ class AddressGuard:
         family, type_, proto, _, sockaddr = addr_info
         refusal = self.refusal(str(sockaddr[0]))
         if refusal is not None:
+            refusal.report()
             raise RefusedAddress(refusal)
         return socket.socket(family, type_, proto)
 
@@ -172,7 +194,10 @@ class AddressGuard:
 
 
 def literal_address(host: str) -> Address | None:
-    """`host` as an IP address when it is one (as libcurl reads it: `127.1`, `0x7f000001`)."""
+    """`host` as an IP address when it is one, as a client or a proxy may read it: `127.1`,
+    `0x7f000001`, percent-encoded (libcurl decodes a URL's host), with trailing dots (a resolver
+    reads `127.0.0.1.` as the address, the way `example.com.` is the name)."""
+    host = unquote(host).rstrip(".")
     try:
         return ipaddress.ip_address(host)
     except ValueError:

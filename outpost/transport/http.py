@@ -163,7 +163,7 @@ class HttpClient:
         if self._literals is not None:
             refusal = self._literals.url_refusal(url)
             if refusal is not None:
-                raise HttpTransportError(REFUSED_CODE, refusal.message())
+                raise HttpTransportError(REFUSED_CODE, refusal.report(_host(url)))
         lines = _header_lines(headers)
         slot = self._idle.pop() if self._idle else self._new_slot()
         try:
@@ -410,11 +410,17 @@ def _close_on_exec(fd: int, _purpose: int) -> int:
 
 
 def _refused(curl: Any, refusal: Refusal) -> HttpTransportError:
+    # The tenant's text says the address is not allowed; the log keeps which one it was.
+    return HttpTransportError(
+        REFUSED_CODE, refusal.report(_host(curl.getinfo(pycurl.EFFECTIVE_URL)))
+    )
+
+
+def _host(url: str) -> str | None:
     try:
-        host = urlsplit(curl.getinfo(pycurl.EFFECTIVE_URL)).hostname
+        return urlsplit(url).hostname
     except ValueError:
-        host = None
-    return HttpTransportError(REFUSED_CODE, refusal.message(host))
+        return None
 
 
 def _handle_options(

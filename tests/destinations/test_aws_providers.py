@@ -243,7 +243,8 @@ async def test_idle_clients_beyond_the_bound_are_closed() -> None:
 
 async def test_the_ssrf_guard_refuses_aws_connections_it_does_not_allow() -> None:
     """AWS clients connect through the same guard as webhooks: moto on 127.0.0.1 is refused
-    under the default policy (a failed attempt naming the setting), and reached once allowed."""
+    under the default policy (a failed attempt saying the address is not allowed), and reached
+    once allowed."""
     sqs = moto.client("sqs")
     queue_url = sqs.create_queue(QueueName=moto.unique("ssrf"))["QueueUrl"]
     destination = moto_destination("aws_sqs", {"queue_url": queue_url}, None)
@@ -258,7 +259,7 @@ async def test_the_ssrf_guard_refuses_aws_connections_it_does_not_allow() -> Non
 
     assert (refused.status, refused.code) == ("failed", "ssrf_blocked")
     assert refused.response_data is not None
-    assert "DESTINATIONS_ALLOWED_NETWORKS" in refused.response_data["error"]
+    assert refused.response_data["error"].endswith(" is not allowed")
     assert delivered.ok
     arrived = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     assert len(arrived) == 1  # the refused one never left

@@ -76,18 +76,25 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) -> 
 
 
 class Tansu:
-    """One broker process with memory storage, advertising `advertised_port`."""
+    """One broker process with memory storage, advertising `advertised_host:advertised_port`."""
 
-    def __init__(self, *, advertised_port: int | None = None, authentication: bool = False):
+    def __init__(
+        self,
+        *,
+        advertised_port: int | None = None,
+        authentication: bool = False,
+        advertised_host: str = "127.0.0.1",
+    ):
         self.port = free_port()
         self.advertised_port = advertised_port or self.port
+        self.advertised_host = advertised_host
         self.authentication = authentication
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.advertised_port}"
+        return f"{self.advertised_host}:{self.advertised_port}"
 
     def start(self) -> Tansu:
         command = [
@@ -96,7 +103,7 @@ class Tansu:
             "--listener-url",
             f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url",
-            f"tcp://127.0.0.1:{self.advertised_port}",
+            f"tcp://{self.advertised_host}:{self.advertised_port}",
             "--storage-engine",
             "memory://tansu/",
             *(["--authentication"] if self.authentication else []),
@@ -125,10 +132,18 @@ class Tansu:
 class KafkaBroker:
     """Tansu behind the login (and TLS) front. `address` is what clients bootstrap from."""
 
-    def __init__(self, users: dict[str, str], *, tls: bool = False) -> None:
+    def __init__(
+        self,
+        users: dict[str, str],
+        *,
+        tls: bool = False,
+        advertised: tuple[str, int] | None = None,
+    ) -> None:
+        """`advertised`: the broker address Tansu hands out instead of the front's own."""
         self.users = users
         self.front_port = free_port()
-        self._tansu = Tansu(advertised_port=self.front_port)
+        host, port = advertised or ("127.0.0.1", self.front_port)
+        self._tansu = Tansu(advertised_port=port, advertised_host=host)
         self._folder = tempfile.TemporaryDirectory(prefix="outpost-kafka-")
         self.ca_file = ""
         self._ssl = self._tls_context() if tls else None

@@ -124,6 +124,8 @@ class ServerProcess:
             "API_KEY": self.api_key,
             "API_JWT_SECRET": self.jwt_secret,
             "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",
+            # The Service Bus stand-in is on loopback too; that type cannot be guarded.
+            "DESTINATIONS_UNGUARDED_TYPES": "azure_servicebus",
             "TOPICS": DEFAULT_TOPICS,
             "RETRY_INTERVAL_SECONDS": "1",
             "MAX_RETRY_LIMIT": "3",

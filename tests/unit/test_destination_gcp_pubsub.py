@@ -20,6 +20,7 @@ from outpost.core.models import Destination
 from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
 from outpost.destinations.gcp_pubsub.publisher import PubSubPublisher
 from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import AddressGuard
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -173,10 +174,41 @@ async def test_a_key_google_auth_cannot_load_fails_without_sending(
 async def test_a_real_service_account_key_builds_one_client_per_key() -> None:
     publisher = PubSubPublisher(timeout_seconds=1)
     key = service_account_key()
-    first = publisher.client("", key)
-    assert publisher.client("", key) is first
-    assert publisher.client("", service_account_key()) is not first
+    first = await publisher.client("", key)
+    assert await publisher.client("", key) is first
+    assert await publisher.client("", service_account_key()) is not first
     await publisher.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "steered"),
+    [
+        ({}, False),
+        ({"token_uri": "https://accounts.google.com/o/oauth2/token"}, False),
+        ({"token_uri": "http://127.0.0.1:8080/token"}, True),
+        ({"token_uri": "https://metadata.google.internal/token"}, True),
+        ({"token_uri": "http://oauth2.googleapis.com/token"}, True),  # not TLS
+        ({"token_uri": "https://oauth2.googleapis.com:8443/token"}, True),
+        ({"universe_domain": "intranet.example"}, True),
+    ],
+)
+async def test_a_key_may_not_steer_its_requests_away_from_google_under_the_guard(
+    changes: dict[str, str], steered: bool
+) -> None:
+    """The token request goes out through google-auth's own HTTP client, out of the guard's
+    sight: with the guard on, a key's token_uri must be Google's, refused at create and at
+    delivery (no request made) otherwise."""
+    key = json.dumps({**json.loads(service_account_key()), **changes})
+    guarded = GcpPubSubProvider(timeout_seconds=1, guard=AddressGuard())
+    unguarded = GcpPubSubProvider(timeout_seconds=1)
+    refused = ["credentials.service_account_json failed ssrf validation"] if steered else []
+    assert guarded.validate(pubsub(key)) == refused
+    assert unguarded.validate(pubsub(key)) == []
+    if steered:
+        result = await guarded.publish(make_event(), pubsub(key))
+        assert (result.status, result.code) == ("failed", "ssrf_blocked")
+    await guarded.close()
+    await unguarded.close()
 
 
 async def test_publish_after_close_is_an_infrastructure_error() -> None:

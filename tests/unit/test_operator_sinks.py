@@ -26,6 +26,7 @@ from support.pubsub import emulator_binary, running_emulator
 from support.receiver import Receiver
 from support.waiting import poll_until
 
+from outpost import bootstrap
 from outpost.bootstrap import aws_settings
 from outpost.config import Config, load
 from outpost.destinations.aws_sqs.provider import AwsSqsProvider
@@ -173,6 +174,43 @@ def test_the_rabbitmq_sink_publishes_routed_by_topic() -> None:
     routing_key, body = asyncio.run(main())
     assert routing_key == RECORD.topic
     assert json.loads(body) == json.loads(RECORD.body)
+
+
+def test_the_operators_sink_is_not_a_tenants_destination(tmp_path: Path) -> None:
+    """Built by bootstrap with the SSRF guard on and nothing allowed: the operator's RabbitMQ on
+    loopback is still reached (the guard is for tenants' destinations)."""
+    exchange_name = f"operator-guard-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> bytes:
+        settings = load(
+            {
+                "OUTPOST_DATA_DIR": str(tmp_path),
+                "AES_ENCRYPTION_SECRET": "operator-sink-secret",
+                "OPERATOR_EVENTS_TOPICS": "*",
+                "OPERATOR_EVENTS_RABBITMQ_SERVER_URL": AMQP,
+                "OPERATOR_EVENTS_RABBITMQ_EXCHANGE": exchange_name,
+            },
+            config_file=None,
+        )
+        system = bootstrap.build(settings)
+        assert system.relay is not None
+        connection = await aio_pika.connect(AMQP, timeout=10)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(exchange_name, auto_delete=True)
+            queue = await channel.declare_queue(exclusive=True)
+            await queue.bind(exchange, routing_key=RECORD.topic)
+            await system.relay.sink.send(RECORD)
+            message = await queue.get(timeout=10, fail=True)
+            assert message is not None
+            await message.ack()
+            return message.body
+        finally:
+            await connection.close()
+            await system.relay.sink.close()
+            await system.registry.close()
+
+    assert json.loads(asyncio.run(main())) == json.loads(RECORD.body)
 
 
 def test_the_sqs_sink_sends_the_envelope() -> None:

@@ -100,6 +100,42 @@ def test_create_accepts_names_and_public_literals(tmp_path: Path, url: str) -> N
     assert asyncio.run(main()).status_code == 201
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1./hook",
+        "http://0x7f000001./hook",
+        "http://169.254.169.254./latest/meta-data/",
+        "http://%31%32%37.0.0.1/hook",
+    ],
+)
+def test_with_a_proxy_create_refuses_literals_a_proxy_would_resolve(
+    tmp_path: Path, url: str
+) -> None:
+    """Behind DESTINATIONS_WEBHOOK_PROXY_URL only literals can be checked; a trailing dot (or
+    percent-encoding) must not turn one into a "name" the proxy then resolves to loopback."""
+    proxied: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        proxied.append(await reader.read(1024))  # a CONNECT or a proxied request line
+        writer.close()
+
+    async def main() -> httpx.Response:
+        server = await asyncio.start_server(record, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            proxy = {"DESTINATIONS_WEBHOOK_PROXY_URL": f"http://127.0.0.1:{port}"}
+            async with running(tmp_path, **proxy) as (client, _):
+                return await create(client, url)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    response = asyncio.run(main())
+    assert (response.status_code, response.json()) == (422, REFUSED)
+    assert proxied == []
+
+
 def test_update_refuses_a_refused_literal(tmp_path: Path) -> None:
     async def main() -> tuple[httpx.Response, httpx.Response]:
         async with running(tmp_path) as (client, _):
@@ -166,6 +202,5 @@ def test_a_refused_delivery_is_a_failed_attempt_that_is_retried(tmp_path: Path) 
     for attempt in attempts:
         assert (attempt["status"], attempt["code"]) == ("failed", "ssrf_blocked")
         error = attempt["response_data"]["error"]
-        assert error.startswith("delivery to localhost refused: it resolved to ")
-        assert "DESTINATIONS_ALLOWED_NETWORKS" in error
+        assert error == "delivery to localhost refused: the address it resolved to is not allowed"
     assert connections == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import pytest
 from hypothesis import given
@@ -160,25 +161,48 @@ def test_the_verdict_matches_the_standard_library_for_ipv4(n: int) -> None:
     assert (DEFAULT.refusal(str(v4)) is not None) == expected
 
 
-def test_message_names_the_address_and_the_setting() -> None:
+def test_the_operator_detail_names_the_address_and_the_setting() -> None:
     refusal = DEFAULT.refusal("127.0.0.1")
     assert refusal is not None
-    assert refusal.message() == (
+    assert refusal.detail() == (
         "delivery to 127.0.0.1 refused: a loopback address; add 127.0.0.1/32 (or a network "
         "containing it) to DESTINATIONS_ALLOWED_NETWORKS to allow it"
     )
-    assert refusal.message("localhost") == (
+    assert refusal.detail("localhost") == (
         "delivery to localhost refused: it resolved to 127.0.0.1, a loopback address; add "
         "127.0.0.1/32 (or a network containing it) to DESTINATIONS_ALLOWED_NETWORKS to allow it"
     )
     mapped = DEFAULT.refusal("::ffff:10.0.0.1")
     assert mapped is not None
-    assert mapped.message("[::ffff:10.0.0.1]").startswith(
+    assert mapped.detail("[::ffff:10.0.0.1]").startswith(
         "delivery to [::ffff:10.0.0.1] refused: a private address (IPv4-mapped 10.0.0.1); "
         "add 10.0.0.1/32 "
     )
     scoped = DEFAULT.refusal("fe80::1%eth0")
     assert scoped is not None and scoped.opening == "fe80::1/128"
+
+
+def test_the_tenant_message_never_names_what_a_name_resolved_to() -> None:
+    refusal = DEFAULT.refusal("10.1.2.3")
+    assert refusal is not None
+    # A name: what it resolved to (and its range) would be an internal DNS oracle.
+    assert refusal.message("intranet.example") == (
+        "delivery to intranet.example refused: the address it resolved to is not allowed"
+    )
+    # A literal the tenant typed: its range tells them nothing new.
+    assert refusal.message("10.1.2.3") == (
+        "delivery to 10.1.2.3 refused: a private address is not allowed"
+    )
+    assert refusal.message() == "delivery refused: the destination's address is not allowed"
+
+
+def test_the_log_keeps_the_detail(caplog: pytest.LogCaptureFixture) -> None:
+    refusal = DEFAULT.refusal("10.1.2.3")
+    assert refusal is not None
+    with caplog.at_level(logging.WARNING, logger="outpost.transport.guard"):
+        message = refusal.report("intranet.example")
+    assert "10.1.2.3" not in message
+    assert "it resolved to 10.1.2.3" in caplog.text
 
 
 # -- the allow-list --------------------------------------------------------------------------
@@ -238,6 +262,12 @@ def test_a_malformed_allow_list_entry_is_refused(entry: str) -> None:
         ("localhost", None),
         ("1e100.net", None),
         ("cafe", None),
+        # A resolver (a proxy's) reads a trailing dot as the root: still the address.
+        ("127.0.0.1.", "127.0.0.1"),
+        ("0x7f000001.", "127.0.0.1"),
+        ("127.1..", "127.0.0.1"),
+        ("%31%32%37.0.0.1", "127.0.0.1"),  # libcurl percent-decodes a URL's host
+        ("example.com.", None),
     ],
 )
 def test_literal_addresses_are_read_as_libcurl_reads_them(host: str, address: str | None) -> None:
@@ -262,6 +292,9 @@ def test_literal_addresses_are_read_as_libcurl_reads_them(host: str, address: st
         ("http://93.184.216.34/", False),
         ("http://[2606:4700::1]/", False),
         ("http://[::1/", False),  # unparseable: libcurl will not connect either
+        ("http://127.0.0.1./", True),
+        ("http://0x7f000001./", True),
+        ("http://169.254.169.254./latest/", True),
     ],
 )
 def test_url_refusal_judges_ip_literal_hosts_only(url: str, refused: bool) -> None:

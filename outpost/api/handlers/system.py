@@ -49,7 +49,7 @@ async def destination_types(request: Request, ctx: Context) -> JSON:
 
 
 async def destination_type(request: Request, ctx: Context) -> JSON:
-    provider = ctx.services.registry.find(request.path_params["type"])
+    provider = ctx.services.registry.listed(request.path_params["type"])
     if provider is None:
         raise NotFoundError("destination type not found")
     return JSON(provider.describe())

@@ -88,8 +88,9 @@ class AwsProvider(SchemaProvider):
             if self._clients.closed:
                 raise DeliveryInfrastructureError("AWS client closed during delivery") from error
             refusal = refused(error)
-            if refusal is not None:
-                return failed(str(refusal), REFUSED_CODE)
+            if refusal is not None:  # the tenant's text: not what the endpoint resolved to
+                host = urlsplit(key.endpoint).hostname if key.endpoint else None
+                return failed(refusal.refusal.message(host), REFUSED_CODE)
             return failed(str(error) or type(error).__name__)
 
     @property

@@ -2,6 +2,12 @@
 
 Schema, validation and display live here; delivery is `publisher.ServiceBusPublisher`,
 imported on the first delivery (see its docstring for the client and why).
+
+The SSRF guard cannot see this type's connections: the SDK's AMQP transport resolves and
+connects on its own (TCP, or websockets through its own HTTP stack), with no seam to check the
+address it connects to. So while the guard is on, this type is refused, at create/update (422)
+and at delivery (no connection), unless the operator lists it in DESTINATIONS_UNGUARDED_TYPES,
+and then bootstrap gives it no guard.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from outpost.core.models import DeliveryResult, Destination, Event
 from outpost.destinations.azure_servicebus import connection
 from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import REFUSED_CODE, AddressGuard
 
 if TYPE_CHECKING:
     from azure.servicebus import ServiceBusMessage
@@ -19,18 +26,35 @@ if TYPE_CHECKING:
     from outpost.destinations.azure_servicebus.publisher import ServiceBusPublisher
 
 CLOSED = "azure_servicebus provider closed"
+UNGUARDED = (
+    "delivery refused: azure_servicebus connections cannot be checked by the SSRF guard, so "
+    "they are not allowed on this deployment"
+)
 
 
 class AzureServiceBusProvider(SchemaProvider):
     type = "azure_servicebus"
     package = "outpost.destinations.azure_servicebus"
 
-    def __init__(self, *, timeout_seconds: float, include_ms_timestamp: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_ms_timestamp: bool = False,
+        guard: AddressGuard | None = None,
+    ) -> None:
+        """`guard`: the SSRF guard; with one, this type refuses to deliver (see above)."""
         super().__init__()
+        self._refused = guard is not None
         self._timeout = timeout_seconds
         self._include_ms = include_ms_timestamp
         self._publisher: ServiceBusPublisher | None = None
         self._closed = False
+
+    def extra_errors(self, destination: Destination) -> list[str]:
+        if self._refused:
+            return ["credentials.connection_string failed ssrf validation"]
+        return []
 
     def target(self, destination: Destination) -> tuple[str, str]:
         name = destination.config.get("name", "")
@@ -47,6 +71,10 @@ class AzureServiceBusProvider(SchemaProvider):
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
         from outpost.destinations.azure_servicebus.publisher import ClientClosed, SendError
 
+        if self._refused:  # a destination stored while the type was allowed unchecked
+            if self._closed:
+                raise DeliveryInfrastructureError(CLOSED)
+            return failed(UNGUARDED, REFUSED_CODE)
         publisher = self._open()
         try:
             await publisher.send(

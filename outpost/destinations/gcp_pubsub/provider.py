@@ -8,25 +8,41 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
 from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import REFUSED_CODE, AddressGuard, RefusedAddress, literal_address
 
 if TYPE_CHECKING:
     from outpost.destinations.gcp_pubsub.publisher import PubSubPublisher
 
 CONSOLE_URL = "https://console.cloud.google.com/cloudpubsub/topic/detail/{topic}?project={project}"
 CLOSED = "gcp_pubsub provider closed"
+KEY_REFUSED = (
+    "delivery refused: the service account key's token_uri or universe_domain points away from "
+    "Google, which the deployment does not allow"
+)
+# Where a service account key may send its token request while the SSRF guard is on: the token
+# request goes out through google-auth's own HTTP client, which the guard cannot see into.
+GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com"})
 
 
 class GcpPubSubProvider(SchemaProvider):
     type = "gcp_pubsub"
     package = "outpost.destinations.gcp_pubsub"
 
-    def __init__(self, *, timeout_seconds: float, include_ms_timestamp: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_ms_timestamp: bool = False,
+        guard: AddressGuard | None = None,
+    ) -> None:
         super().__init__()
         self._timeout = timeout_seconds
+        self._guard = guard
         self._include_ms = include_ms_timestamp
         self._publisher: PubSubPublisher | None = None
         self._closed = False
@@ -34,9 +50,16 @@ class GcpPubSubProvider(SchemaProvider):
     # -- validation and display -------------------------------------------------------------
 
     def extra_errors(self, destination: Destination) -> list[str]:
-        if destination.config.get("endpoint"):
-            return []  # an emulator takes no credentials
-        return _key_errors(destination.credentials.get("service_account_json", ""))
+        endpoint = destination.config.get("endpoint", "")
+        if endpoint:  # an emulator takes no credentials
+            if self._guard is not None and _refused_literal(self._guard, endpoint):
+                return ["config.endpoint failed ssrf validation"]
+            return []
+        key_json = destination.credentials.get("service_account_json", "")
+        errors = _key_errors(key_json)
+        if not errors and self._guard is not None and _steered_key(key_json):
+            return ["credentials.service_account_json failed ssrf validation"]
+        return errors
 
     def target(self, destination: Destination) -> tuple[str, str]:
         project = destination.config.get("project_id", "")
@@ -51,11 +74,16 @@ class GcpPubSubProvider(SchemaProvider):
         publisher = self._open()
         project = destination.config.get("project_id", "")
         topic = destination.config.get("topic", "")
+        endpoint = destination.config.get("endpoint", "")
+        key_json = destination.credentials.get("service_account_json", "")
+        if not endpoint and self._guard is not None and _steered_key(key_json):
+            return failed(KEY_REFUSED, REFUSED_CODE)  # stored before the guard was on
         try:
-            client = publisher.client(
-                destination.config.get("endpoint", ""),
-                destination.credentials.get("service_account_json", ""),
-            )
+            client = await publisher.client(endpoint, key_json)
+        except RefusedAddress as exc:
+            return failed(str(exc), REFUSED_CODE)
+        except OSError as exc:  # the endpoint's name does not resolve
+            return failed(str(exc) or type(exc).__name__)
         except ValueError as exc:  # a stored key that google-auth cannot load
             return failed(str(exc))
         metadata = merged_metadata(event, destination, include_ms=self._include_ms)
@@ -80,7 +108,7 @@ class GcpPubSubProvider(SchemaProvider):
         if self._publisher is None:
             from outpost.destinations.gcp_pubsub.publisher import PubSubPublisher
 
-            self._publisher = PubSubPublisher(self._timeout)
+            self._publisher = PubSubPublisher(self._timeout, self._guard)
         return self._publisher
 
 
@@ -95,3 +123,39 @@ def _key_errors(key_json: str) -> list[str]:
     if "type" not in parsed:
         return ["credentials.service_account_json failed missing_type validation"]
     return []
+
+
+def _steered_key(key_json: str) -> bool:
+    """Whether a service account key sends its token request (`token_uri`) or its API calls
+    (`universe_domain`) anywhere but Google's own endpoints."""
+    try:
+        info: Any = json.loads(key_json)
+    except ValueError:
+        return False  # refused as malformed elsewhere
+    if not isinstance(info, dict):
+        return False
+    token_uri = info.get("token_uri", "https://oauth2.googleapis.com/token")
+    universe = info.get("universe_domain", "googleapis.com")
+    if not isinstance(token_uri, str) or universe != "googleapis.com":
+        return True
+    try:
+        parts = urlsplit(token_uri)
+        port = parts.port
+    except ValueError:
+        return True
+    return (
+        parts.scheme != "https"
+        or parts.hostname not in GOOGLE_TOKEN_HOSTS
+        or port
+        not in (
+            None,
+            443,
+        )
+    )
+
+
+def _refused_literal(guard: AddressGuard, endpoint: str) -> bool:
+    """An emulator endpoint given as an IP literal the guard refuses (names: when connecting)."""
+    host = endpoint.rpartition(":")[0] or endpoint
+    address = literal_address(host.strip("[]"))
+    return address is not None and guard.refusal(str(address)) is not None

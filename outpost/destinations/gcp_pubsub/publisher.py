@@ -7,12 +7,20 @@ One `PublisherAsyncClient` (gRPC on the event loop) per (endpoint, service accou
 by every destination using them, so the destinations of one project share one HTTP/2 channel.
 The client's own retries are off: a failed publish is a failed attempt, and Outpost's retry
 schedule takes it from there.
+
+With the SSRF guard, an emulator endpoint's name is resolved here, every address checked, and the
+channel opened to the checked address itself (`ipv4:`/`ipv6:` target, gRPC's proxy support off):
+gRPC resolves and connects in its own C core, out of reach of a socket hook, and the emulator's
+channel is plaintext, so no server name needs keeping. Google's own endpoint is ours, not the
+tenant's; what the key can steer (its token URI, its universe domain) is checked by the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 
 import grpc
 from google.api_core import exceptions as google_errors
@@ -23,6 +31,7 @@ from google.pubsub_v1.services.publisher import PublisherAsyncClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcAsyncIOTransport
 
 from outpost.core.models import StrMap
+from outpost.transport.guard import AddressGuard, Refusal, RefusedAddress
 
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 _ClientKey = tuple[str, str]  # (endpoint, service account key JSON)
@@ -37,17 +46,22 @@ class ClientClosed(Exception):
 
 
 class PubSubPublisher:
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, guard: AddressGuard | None = None) -> None:
         self._timeout = timeout_seconds
+        self._guard = guard
         self._clients: dict[_ClientKey, PublisherAsyncClient] = {}
         self._closed = False
 
-    def client(self, endpoint: str, key_json: str) -> PublisherAsyncClient:
-        """The shared client; raises ValueError for a key google-auth cannot load."""
+    async def client(self, endpoint: str, key_json: str) -> PublisherAsyncClient:
+        """The shared client; raises ValueError for a key google-auth cannot load, and
+        `RefusedAddress` when the guard allows no address of the endpoint."""
         cache_key = (endpoint, "" if endpoint else key_json)
         client = self._clients.get(cache_key)
         if client is None:
-            client = _new_client(endpoint, key_json)
+            target = endpoint
+            if endpoint and self._guard is not None:
+                target = await checked_target(self._guard, endpoint)
+            client = self._clients.get(cache_key) or _new_client(endpoint, target, key_json)
             self._clients[cache_key] = client
         return client
 
@@ -83,10 +97,34 @@ class PubSubPublisher:
         )
 
 
-def _new_client(endpoint: str, key_json: str) -> PublisherAsyncClient:
+async def checked_target(guard: AddressGuard, endpoint: str) -> str:
+    """A gRPC target naming the first address of `endpoint` (host:port) the guard allows."""
+    host, _, port_text = endpoint.rpartition(":")
+    if not host or not port_text.isdigit():
+        host, port_text = endpoint, "443"
+    host = host.strip("[]")
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM)
+    refused: Refusal | None = None
+    for family, _, _, _, address in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        refusal = guard.refusal(str(address[0]))
+        if refusal is None:
+            ip = ipaddress.ip_address(address[0])
+            return f"ipv4:{ip}:{port_text}" if ip.version == 4 else f"ipv6:[{ip}]:{port_text}"
+        refused = refused or refusal
+    if refused is None:
+        raise OSError(f"no IP address for {host}")
+    refused.report(host, type_="gcp_pubsub")
+    raise RefusedAddress(refused, host)
+
+
+def _new_client(endpoint: str, target: str, key_json: str) -> PublisherAsyncClient:
     if endpoint:
         # The emulator: plaintext gRPC, no credentials at all (as Outpost does with an endpoint).
-        channel = grpc.aio.insecure_channel(endpoint)
+        # No proxy from the environment: the address checked must be the address connected to.
+        channel = grpc.aio.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
         anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
         transport = PublisherGrpcAsyncIOTransport(
             host=endpoint, channel=channel, credentials=anonymous

@@ -111,7 +111,7 @@ class HookdeckProvider(SchemaProvider):
         except HttpTransportError as exc:
             if exc.infrastructure:  # our proxy or our shutdown: not Hookdeck's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
-            if exc.code == REFUSED_CODE:  # name the address and the setting that would open it
+            if exc.code == REFUSED_CODE:  # say that the address is not allowed (the log says which)
                 return failed(exc.message, exc.code)
             return failed(TRANSPORT_ERROR, "ERROR")
         return self._result(response)

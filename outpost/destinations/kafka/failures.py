@@ -1,5 +1,6 @@
 """A cluster or network failure → the attempt's code (§5.8): auth_failed, connection_refused,
-dns_error, topic_not_found, message_too_large, timeout, tls_error, kafka_error."""
+dns_error, topic_not_found, message_too_large, timeout, tls_error, kafka_error; ssrf_blocked
+when the guard refused the broker's address (no connection made)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import socket
 import ssl
 
 from aiokafka import errors as kafka
+
+from outpost.transport.guard import REFUSED_CODE, RefusedAddress
 
 _AUTH = (
     kafka.SaslAuthenticationFailed,
@@ -32,6 +35,8 @@ class TlsHandshakeFailed(Exception):
 
 
 def failure_code(exc: BaseException) -> str:
+    if any(isinstance(link, RefusedAddress) for link in _chain(exc)):
+        return REFUSED_CODE
     for link in _chain(exc):
         code = _code_of(link)
         if code:
@@ -40,7 +45,11 @@ def failure_code(exc: BaseException) -> str:
 
 
 def failure_text(exc: BaseException) -> str:
-    """What went wrong, for `response_data.error`; never includes the password."""
+    """What went wrong, for `response_data.error`; never includes the password, nor the address a
+    refused name resolved to."""
+    refused = next((link for link in _chain(exc) if isinstance(link, RefusedAddress)), None)
+    if refused is not None:
+        return str(refused)
     text = str(exc)
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror

@@ -4,6 +4,9 @@ A producer is started on first use and kept: aiokafka reconnects it to the clust
 When starting fails, aiokafka says only "Unable to bootstrap", so one plain connection attempt to
 the first broker, then one with the SASL login, tells which step failed (refused, unknown host,
 TLS, or the login) for the attempt's code. Producers unused for `idle_seconds` are stopped.
+
+With the SSRF guard (`guard`), every broker connection, bootstrap and advertised, passes it
+(`guarded.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 
 from outpost.destinations.kafka.failures import AuthenticationFailed, TlsHandshakeFailed
+from outpost.destinations.kafka.guarded import Guarded, create_conn, guarded
+from outpost.transport.guard import AddressGuard, RefusedAddress
 
 SASL_MECHANISMS = {
     "plain": "PLAIN",
@@ -53,6 +57,7 @@ class ClusterLogin:
 @dataclass(slots=True)
 class _Entry:
     producer: AIOKafkaProducer
+    guarded: Guarded | None
     in_use: int = 0
     last_used: float = 0.0
 
@@ -62,6 +67,7 @@ class ProducerPool:
     timeout_seconds: float
     idle_seconds: float = 300.0
     max_request_bytes: int = 1_048_576
+    guard: AddressGuard | None = None
     _entries: dict[ClusterLogin, _Entry] = field(default_factory=dict)
     _locks: dict[ClusterLogin, asyncio.Lock] = field(default_factory=dict)
     _failures: dict[ClusterLogin, tuple[float, Exception]] = field(default_factory=dict)
@@ -75,9 +81,12 @@ class ProducerPool:
     @contextlib.asynccontextmanager
     async def producer(self, login: ClusterLogin) -> AsyncIterator[AIOKafkaProducer]:
         entry = await self._started(login)  # counted as in use
+        if entry.guarded is not None:
+            entry.guarded.refused = None  # what this use refuses, if anything
         try:
             await self._sweep()
-            yield entry.producer
+            with guarded(entry.guarded):
+                yield entry.producer
         finally:
             entry.in_use -= 1
             entry.last_used = asyncio.get_running_loop().time()
@@ -96,18 +105,23 @@ class ProducerPool:
                     # each waiting event paying for another attempt.
                     raise failed[1]
                 producer = self._new_producer(login)
+                state = Guarded(self.guard) if self.guard is not None else None
                 try:
-                    await producer.start()
+                    # The tasks aiokafka starts here inherit the guard, for the brokers the
+                    # cluster advertises later.
+                    with guarded(state):
+                        await producer.start()
                 except Exception as exc:
                     await producer.stop()
-                    diagnosed = await self._diagnosed(login, exc)
+                    with guarded(state):
+                        diagnosed = await self._diagnosed(login, exc)
                     self._failures[login] = (loop.time(), diagnosed)
                     raise diagnosed from exc
                 self._failures.pop(login, None)
                 if self._closed:
                     await producer.stop()
                     raise ConnectionError("the kafka producer pool is closed")
-                entry = self._entries[login] = _Entry(producer)
+                entry = self._entries[login] = _Entry(producer, state)
             entry.in_use += 1
             return entry
 
@@ -138,7 +152,7 @@ class ProducerPool:
         plain = "SSL" if login.tls else "PLAINTEXT"
         try:
             conn = await create_conn(host, port, security_protocol=plain, **options)
-        except ConnectionRefusedError as found:
+        except (ConnectionRefusedError, RefusedAddress) as found:
             return found
         except ConnectionError as found:
             if not login.tls:
@@ -163,6 +177,11 @@ class ProducerPool:
             return refused
         conn.close()
         return exc
+
+    def refused(self, login: ClusterLogin) -> RefusedAddress | None:
+        """The broker connection the guard refused during the last use of `login`'s producer."""
+        entry = self._entries.get(login)
+        return entry.guarded.refused if entry is not None and entry.guarded else None
 
     async def _sweep(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -20,8 +20,14 @@ from outpost.destinations.common import (
 )
 from outpost.destinations.kafka.failures import failure_code, failure_text
 from outpost.destinations.kafka.partition_key import partition_key
-from outpost.destinations.kafka.producers import SASL_MECHANISMS, ClusterLogin, ProducerPool
+from outpost.destinations.kafka.producers import (
+    SASL_MECHANISMS,
+    ClusterLogin,
+    ProducerPool,
+    host_port,
+)
 from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import REFUSED_CODE, AddressGuard, literal_address
 
 TLS_VALUES = frozenset({"true", "false", "on"})
 _CONTENT_TYPE = ("content-type", b"application/json")
@@ -31,11 +37,18 @@ class KafkaProvider(SchemaProvider):
     type = "kafka"
     package = "outpost.destinations.kafka"
 
-    def __init__(self, *, timeout_seconds: float, include_millisecond_timestamp: bool) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_millisecond_timestamp: bool,
+        guard: AddressGuard | None = None,
+    ) -> None:
         super().__init__()
         self._timeout = timeout_seconds
         self._include_ms = include_millisecond_timestamp
-        self._pool = ProducerPool(timeout_seconds=timeout_seconds)
+        self._guard = guard
+        self._pool = ProducerPool(timeout_seconds=timeout_seconds, guard=guard)
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -45,6 +58,10 @@ class KafkaProvider(SchemaProvider):
             return ["config.sasl_mechanism failed invalid validation"]
         if config.get("tls", "") not in TLS_VALUES | {""}:
             return ["config.tls failed invalid validation"]
+        if self._guard is not None and any(
+            _refused_literal(self._guard, broker) for broker in brokers_of(config)
+        ):
+            return ["config.brokers failed ssrf validation"]
         return []
 
     def normalise(self, config: StrMap) -> StrMap:
@@ -94,6 +111,9 @@ class KafkaProvider(SchemaProvider):
         except Exception as exc:
             if self._pool.closed:  # our shutdown cut it short, not the cluster
                 raise DeliveryInfrastructureError("the kafka provider closed") from exc
+            refused = self._pool.refused(login)  # an advertised broker the guard refused
+            if refused is not None:
+                return DeliveryResult("failed", REFUSED_CODE, {"error": str(refused)})
             return DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
         return DeliveryResult("success", "OK")
 
@@ -114,3 +134,9 @@ def _parsed(data: bytes) -> dict[str, Any] | None:
     if parsed is None:
         return {}
     return parsed if isinstance(parsed, dict) else None
+
+
+def _refused_literal(guard: AddressGuard, broker: str) -> bool:
+    """A broker given as an IP literal the guard refuses (names are checked when connecting)."""
+    address = literal_address(host_port(broker)[0])
+    return address is not None and guard.refusal(str(address)) is not None

@@ -4,6 +4,10 @@ One AMQP connection per (server, username, password, tls), opened on first use a
 it one confirming channel per exchange, so a publish to a missing exchange (which makes the broker
 close that channel) disturbs no other exchange's traffic. A closed connection or channel is
 reopened by the next publish; one left unused for `idle_seconds` is closed.
+
+With the SSRF guard, the AMQP connection's socket is opened by `transport.connect` (every
+address the broker's name resolves to is checked, and only a checked one is connected to) through
+aiormq's transport-factory seam; TLS is still verified against the broker's host name.
 """
 
 from __future__ import annotations
@@ -12,10 +16,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.connection import TransportFactory
+from aiormq.exceptions import AMQPConnectionError
+from yarl import URL
+
+from outpost.transport import connect
+from outpost.transport.guard import AddressGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +50,48 @@ class _Link:
     last_used: float = 0.0
 
 
+class _GuardedTransport(TransportFactory):
+    """aiormq's TCP/TLS transport, with the socket opened through the guard."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+
+    async def create(
+        self, url: URL, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        provider = kwargs.pop("ssl_context_provider", None)
+        tls = await provider.get_context() if url.scheme == "amqps" and provider else None
+        try:
+            return await connect.open_connection(
+                self._guard, url.host or "", url.port or 5672, ssl=tls, **kwargs
+            )
+        except OSError as e:  # aiormq's own factories report socket failures this way
+            raise AMQPConnectionError(*e.args) from e
+
+
+def _guarded_class(guard: AddressGuard) -> type[aio_pika.Connection]:
+    """An aio-pika connection class whose AMQP connection uses the guarded transport (aio-pika
+    passes only known keyword arguments down to aiormq, so the factory is added after)."""
+    factory = _GuardedTransport(guard)
+
+    class GuardedConnection(aio_pika.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.kwargs["transport_factory"] = factory
+
+    return GuardedConnection
+
+
 class ConnectionPool:
-    def __init__(self, *, connect_timeout: float, idle_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        idle_seconds: float = 300.0,
+        guard: AddressGuard | None = None,
+    ) -> None:
         self._timeout = connect_timeout
+        self._connection_class = aio_pika.Connection if guard is None else _guarded_class(guard)
         self._idle = idle_seconds
         self._links: dict[Login, _Link] = {}
         self._locks: dict[Login, asyncio.Lock] = {}
@@ -79,7 +129,11 @@ class ConnectionPool:
                     # rather than one more connect timeout per waiting event.
                     raise failed[1]
                 try:
-                    connection = await aio_pika.connect(login.url(), timeout=self._timeout)
+                    connection = await aio_pika.connect(
+                        login.url(),
+                        timeout=self._timeout,
+                        connection_class=self._connection_class,
+                    )
                 except Exception as exc:
                     self._failures[login] = (loop.time(), exc)
                     raise

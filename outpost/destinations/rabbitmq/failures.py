@@ -14,6 +14,8 @@ import ssl
 
 from aiormq import exceptions as amqp
 
+from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+
 _ERRNO_CODES = {
     errno.ECONNREFUSED: "connection_refused",
     errno.ECONNRESET: "connection_reset",
@@ -26,8 +28,11 @@ _CLOSE_CODES = {320: "connection_forced", 403: "access_denied", 404: "exchange_n
 
 
 def failure_code(exc: BaseException) -> str:
-    """One of access_denied, exchange_not_found, channel_error, connection_forced, dns_error,
-    connection_refused, connection_reset, timeout, tls_error, auth_failed, rabbitmq_error."""
+    """One of ssrf_blocked, access_denied, exchange_not_found, channel_error, connection_forced,
+    dns_error, connection_refused, connection_reset, timeout, tls_error, auth_failed,
+    rabbitmq_error."""
+    if any(isinstance(link, RefusedAddress) for link in _chain(exc)):
+        return REFUSED_CODE
     for link in _chain(exc):
         code = _code_of(link)
         if code:
@@ -39,6 +44,9 @@ def failure_text(exc: BaseException) -> str:
     """What went wrong, for `response_data.error`. Never includes the password."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return "timed out waiting for the RabbitMQ broker"
+    refused = next((link for link in _chain(exc) if isinstance(link, RefusedAddress)), None)
+    if refused is not None:
+        return str(refused)  # the tenant's text: not the address the name resolved to
     if isinstance(exc, amqp.AMQPConnectionError) and not isinstance(exc, amqp.ConnectionClosed):
         cause = exc.__cause__ or exc
         return f"failed to connect to RabbitMQ: {_describe(cause)}"

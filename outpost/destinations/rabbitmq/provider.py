@@ -9,6 +9,7 @@ Outpost (not mandatory).
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import aio_pika
 
@@ -17,6 +18,7 @@ from outpost.destinations.common import SchemaProvider, merged_metadata, normali
 from outpost.destinations.rabbitmq.connections import ConnectionPool, Login
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
 from outpost.errors import DeliveryInfrastructureError
+from outpost.transport.guard import AddressGuard, literal_address
 
 TLS_VALUES = frozenset({"true", "false", "on"})
 _JSON = "application/json"
@@ -26,11 +28,18 @@ class RabbitMQProvider(SchemaProvider):
     type = "rabbitmq"
     package = "outpost.destinations.rabbitmq"
 
-    def __init__(self, *, timeout_seconds: float, include_millisecond_timestamp: bool) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_millisecond_timestamp: bool,
+        guard: AddressGuard | None = None,
+    ) -> None:
         super().__init__()
         self._timeout = timeout_seconds
         self._include_ms = include_millisecond_timestamp
-        self._pool = ConnectionPool(connect_timeout=timeout_seconds)
+        self._guard = guard
+        self._pool = ConnectionPool(connect_timeout=timeout_seconds, guard=guard)
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -38,6 +47,8 @@ class RabbitMQProvider(SchemaProvider):
         tls = destination.config.get("tls")
         if tls is not None and tls not in TLS_VALUES:
             return ["config.tls failed invalid validation"]
+        if self._guard is not None and host_refused(self._guard, destination.config):
+            return ["config.server_url failed ssrf validation"]
         return []
 
     def normalise(self, config: StrMap) -> StrMap:
@@ -93,3 +104,11 @@ class RabbitMQProvider(SchemaProvider):
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def host_refused(guard: AddressGuard, config: StrMap) -> bool:
+    """Whether `server_url` (host:port[/vhost]) names an IP literal the guard refuses; a name is
+    resolved, and its addresses checked, only when connecting."""
+    host = urlsplit("//" + config.get("server_url", "")).hostname
+    address = literal_address(host) if host else None
+    return address is not None and guard.refusal(str(address)) is not None
