@@ -199,12 +199,14 @@ async def get_event(conn: Conn, event_id: str, tenant_id: str | None) -> Event |
     return rows.the_event([rows.event(row) for row in found], event_id)
 
 
+# Events by (id, tenant_id) pairs given as two arrays: the primary key answers each pair.
+EVENTS_OF = (
+    f"{_SELECT_EVENTS} WHERE (id, tenant_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+)
+
+
 async def get_events(conn: Conn, keys: list[EventKey]) -> dict[EventKey, Event]:
-    found = await conn.fetch(
-        f"{_SELECT_EVENTS} WHERE (id, tenant_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-        [k[1] for k in keys],
-        [k[0] for k in keys],
-    )
+    found = await conn.fetch(EVENTS_OF, [k[1] for k in keys], [k[0] for k in keys])
     return rows.keyed_events(map(rows.event, found), set(keys))
 
 
