@@ -99,6 +99,8 @@ class Publisher:
 
         Unlike Outpost, an event with no attempt yet can be retried too (every accepted event is
         stored): that is how an event that matched nothing is replayed to a new destination.
+        Events are their tenant's: with no `tenant_id` (the admin's call), the id must be one
+        tenant's only (LogStore.get_event answers 400 otherwise).
         """
         event = await self._log.get_event(event_id, tenant_id)
         if event is None:

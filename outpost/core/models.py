@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 StrMap = dict[str, str]
+EventKey = tuple[str, str]  # (tenant_id, event id): events are their tenant's, ids are not global
 AttemptStatus = Literal["success", "failed"]
 
 
@@ -97,7 +98,11 @@ class DeliveryTask:
 
     @property
     def retry_key(self) -> str:
-        return f"{self.event.id}:{self.destination_id}"
+        """Names the pending automatic retry of this (tenant, event, destination): unique per
+        triple, whatever characters the ids hold (tenant and event ids are length-prefixed).
+        Migration 007 wrote the keys of earlier versions ('<event>:<destination>') this way."""
+        tenant_id, event_id = self.event.tenant_id, self.event.id
+        return f"{len(tenant_id)}:{tenant_id}{len(event_id)}:{event_id}{self.destination_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.models import (
+    Attempt,
+    DeliveryTask,
+    Destination,
+    Event,
+    EventKey,
+    Outcome,
+    StrMap,
+    Tenant,
+)
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
@@ -27,8 +36,15 @@ class TenantStore(Protocol):
 
 
 class LogStore(Protocol):
-    async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None: ...
-    async def get_events(self, event_ids: list[str]) -> dict[str, Event]: ...
+    async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
+        """The event `event_id` of `tenant_id`. Naming no tenant (the admin's reads), the one
+        tenant's that has this id; InputError (400) if several have it."""
+        ...
+
+    async def get_events(self, keys: list[EventKey]) -> dict[EventKey, Event]:
+        """The events of these (tenant_id, event id) pairs that exist, by pair."""
+        ...
+
     async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]: ...
     async def get_attempt(
         self, attempt_id: str, tenant_id: str | None = None

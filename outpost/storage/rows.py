@@ -6,13 +6,13 @@ A stored value that is not sealed is plain JSON written before sealing existed, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Tenant
-from outpost.errors import StoreError
+from outpost.core.models import Attempt, DeliveryTask, Destination, Event, EventKey, Tenant
+from outpost.errors import InputError, StoreError
 from outpost.storage.sealing import Sealer
 
 _encode = msgspec.json.encode
@@ -183,16 +183,34 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
     )
 
 
+def event_key(e: Event) -> EventKey:
+    return (e.tenant_id, e.id)
+
+
+def the_event(found: Sequence[Event], event_id: str) -> Event | None:
+    """The event of a read by id (at most two rows fetched): None if there is none; if several
+    tenants have this id and the read named none of them, the caller must say which."""
+    if len(found) > 1:
+        raise InputError(f"event {event_id!r} exists for several tenants: pass tenant_id")
+    return found[0] if found else None
+
+
+def keyed_events(found: Iterable[Event], keys: Collection[EventKey]) -> dict[EventKey, Event]:
+    """The events among `found` that `keys` asked for (a query by ids and tenants may return
+    some pairs that were not asked for), by key."""
+    return {key: e for e in found if (key := event_key(e)) in keys}
+
+
 def claimed_tasks(
-    found: Sequence[Any], events: dict[str, Event]
+    found: Sequence[Any], events: dict[EventKey, Event]
 ) -> tuple[list[DeliveryTask], list[int]]:
-    """Claimed task rows (id, event_id, destination_id, attempt_number, manual, generation,
-    claims) paired with their events; also the ids of tasks whose event was erased, which have
-    nothing left to deliver and are the caller's to delete."""
+    """Claimed task rows (id, event_id, tenant_id, destination_id, attempt_number, manual,
+    generation, claims) paired with their events; also the ids of tasks whose event was erased,
+    which have nothing left to deliver and are the caller's to delete."""
     tasks: list[DeliveryTask] = []
     orphans: list[int] = []
-    for task_id, event_id, destination_id, number, manual, generation, claims in found:
-        event = events.get(event_id)
+    for task_id, event_id, tenant_id, destination_id, number, manual, generation, claims in found:
+        event = events.get((tenant_id, event_id))
         if event is None:
             orphans.append(task_id)
             continue

@@ -128,13 +128,14 @@ async def record_attempts(backend: Backend, attempts: Sequence[Attempt]) -> None
     The events must have been accepted. Other due tasks (the automatic first deliveries, or
     leftovers of earlier tests on a shared database) are finished without an attempt.
     """
-    events = await backend.get_events(list({a.event_id for a in attempts}))
+    events = await backend.get_events(list({(a.tenant_id, a.event_id) for a in attempts}))
     pending: dict[tuple[str, str, int], Attempt] = {}
     for a in attempts:
         key = (a.event_id, a.destination_id, a.attempt_number)
         assert key not in pending, "record_attempts needs distinct (event, destination, number)"
         pending[key] = a
-        await backend.enqueue_manual(events[a.event_id], a.destination_id, a.attempt_number)
+        event = events[(a.tenant_id, a.event_id)]
+        await backend.enqueue_manual(event, a.destination_id, a.attempt_number)
     for _ in range(50):
         tasks = await backend.claim(1000, 60_000)
         if not tasks:

@@ -55,6 +55,25 @@ async def test_the_same_id_published_twice_at_once_is_accepted_once(backend: Bac
     assert tasks == {twice.id: 2, **{e.id: 1 for e in others}}, "one task per match, once"
 
 
+async def test_the_same_id_of_two_tenants_at_once_is_two_events(backend: Backend) -> None:
+    """Events are their tenant's: in one commit (one statement, where batched) too."""
+    e = uid("evt")
+    a = event(e, uid("tnt"), data=b'{"of":"a"}', matched=("d1",))
+    b = event(e, uid("tnt"), data=b'{"of":"b"}', matched=("d1", "d2"))
+    others = [event(uid("evt"), a.tenant_id, matched=("d1",)) for _ in range(5)]
+
+    assert await _accept_together(backend, [*others, a, b]) == [False] * 7
+
+    assert (await backend.get_event(e, a.tenant_id), await backend.get_event(e, b.tenant_id)) == (
+        a,
+        b,
+    )
+    mine = [t for t in await _claim_all(backend) if t.event.id == e]
+    assert sorted((t.event.tenant_id, t.destination_id, t.event.data) for t in mine) == sorted(
+        [(a.tenant_id, "d1", a.data), (b.tenant_id, "d1", b.data), (b.tenant_id, "d2", b.data)]
+    )
+
+
 async def test_a_repeat_at_once_of_an_unmatched_event_replaces_it(backend: Backend) -> None:
     """An event that matched nothing does not count as accepted: a publish of its id that
     matches is accepted in its place, even in the same commit."""

@@ -73,15 +73,22 @@ async def test_get_event_returns_the_accepted_event_exactly(backend: Backend) ->
     assert await backend.get_event(uid("evt"), tenant_id) is None
 
 
-async def test_get_events_returns_the_found_ones_by_id(backend: Backend) -> None:
+async def test_get_events_returns_the_found_ones_by_tenant_and_id(backend: Backend) -> None:
     tenant_id = uid("tnt")
     one = event(uid("evt"), tenant_id, matched=("d1",))
     two = event(uid("evt"), uid("tnt"), topic="b", data=b'{"two":2}')  # matched nothing
     await _accept(backend, one, two)
 
-    found = await backend.get_events([one.id, two.id, uid("evt")])
+    found = await backend.get_events(
+        [
+            (one.tenant_id, one.id),
+            (two.tenant_id, two.id),
+            (tenant_id, uid("evt")),
+            (two.tenant_id, one.id),  # an id of another tenant: not this one's event
+        ]
+    )
 
-    assert found == {one.id: one, two.id: two}
+    assert found == {(one.tenant_id, one.id): one, (two.tenant_id, two.id): two}
 
 
 async def test_get_events_of_no_ids_is_empty(backend: Backend) -> None:

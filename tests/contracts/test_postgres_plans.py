@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from outpost.storage.log_queries import SELECT_EVENTS
 from outpost.storage.postgres import ops
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.database import Conn
@@ -39,12 +38,13 @@ async def _kept_plan(conn: Conn, execute: str, *, fills: tuple[str, ...]) -> str
     return "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {execute}"))
 
 
-async def test_the_events_of_claimed_tasks_are_found_by_index(
+async def test_the_events_of_attempts_are_found_by_index(
     postgres_backend: PostgresBackend,
 ) -> None:
+    """get_events (include=event): (id, tenant_id) pairs, each found through the primary key."""
     async with postgres_backend._db.pool.acquire() as conn:
-        await conn.execute(f"PREPARE events_of(text[]) AS {SELECT_EVENTS} WHERE id = ANY($1)")
-        plan = await _kept_plan(conn, "EXECUTE events_of('{e1,e2}')", fills=(_EVENTS,))
+        await conn.execute(f"PREPARE events_of(text[], text[]) AS {ops.EVENTS_OF}")
+        plan = await _kept_plan(conn, "EXECUTE events_of('{e1,e2}', '{t,t}')", fills=(_EVENTS,))
     assert "Index Scan" in plan and "Seq Scan" not in plan, plan
 
 

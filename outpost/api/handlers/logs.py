@@ -92,8 +92,8 @@ async def _expand(
     ctx: Context, attempts: list[Attempt], include: frozenset[str]
 ) -> list[dict[str, Any]]:
     with_data = "event.data" in include
-    events = (
-        await ctx.services.log.get_events(list({a.event_id for a in attempts}))
+    events = (  # an attempt's event is its tenant's event of that id, never another tenant's
+        await ctx.services.log.get_events(list({(a.tenant_id, a.event_id) for a in attempts}))
         if with_data or "event" in include
         else {}
     )
@@ -107,7 +107,7 @@ async def _expand(
                 )
     models = []
     for a in attempts:
-        event = events.get(a.event_id)
+        event = events.get((a.tenant_id, a.event_id))
         models.append(
             schemas.attempt(
                 a,

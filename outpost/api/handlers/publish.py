@@ -81,5 +81,8 @@ async def retry(request: Request, ctx: Context) -> JSON:
     event_id, destination_id = body["event_id"], body["destination_id"]
     if not isinstance(event_id, str) or not isinstance(destination_id, str):
         raise InputError("invalid JSON", status=422)
-    await ctx.services.publisher.retry(event_id, destination_id, ctx.scope())
+    # Event ids are per tenant: the admin names the tenant as on GET /events/{id} (a query
+    # parameter; the body is Outpost's RetryRequest), needed only when several tenants use the id.
+    tenant = ctx.scope() if not ctx.caller.admin else request.query_params.get("tenant_id")
+    await ctx.services.publisher.retry(event_id, destination_id, tenant)
     return JSON({"success": True}, status_code=202)

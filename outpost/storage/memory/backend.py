@@ -28,7 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.models import (
+    Attempt,
+    DeliveryTask,
+    Destination,
+    Event,
+    EventKey,
+    Outcome,
+    StrMap,
+    Tenant,
+)
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, ConflictError, StoreError
@@ -49,13 +58,14 @@ class _Task:
 
     id: int
     event_id: str
+    tenant_id: str
     destination_id: str
     attempt_number: int
     manual: bool
     visible_at: int  # claimable once passed; a claim moves it to the end of the lease
     claims: int = 0
     generation: int = 1  # bumped when a retry replaces this row: stale finishes miss it
-    retry_key: str | None = None  # '<event>:<destination>' on automatic retries, unique
+    retry_key: str | None = None  # DeliveryTask.retry_key on automatic retries, unique
 
 
 class MemoryBackend:
@@ -69,7 +79,8 @@ class MemoryBackend:
         self._state = "new"  # "new" → "open" → "closed"
         self._tenants: dict[str, Row] = {}  # id → rows.TENANT_COLUMNS
         self._destinations: dict[tuple[str, str], Row] = {}  # (tenant, id) → DESTINATION_COLUMNS
-        self._events: dict[str, tuple[Row, int]] = {}  # id → (EVENT_COLUMNS, accepted_at)
+        # (tenant, id) → (EVENT_COLUMNS, accepted_at): events are their tenant's
+        self._events: dict[EventKey, tuple[Row, int]] = {}
         self._attempts: dict[str, Row] = {}  # id → ATTEMPT_COLUMNS
         self._tasks: dict[int, _Task] = {}
         self._last_task_id = 0
@@ -168,16 +179,18 @@ class MemoryBackend:
 
     async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
         await self._turn()
-        return self._event(event_id, tenant_id)
+        if tenant_id is not None:
+            return self._event((tenant_id, event_id))
+        found = [rows.event(row) for (_, id_), (row, _) in self._events.items() if id_ == event_id]
+        return rows.the_event(found, event_id)
 
-    def _event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
-        stored = self._events.get(event_id)
-        found = rows.event(stored[0]) if stored else None
-        return found if found and tenant_id in (None, found.tenant_id) else None
+    def _event(self, key: EventKey) -> Event | None:
+        stored = self._events.get(key)
+        return rows.event(stored[0]) if stored else None
 
-    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
+    async def get_events(self, keys: list[EventKey]) -> dict[EventKey, Event]:
         await self._turn()
-        return {e.id: e for e in map(self._event, event_ids) if e is not None}
+        return {key: e for key in keys if (e := self._event(key)) is not None}
 
     async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
         await self._turn()
@@ -260,7 +273,7 @@ class MemoryBackend:
         return memory_retention.delete_batch(
             self._events,
             self._attempts,
-            {t.event_id for t in self._tasks.values()},
+            {(t.tenant_id, t.event_id) for t in self._tasks.values()},
             batch_size,
             event_wanted=event_wanted,
             attempt_wanted=attempt_wanted,
@@ -271,28 +284,29 @@ class MemoryBackend:
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
         """Store a published event and queue its first deliveries. True when it is a duplicate.
 
-        The rules of storage/sqlite/task_ops.accept_event: an event stored earlier under the
-        same id is kept if it matched destinations, unless it was accepted before `dedupe_after`
-        and this one matches too; keeping it makes this publish a duplicate if it matches.
+        The rules of storage/sqlite/task_ops.accept_event: an event of the same tenant stored
+        earlier under the same id is kept if it matched destinations, unless it was accepted
+        before `dedupe_after` and this one matches too; keeping it makes this publish a
+        duplicate if it matches.
         """
         await self._turn()
         matches = bool(event.matched_destination_ids)
-        seen = self._events.get(event.id)
+        seen = self._events.get(rows.event_key(event))
         if seen is not None:
             kept_matched = bool(rows.event(seen[0]).matched_destination_ids)
             expired = seen[1] < dedupe_after
             if kept_matched and not (expired and matches):
                 return matches
-        self._events[event.id] = (rows.event_values(event), now)
+        self._events[rows.event_key(event)] = (rows.event_values(event), now)
         for destination_id in event.matched_destination_ids:
-            self._enqueue(event.id, destination_id, 1, manual=False, visible_at=now)
+            self._enqueue(event, destination_id, 1, manual=False, visible_at=now)
         if matches:
             self._work.set()
         return False
 
     def _enqueue(
         self,
-        event_id: str,
+        event: Event,
         destination_id: str,
         attempt_number: int,
         *,
@@ -303,7 +317,8 @@ class MemoryBackend:
         self._last_task_id += 1
         self._tasks[self._last_task_id] = _Task(
             self._last_task_id,
-            event_id,
+            event.id,
+            event.tenant_id,
             destination_id,
             attempt_number,
             manual,
@@ -313,7 +328,7 @@ class MemoryBackend:
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
         await self._turn()
-        self._enqueue(event.id, destination_id, attempt_number, manual=True, visible_at=now_ms())
+        self._enqueue(event, destination_id, attempt_number, manual=True, visible_at=now_ms())
         self._work.set()
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
@@ -328,7 +343,7 @@ class MemoryBackend:
         for task in due[:limit]:
             task.visible_at = now + lease_ms
             task.claims += 1
-            event = self._event(task.event_id)
+            event = self._event((task.tenant_id, task.event_id))
             if event is None:  # not stored (a manual task for an unknown id): nothing to deliver
                 del self._tasks[task.id]
                 continue
@@ -382,7 +397,7 @@ class MemoryBackend:
         if not pending:
             number = task.attempt_number + 1
             self._enqueue(
-                task.event.id,
+                task.event,
                 task.destination_id,
                 number,
                 manual=False,

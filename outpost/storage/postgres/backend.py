@@ -10,7 +10,16 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.models import (
+    Attempt,
+    DeliveryTask,
+    Destination,
+    Event,
+    EventKey,
+    Outcome,
+    StrMap,
+    Tenant,
+)
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.metrics import MetricsQuery, Tally
@@ -113,8 +122,8 @@ class PostgresBackend:
     async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
         return await self._db.read(lambda c: ops.get_event(c, event_id, tenant_id))
 
-    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
-        return await self._db.read(lambda c: ops.get_events(c, event_ids))
+    async def get_events(self, keys: list[EventKey]) -> dict[EventKey, Event]:
+        return await self._db.read(lambda c: ops.get_events(c, keys))
 
     async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
         return await self._db.read(lambda c: ops.list_events(c, query, request))

@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.models import (
+    Attempt,
+    DeliveryTask,
+    Destination,
+    Event,
+    EventKey,
+    Outcome,
+    StrMap,
+    Tenant,
+)
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.errors import ConflictError
 from outpost.storage import keyset, log_queries, rows
@@ -186,13 +195,19 @@ async def get_event(conn: Conn, event_id: str, tenant_id: str | None) -> Event |
     where = Where().add("id = ?", event_id)
     if tenant_id is not None:
         where = where.add("tenant_id = ?", tenant_id)
-    found = await _fetch(conn, f"{_SELECT_EVENTS} WHERE {where.sql()}", where.params)
-    return rows.event(found[0]) if found else None
+    found = await _fetch(conn, f"{_SELECT_EVENTS} WHERE {where.sql()} LIMIT 2", where.params)
+    return rows.the_event([rows.event(row) for row in found], event_id)
 
 
-async def get_events(conn: Conn, ids: list[str]) -> dict[str, Event]:
-    found = await conn.fetch(f"{_SELECT_EVENTS} WHERE id = ANY($1::text[])", ids)
-    return {e.id: e for e in map(rows.event, found)}
+# Events by (id, tenant_id) pairs given as two arrays: the primary key answers each pair.
+EVENTS_OF = (
+    f"{_SELECT_EVENTS} WHERE (id, tenant_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+)
+
+
+async def get_events(conn: Conn, keys: list[EventKey]) -> dict[EventKey, Event]:
+    found = await conn.fetch(EVENTS_OF, [k[1] for k in keys], [k[0] for k in keys])
+    return rows.keyed_events(map(rows.event, found), set(keys))
 
 
 def _matched_any(ids: tuple[str, ...]) -> tuple[str, tuple[list[str]]]:
@@ -245,8 +260,8 @@ _ACCEPT = f"""
 WITH stored AS (
     INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-    ON CONFLICT (id) DO UPDATE SET
-        tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
+    ON CONFLICT (id, tenant_id) DO UPDATE SET
+        topic = excluded.topic, time = excluded.time,
         eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
         data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
         destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
@@ -301,68 +316,69 @@ class Acceptance:
     visible_at: int
 
 
-# The events of a group commit whose ids are new, and their tasks, in one statement over arrays.
-# An id stored already is left alone (DO NOTHING) for `accept_event` to decide: the dedupe rule
-# needs each publish's own window, and such publishes (retries, duplicates) are rare.
+# The events of a group commit whose (tenant, id) pairs are new, and their tasks, in one statement
+# over arrays. A pair stored already is left alone (DO NOTHING) for `accept_event` to decide: the
+# dedupe rule needs each publish's own window, and such publishes (retries, duplicates) are rare.
 _ACCEPT_NEW = f"""
 WITH stored AS (
     INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[],
                          $6::text[], $7::bytea[], $8::text[], $9::text[], $10::bigint[])
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
+    ON CONFLICT (id, tenant_id) DO NOTHING
+    RETURNING id, tenant_id
 ), queued AS (
     INSERT INTO tasks (event_id, tenant_id, destination_id, attempt_number, manual, visible_at)
     SELECT task.event_id, task.tenant_id, task.destination_id, 1, FALSE, task.visible_at
     FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[])
         AS task (event_id, tenant_id, destination_id, visible_at)
-    WHERE task.event_id IN (SELECT id FROM stored)
-    RETURNING id, event_id
+    WHERE (task.event_id, task.tenant_id) IN (SELECT id, tenant_id FROM stored)
+    RETURNING id, event_id, tenant_id
 )
-SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM stored),
+SELECT (SELECT coalesce(array_agg(ARRAY[tenant_id, id]), '{{}}') FROM stored),
        {_WAKE_IF_QUEUED},
-       coalesce(array_agg(event_id), '{{}}'), coalesce(array_agg(id), '{{}}')
+       coalesce(array_agg(ARRAY[tenant_id, event_id]), '{{}}'), coalesce(array_agg(id), '{{}}')
 FROM queued
 """
 
 
 async def accept_events(conn: Conn, acceptances: list[Acceptance]) -> list[tuple[bool, list[int]]]:
-    """`accept_event` for each, in order, as one statement for all whose event id is new.
+    """`accept_event` for each, in order, as one statement for all whose event is new.
 
-    The others run one by one afterwards, in order: an id stored already (the dedupe rule
-    decides), and an id seen earlier in this list (one statement cannot settle two rows of
-    the same id: the later one must see the earlier one, as it would have one by one).
+    The others run one by one afterwards, in order: a (tenant, id) stored already (the dedupe
+    rule decides), and one seen earlier in this list (one statement cannot settle two rows of
+    the same event: the later one must see the earlier one, as it would have one by one).
     """
     if len(acceptances) == 1:
         one = acceptances[0]
         return [await accept_event(conn, one.event, one.now, one.dedupe_after, one.visible_at)]
     firsts = _first_of_each_id(acceptances)
     stored, task_ids = await _accept_new(conn, [acceptances[i] for i in firsts])
-    new = {i for i in firsts if acceptances[i].event.id in stored}
+    new = {i for i in firsts if rows.event_key(acceptances[i].event) in stored}
     answers: list[tuple[bool, list[int]]] = []
     for index, a in enumerate(acceptances):
         if index in new:
-            answers.append((False, task_ids.get(a.event.id, [])))
+            answers.append((False, task_ids.get(rows.event_key(a.event), [])))
         else:
             answers.append(await accept_event(conn, a.event, a.now, a.dedupe_after, a.visible_at))
     return answers
 
 
 def _first_of_each_id(acceptances: list[Acceptance]) -> list[int]:
-    """Indexes of the acceptances whose event id none before them has."""
-    seen: set[str] = set()
+    """Indexes of the acceptances whose event (tenant, id) none before them has."""
+    seen: set[EventKey] = set()
     firsts: list[int] = []
     for index, a in enumerate(acceptances):
-        if a.event.id not in seen:
-            seen.add(a.event.id)
+        key = rows.event_key(a.event)
+        if key not in seen:
+            seen.add(key)
             firsts.append(index)
     return firsts
 
 
 async def _accept_new(
     conn: Conn, acceptances: list[Acceptance]
-) -> tuple[set[str], dict[str, list[int]]]:
-    """Run `_ACCEPT_NEW` (event ids distinct): the ids stored, and the task ids of each."""
+) -> tuple[set[EventKey], dict[EventKey, list[int]]]:
+    """Run `_ACCEPT_NEW` (events distinct): the events stored, and the task ids of each."""
     events = [(*rows.event_values(a.event), a.now) for a in acceptances]
     tasks = [
         (a.event.id, a.event.tenant_id, destination_id, a.visible_at)
@@ -371,10 +387,10 @@ async def _accept_new(
     ]
     row = await conn.fetchrow(_ACCEPT_NEW, *_columns(events, 10), *_columns(tasks, 4))
     assert row is not None
-    task_ids: dict[str, list[int]] = {}
-    for event_id, task_id in zip(row[2], row[3], strict=True):
-        task_ids.setdefault(event_id, []).append(task_id)
-    return set(row[0]), task_ids
+    task_ids: dict[EventKey, list[int]] = {}
+    for (tenant_id, event_id), task_id in zip(row[2], row[3], strict=True):
+        task_ids.setdefault((tenant_id, event_id), []).append(task_id)
+    return {(tenant_id, event_id) for tenant_id, event_id in row[0]}, task_ids
 
 
 def _columns(values: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -399,11 +415,14 @@ async def enqueue_manual(
 
 
 # Claims answer each task with its event (NULL when the event was erased): one round trip.
-_TASK_COLUMNS = "id, event_id, destination_id, attempt_number, manual, generation, claims"
+_TASK_COLUMNS = (
+    "id, event_id, tenant_id, destination_id, attempt_number, manual, generation, claims"
+)
 _TASK_WIDTH = len(_TASK_COLUMNS.split(","))  # the event's columns follow the task's
 _WITH_EVENTS = f"""
 SELECT claimed.*, {", ".join(f"event.{c.strip()}" for c in rows.EVENT_COLUMNS.split(","))}
-FROM claimed LEFT JOIN events AS event ON event.id = claimed.event_id
+FROM claimed LEFT JOIN events AS event
+    ON event.id = claimed.event_id AND event.tenant_id = claimed.tenant_id
 """
 
 _CLAIM = f"""
@@ -441,8 +460,12 @@ async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
     if not found:
         return []
     # Tasks of one event share its row: decode it once.
-    event_rows = {r[_TASK_WIDTH]: r[_TASK_WIDTH:] for r in found if r[_TASK_WIDTH] is not None}
-    events = {event_id: rows.event(row) for event_id, row in event_rows.items()}
+    event_rows = {
+        (r[_TASK_WIDTH + 1], r[_TASK_WIDTH]): r[_TASK_WIDTH:]  # (tenant_id, id)
+        for r in found
+        if r[_TASK_WIDTH] is not None
+    }
+    events = {key: rows.event(row) for key, row in event_rows.items()}
     tasks, orphans = rows.claimed_tasks([row[:_TASK_WIDTH] for row in found], events)
     if orphans:
         await conn.execute("DELETE FROM tasks WHERE id = ANY($1::bigint[])", orphans)

@@ -12,9 +12,10 @@ from outpost.storage.retention import Deleted
 
 RETENTION_LOCK = 7_313_774  # pg_advisory_lock key (MIGRATION_LOCK + 1)
 
-_KEEP_EVENT = (
-    "id NOT IN (SELECT event_id FROM tasks) "
-    "AND NOT EXISTS (SELECT 1 FROM attempts WHERE attempts.event_id = events.id)"
+_KEEP_EVENT = (  # an event is its tenant's: tasks and attempts name it by (event, tenant)
+    "(id, tenant_id) NOT IN (SELECT event_id, tenant_id FROM tasks) "
+    "AND NOT EXISTS (SELECT 1 FROM attempts "
+    "WHERE attempts.event_id = events.id AND attempts.tenant_id = events.tenant_id)"
 )
 
 
@@ -42,7 +43,7 @@ async def _delete(conn: Conn, condition: str, value: object, order: str, limit: 
         limit,
     )
     events = await conn.execute(
-        f"DELETE FROM events WHERE id IN (SELECT id FROM events "
+        f"DELETE FROM events WHERE (id, tenant_id) IN (SELECT id, tenant_id FROM events "
         f"WHERE {condition} AND {_KEEP_EVENT} ORDER BY {order} LIMIT $2)",
         value,
         limit,

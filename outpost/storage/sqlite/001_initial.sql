@@ -28,7 +28,7 @@ CREATE TABLE destinations (
 );
 
 CREATE TABLE events (
-    id                       TEXT PRIMARY KEY,  -- global: publish idempotency is not per tenant
+    id                       TEXT PRIMARY KEY,  -- until 007, which keys events by (id, tenant_id)
     tenant_id                TEXT NOT NULL,
     topic                    TEXT NOT NULL,
     time                     INTEGER NOT NULL,

@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome, StrMap, Tenant
+from outpost.core.models import (
+    Attempt,
+    DeliveryTask,
+    Destination,
+    Event,
+    EventKey,
+    Outcome,
+    StrMap,
+    Tenant,
+)
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
@@ -197,8 +206,8 @@ class SqliteBackend:
     async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
         return await self._db.read(lambda c: log_ops.get_event(c, event_id, tenant_id))
 
-    async def get_events(self, event_ids: list[str]) -> dict[str, Event]:
-        return await self._db.read(lambda c: log_ops.get_events(c, event_ids))
+    async def get_events(self, keys: list[EventKey]) -> dict[EventKey, Event]:
+        return await self._db.read(lambda c: log_ops.get_events(c, keys))
 
     async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
         return await self._db.read(lambda c: log_ops.list_events(c, query, request))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from outpost.core.models import Attempt, Event
+from outpost.core.models import Attempt, Event, EventKey
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.storage import log_queries, rows
 from outpost.storage.keyset import Where
@@ -17,16 +17,22 @@ def get_event(conn: sqlite3.Connection, event_id: str, tenant_id: str | None) ->
     where = Where().add("id = ?", event_id)
     if tenant_id is not None:
         where = where.add("tenant_id = ?", tenant_id)
-    row = conn.execute(f"{_SELECT_EVENTS} WHERE {where.sql()}", where.params).fetchone()
-    return rows.event(row) if row else None
+    found = conn.execute(f"{_SELECT_EVENTS} WHERE {where.sql()} LIMIT 2", where.params)
+    return rows.the_event([rows.event(row) for row in found], event_id)
 
 
-def get_events(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Event]:
-    if not ids:
+def get_events(conn: sqlite3.Connection, keys: list[EventKey]) -> dict[EventKey, Event]:
+    """The events of these (tenant_id, id) pairs that exist. By ids and tenants, which the
+    primary key (id, tenant_id) answers (a list of row values would be a scan of the table)."""
+    if not keys:
         return {}
-    where = Where().any_of("id", ids)
+    where = (
+        Where()
+        .any_of("id", list({k[1] for k in keys}))
+        .any_of("tenant_id", list({k[0] for k in keys}))
+    )
     found = conn.execute(f"{_SELECT_EVENTS} WHERE {where.sql()}", where.params)
-    return {e.id: e for e in map(rows.event, found)}
+    return rows.keyed_events(map(rows.event, found), set(keys))
 
 
 def _matched_any(ids: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:

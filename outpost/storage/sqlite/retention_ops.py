@@ -1,8 +1,8 @@
 """Retention on the embedded store: one bounded batch per call (see storage/retention.py).
 
 Each batch walks an index in time order (`attempts_by_time`, `events_by_time`, or the tenant
-ones) and stops after `limit` rows; `NOT IN (SELECT event_id FROM tasks)` is evaluated once per
-statement, and `attempts_by_event` answers whether an event still has an attempt.
+ones) and stops after `limit` rows; `NOT IN (SELECT event_id, tenant_id FROM tasks)` is evaluated
+once per statement, and `attempts_by_event` answers whether an event still has an attempt.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import sqlite3
 
 from outpost.storage.retention import Deleted
 
-_KEEP_EVENT = (
-    "id NOT IN (SELECT event_id FROM tasks) "
-    "AND NOT EXISTS (SELECT 1 FROM attempts WHERE attempts.event_id = events.id)"
+_KEEP_EVENT = (  # an event is its tenant's: tasks and attempts name it by (event, tenant)
+    "(id, tenant_id) NOT IN (SELECT event_id, tenant_id FROM tasks) "
+    "AND NOT EXISTS (SELECT 1 FROM attempts "
+    "WHERE attempts.event_id = events.id AND attempts.tenant_id = events.tenant_id)"
 )
 
 
@@ -34,7 +35,7 @@ def _delete(
         (value, limit),
     ).rowcount
     events = conn.execute(
-        f"DELETE FROM events WHERE id IN (SELECT id FROM events "
+        f"DELETE FROM events WHERE rowid IN (SELECT rowid FROM events "
         f"WHERE {condition} AND {_KEEP_EVENT} ORDER BY {order} LIMIT ?)",
         (value, limit),
     ).rowcount

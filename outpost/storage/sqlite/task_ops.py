@@ -15,7 +15,7 @@ from outpost.storage.sqlite.log_ops import get_events, insert_attempts
 _CLAIM = """
 UPDATE tasks SET visible_at = :lease_end, leased = 1, claims = claims + 1
 WHERE id IN (SELECT id FROM tasks WHERE visible_at <= :now ORDER BY visible_at LIMIT :limit)
-RETURNING id, event_id, destination_id, attempt_number, manual, generation, claims
+RETURNING id, event_id, tenant_id, destination_id, attempt_number, manual, generation, claims
 """
 
 _SCHEDULE_RETRY = """
@@ -32,8 +32,8 @@ ON CONFLICT (retry_key) DO UPDATE SET
 # `_ACCEPT` is the same): a row comes back when this event was stored, none when one was kept.
 _STORE_EVENT = f"""
 INSERT INTO events ({rows.EVENT_COLUMNS}, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    tenant_id = excluded.tenant_id, topic = excluded.topic, time = excluded.time,
+ON CONFLICT (id, tenant_id) DO UPDATE SET
+    topic = excluded.topic, time = excluded.time,
     eligible_for_retry = excluded.eligible_for_retry, metadata = excluded.metadata,
     data = excluded.data, matched_destination_ids = excluded.matched_destination_ids,
     destination_id = excluded.destination_id, accepted_at = excluded.accepted_at
@@ -62,8 +62,10 @@ def enqueue(
 def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after: int) -> bool:
     """Store a published event and queue its first deliveries. True when it is a duplicate.
 
-    An event stored earlier under the same id is kept when it matched destinations, unless it
-    was accepted before `dedupe_after` and this one matches too (a republish after the window
+    Events are their tenant's: only the same tenant's earlier event under this id counts here
+    (Outpost's idempotency key is the id alone, across tenants). An event stored earlier under
+    the same id is kept when it matched destinations, unless it was accepted before
+    `dedupe_after` and this one matches too (a republish after the window
     delivers again). Keeping it makes this publish a duplicate if it matches anything; one that
     matches nothing records nothing, as in Outpost. An earlier event that matched nothing is
     replaced, so publishing it again once a destination exists delivers it.
@@ -81,7 +83,7 @@ def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list
     found = claimed.fetchall()
     if not found:
         return []
-    events = get_events(conn, list({row[1] for row in found}))
+    events = get_events(conn, list({(row[2], row[1]) for row in found}))
     tasks, orphans = rows.claimed_tasks(found, events)
     conn.executemany("DELETE FROM tasks WHERE id = ?", [(task_id,) for task_id in orphans])
     return tasks
