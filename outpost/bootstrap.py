@@ -11,8 +11,10 @@ from outpost.api.context import Services
 from outpost.api.ratelimit import HitCounter, MemoryHitCounter, RateLimiter
 from outpost.config import Config
 from outpost.core.backoff import RetryPolicy
+from outpost.core.filters import FilterLimits
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
+from outpost.core.topics import TopicLimits
 from outpost.delivery.process import DeliveryProcess
 from outpost.delivery.process import wanted as wants_delivery_process
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
@@ -209,6 +211,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         configured_topics=config.topics,
         idempotency_ttl_seconds=config.publish_idempotency_key_ttl,
         metadata_limits=metadata_limits(config),
+        topic_limits=topic_limits(config),
     )
     worker = DeliveryWorker(
         queue,
@@ -240,6 +243,8 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
             config.topics,
             config.topics_allow_wildcards,
             metadata_limits(config),
+            topic_limits(config),
+            FilterLimits(config.max_filter_bytes, config.max_filter_nodes),
         ),
         health=lambda: _worker_health(config, worker, child),
         dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
@@ -272,6 +277,10 @@ def rate_limiter(config: Config) -> RateLimiter | None:
         else MemoryHitCounter()
     )
     return RateLimiter(counter, config.api_rate_limit, config.api_rate_limit_window_seconds)
+
+
+def topic_limits(config: Config) -> TopicLimits:
+    return TopicLimits(config.max_destination_topics, config.max_topic_length)
 
 
 def metadata_limits(config: Config) -> MetadataLimits:

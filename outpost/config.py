@@ -135,6 +135,31 @@ class Config:
     max_metadata_value_bytes: int = _setting(
         "MAX_METADATA_VALUE_BYTES", 4096, "Longest metadata value in UTF-8 bytes; longer gets 422."
     )
+    max_destination_topics: int = _setting(
+        "MAX_DESTINATION_TOPICS",
+        128,
+        "Entries allowed in one destination's `topics`; more gets 422.",
+    )
+    max_topic_length: int = _setting(
+        "MAX_TOPIC_LENGTH",
+        256,
+        "Longest topic in UTF-8 bytes, in a destination's `topics` or a published event; longer gets 422.",
+    )
+    max_filter_bytes: int = _setting(
+        "MAX_FILTER_BYTES",
+        65_536,
+        "Largest destination `filter`, in bytes of compact JSON; larger gets 422.",
+    )
+    max_filter_nodes: int = _setting(
+        "MAX_FILTER_NODES",
+        2_000,
+        "Most values (objects, arrays, and the scalars in them) one destination `filter` may hold; more gets 422.",
+    )
+    max_json_depth: int = _setting(
+        "MAX_JSON_DEPTH",
+        128,
+        "Deepest nesting of objects and arrays a JSON request body may have (event `data` included); deeper gets 422.",
+    )
     api_rate_limit: int = _setting(
         "API_RATE_LIMIT",
         0,
@@ -655,6 +680,20 @@ def check(config: Config) -> None:
         problems.append("SQLITE_DELIVERY_PROCESS must be auto, true or false")
     if config.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
         problems.append("SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
+    limits = (
+        config.max_destination_topics,
+        config.max_topic_length,
+        config.max_filter_bytes,
+        config.max_filter_nodes,
+    )
+    if min(limits) < 1:
+        problems.append(
+            "MAX_DESTINATION_TOPICS, MAX_TOPIC_LENGTH, MAX_FILTER_BYTES and MAX_FILTER_NODES "
+            "must be at least 1"
+        )
+    # Below the decoders' own recursion guard (about 1,000 levels), which would answer a 500.
+    if not 34 <= config.max_json_depth <= 500:
+        problems.append("MAX_JSON_DEPTH must be between 34 (a filter's 32 levels) and 500")
     if config.max_request_header_bytes < 1024:
         problems.append("API_MAX_REQUEST_HEADER_BYTES must be at least 1024")
     if config.api_header_timeout_seconds <= 0 or config.api_keepalive_timeout_seconds <= 0:

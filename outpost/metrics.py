@@ -16,11 +16,11 @@ Decisions where the contract leaves room:
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 from outpost.core import timefmt
@@ -152,8 +152,20 @@ def _year_month(ms: int) -> tuple[int, int]:
 
 
 def _month_start(months_since_1970: int) -> int:
-    year, month = divmod(months_since_1970, 12)
-    return calendar.timegm((1970 + year, month + 1, 1, 0, 0, 0)) * 1000
+    # Integer arithmetic, not calendar.timegm: the bucket after one in December 9999 starts in
+    # year 10000, which the datetime types cannot hold (a 500 before).
+    years, month = divmod(months_since_1970, 12)
+    return _days_from_civil(1970 + years, month + 1) * 86_400_000
+
+
+def _days_from_civil(year: int, month: int) -> int:
+    """Days from 1970-01-01 to the first of `month` of `year`, proleptic Gregorian."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +275,8 @@ def _typed(key: str, values: tuple[str, ...]) -> tuple[DimensionValue, ...]:
 
 def answer(query: MetricsQuery, tallies: list[Tally], query_time_ms: int) -> dict[str, Any]:
     """The response body: data points in bucket order, then dimension order, zero-filled."""
-    points = _points(query, tallies)
+    # Built lazily and cut at the limit: slots × dimension combinations could be far more.
+    points = list(islice(_points(query, tallies), ROW_LIMIT + 1))
     truncated = len(points) > ROW_LIMIT
     data = points[:ROW_LIMIT]
     metadata: dict[str, Any] = {}
@@ -278,18 +291,18 @@ def answer(query: MetricsQuery, tallies: list[Tally], query_time_ms: int) -> dic
     return {"data": data, "metadata": metadata}
 
 
-def _points(query: MetricsQuery, tallies: list[Tally]) -> list[dict[str, Any]]:
+def _points(query: MetricsQuery, tallies: list[Tally]) -> Iterator[dict[str, Any]]:
     by_group = {(t.bucket, t.key): t.values for t in tallies}
     combos = sorted({t.key for t in tallies}, key=_sort_key)
     if not query.dimensions:
         combos = [()]  # one series, present even without data
     granularity = query.granularity
     if granularity is None:
-        return [
+        return (
             _point(query, None, combo, by_group.get((None, combo), {}), _range_seconds(query))
             for combo in combos
-        ]
-    return [
+        )
+    return (
         _point(
             query,
             granularity.start(slot),
@@ -299,7 +312,7 @@ def _points(query: MetricsQuery, tallies: list[Tally]) -> list[dict[str, Any]]:
         )
         for slot in query.slots()
         for combo in combos
-    ]
+    )
 
 
 def _sort_key(key: tuple[DimensionValue, ...]) -> tuple[tuple[int, Any], ...]:

@@ -5,14 +5,19 @@ Also manual retry, which queues one more attempt of a logged event to one destin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from outpost.core import filters, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, Event
 from outpost.core.timefmt import now_ms
+from outpost.core.topics import DEFAULT_TOPIC_LIMITS, TopicLimits
 from outpost.errors import InputError, NotFoundError, ValidationError
 from outpost.storage.protocols import DeliveryQueue, LogStore, TenantStore
 from outpost.telemetry.hooks import PublishObserver
@@ -25,12 +30,36 @@ class Published:
     destination_ids: list[str]
 
 
-def matching(destinations: Iterable[Destination], event: Event) -> list[str]:
+log = logging.getLogger(__name__)
+
+# Filter evaluation steps (values compared) one publish may spend on the event loop, shared by
+# all of the tenant's destinations: about 10 ms. Past it, the publish is matched again on the
+# worker thread below, where each destination gets OFF_LOOP_STEPS; a filter that needs more
+# does not match the event (and a warning says so).
+ON_LOOP_STEPS = 20_000
+OFF_LOOP_STEPS = 1_000_000
+
+_offload: ThreadPoolExecutor | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    # One thread: however many heavy publishes wait, the event loop competes with one other
+    # thread for the GIL, which it gets back within the switch interval (5 ms).
+    global _offload
+    if _offload is None:
+        _offload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outpost-matching")
+    return _offload
+
+
+def matching(
+    destinations: Iterable[Destination], event: Event, budget: filters.Budget | None = None
+) -> list[str]:
     """Ids of the enabled destinations whose topics and filter accept the event.
 
-    `event.destination_id` narrows the candidates to one but does not bypass the checks.
+    `event.destination_id` narrows the candidates to one but does not bypass the checks. With a
+    `budget`, raises filters.OverBudget when the filters need more steps than it holds.
     """
-    document = None
+    document: dict[str, Any] | None = None
     matched = []
     for destination in destinations:
         if not destination.enabled:
@@ -41,9 +70,33 @@ def matching(destinations: Iterable[Destination], event: Event) -> list[str]:
             continue
         if destination.filter:
             document = document or filters.event_document(event)
-            if not filters.matches(destination.filter, document):
+            if not filters.matches(destination.filter, document, budget):
                 continue
         matched.append(destination.id)
+    return matched
+
+
+async def bounded_matching(destinations: Sequence[Destination], event: Event) -> list[str]:
+    """`matching`, with the filters' cost bounded: cheap ones on the loop, the rest off it."""
+    try:
+        return matching(destinations, event, filters.Budget(ON_LOOP_STEPS))
+    except filters.OverBudget:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_worker(), _matching_each, destinations, event)
+
+
+def _matching_each(destinations: Sequence[Destination], event: Event) -> list[str]:
+    matched = []
+    for destination in destinations:
+        try:
+            matched += matching([destination], event, filters.Budget(OFF_LOOP_STEPS))
+        except filters.OverBudget:
+            log.warning(
+                "filter of destination %s needs more than %d steps for event %s: not matched",
+                destination.id,
+                OFF_LOOP_STEPS,
+                event.id,
+            )
     return matched
 
 
@@ -60,6 +113,7 @@ class Publisher:
         configured_topics: tuple[str, ...],
         idempotency_ttl_seconds: int,
         metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS,
+        topic_limits: TopicLimits = DEFAULT_TOPIC_LIMITS,
     ) -> None:
         self._tenants = tenants
         self._log = log
@@ -68,8 +122,10 @@ class Publisher:
         self._topics = frozenset(configured_topics)
         self._ttl_ms = idempotency_ttl_seconds * 1000
         self._metadata_limits = metadata_limits
+        self._topic_limits = topic_limits
 
     def check_topic(self, topic: str) -> None:
+        self._topic_limits.check_topic(topic)
         if not self._topics:
             return
         if not topic:
@@ -86,7 +142,7 @@ class Publisher:
         if not event.id:
             event = replace(event, id=self._ids.event())
         destinations = await self._tenants.list_destinations(event.tenant_id)
-        matched = matching(destinations, event)
+        matched = await bounded_matching(destinations, event)
         event = replace(event, matched_destination_ids=tuple(matched))
         now = now_ms()
         duplicate = await self._queue.accept(event, now, now - self._ttl_ms)
@@ -110,7 +166,7 @@ class Publisher:
             raise NotFoundError("destination not found")
         if not destination.enabled:
             raise InputError("Destination is disabled", {"error": "destination_disabled"})
-        if not matching([destination], replace(event, destination_id="")):
+        if not await bounded_matching([destination], replace(event, destination_id="")):
             raise InputError("destination does not match event")
         latest = await self._log.latest_attempt(event_id, destination_id, event.tenant_id)
         number = latest.attempt_number + 1 if latest else 1

@@ -13,6 +13,7 @@ from outpost.api.auth import Authenticator, Caller
 from outpost.api.limits import refuse_invalid_utf8, refuse_nul_in_body
 from outpost.api.ratelimit import RateLimiter
 from outpost.config import Config
+from outpost.core.limits import DEFAULT_MAX_JSON_DEPTH, json_too_deep
 from outpost.core.models import Tenant
 from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
@@ -66,7 +67,9 @@ class Context:
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(
+    request: Request, limit: int, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise InputError(f"request body exceeds {limit} bytes", status=413)
@@ -83,11 +86,21 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise InputError("content type must be application/json", status=415)
     refuse_nul_in_body(body)
     refuse_invalid_utf8(body)
+    if json_too_deep(body, max_depth):
+        raise InputError(
+            "invalid JSON", [f"JSON must not nest more than {max_depth} levels"], status=422
+        )
     return body
 
 
-async def read_object(request: Request, limit: int, *, optional: bool = False) -> dict[str, Any]:
-    body = await read_body(request, limit)
+async def read_object(
+    request: Request,
+    limit: int,
+    *,
+    optional: bool = False,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+) -> dict[str, Any]:
+    body = await read_body(request, limit, max_depth=max_depth)
     if optional and not body.strip():
         return {}
     try:

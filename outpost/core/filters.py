@@ -15,13 +15,47 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import msgspec
 
 from outpost.core.models import Event
 from outpost.errors import ValidationError
 
 MAX_DEPTH: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class FilterLimits:
+    """Bounds on a stored filter: every publish to the tenant evaluates it, so its size is a cost
+    the tenant would otherwise impose on every request the process serves."""
+
+    max_bytes: int = 65_536
+    max_nodes: int = 2_000
+
+
+DEFAULT_FILTER_LIMITS = FilterLimits()
+
+
+class OverBudget(Exception):
+    """An evaluation took more steps than it was given (see `matches`)."""
+
+
+class Budget:
+    """Steps an evaluation may take: one per value compared. Shared by the evaluations of one
+    publish, so the cost of matching an event is bounded however filters and data are shaped."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def spend(self, steps: int = 1) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise OverBudget
 
 
 class _Missing:
@@ -41,12 +75,19 @@ class _TypeMismatch(Exception):
 # --- public API ---------------------------------------------------------------------------------
 
 
-def matches(filter: Mapping[str, Any] | None, document: Mapping[str, Any]) -> bool:
-    """Whether `document` satisfies `filter`. An empty or absent filter matches everything."""
+def matches(
+    filter: Mapping[str, Any] | None, document: Mapping[str, Any], budget: Budget | None = None
+) -> bool:
+    """Whether `document` satisfies `filter`. An empty or absent filter matches everything.
+
+    With a `budget`, raises OverBudget once it is spent (the caller decides what that means).
+    """
     if not filter:
         return True
     try:
-        return _match(filter, document)
+        return _match(filter, document, budget or Budget(1 << 62))
+    except OverBudget:
+        raise
     except Exception:  # a malformed stored filter (or absurd nesting) must not break delivery
         return False
 
@@ -63,60 +104,67 @@ def event_document(event: Event) -> dict[str, Any]:
     }
 
 
-def validate(filter: object) -> None:
-    """Reject filters that could never behave as written. `None` means "no filter" and passes."""
+def validate(filter: object, limits: FilterLimits = DEFAULT_FILTER_LIMITS) -> None:
+    """Reject filters that could never behave as written, or that are over `limits`.
+    `None` means "no filter" and passes."""
     if filter is None:
         return
     if not isinstance(filter, Mapping):
         raise ValidationError(["filter must be a JSON object"])
-    problem = _check(filter, 1)
+    # The walk first: it stops at the depth and node limits, so the encoding below is bounded.
+    nodes = [limits.max_nodes - 1, limits.max_nodes]  # values left (the root counted), the limit
+    problem = _check(filter, 1, nodes)
     if problem:
         raise ValidationError([problem])
+    if len(msgspec.json.encode(filter)) > limits.max_bytes:
+        raise ValidationError([f"filter must be at most {limits.max_bytes} bytes of JSON"])
 
 
 # --- matching -----------------------------------------------------------------------------------
 
 
-def _match(schema: Any, value: Any) -> bool:
+def _match(schema: Any, value: Any, budget: Budget) -> bool:
+    budget.spend()
     if isinstance(schema, Mapping):
-        return _match_object_schema(schema, value)
+        return _match_object_schema(schema, value, budget)
     if isinstance(value, list):
-        return _match_array(schema, value)
+        return _match_array(schema, value, budget)
     if isinstance(schema, list):
         return False
     return _equal(schema, value)
 
 
-def _match_array(schema: Any, items: list[Any]) -> bool:
+def _match_array(schema: Any, items: list[Any], budget: Budget) -> bool:
     if isinstance(schema, list):
         # Every wanted element must be found somewhere in the array: "contains all".
-        return all(any(_match(part, item) for item in items) for part in schema)
-    return any(_match(schema, item) for item in items)
+        return all(any(_match(part, item, budget) for item in items) for part in schema)
+    return any(_match(schema, item, budget) for item in items)
 
 
-def _match_object_schema(schema: Mapping[str, Any], value: Any) -> bool:
+def _match_object_schema(schema: Mapping[str, Any], value: Any, budget: Budget) -> bool:
     fields = {k: v for k, v in schema.items() if not k.startswith("$")}
     for key, operand in schema.items():
-        if key.startswith("$") and not _apply_operator(key, operand, value):
+        if key.startswith("$") and not _apply_operator(key, operand, value, budget):
             return False
     if not fields:
         return True
     if isinstance(value, list):
         # A nested-object schema against an array matches when one element matches it.
-        return any(_match_fields(fields, item) for item in value)
-    return _match_fields(fields, value)
+        return any(_match_fields(fields, item, budget) for item in value)
+    return _match_fields(fields, value, budget)
 
 
-def _match_fields(fields: Mapping[str, Any], value: Any) -> bool:
+def _match_fields(fields: Mapping[str, Any], value: Any, budget: Budget) -> bool:
+    budget.spend()
     if not isinstance(value, Mapping):
         return False
-    return all(_match(sub, value.get(key, MISSING)) for key, sub in fields.items())
+    return all(_match(sub, value.get(key, MISSING), budget) for key, sub in fields.items())
 
 
-def _apply_operator(name: str, operand: Any, value: Any) -> bool:
+def _apply_operator(name: str, operand: Any, value: Any, budget: Budget) -> bool:
     logical = _LOGICAL.get(name)
     if logical is not None:
-        return logical(operand, value)
+        return logical(operand, value, budget)
     if name == "$exist":
         if not isinstance(operand, bool):
             return False
@@ -124,25 +172,31 @@ def _apply_operator(name: str, operand: Any, value: Any) -> bool:
     comparison = _COMPARISONS.get(name)
     if comparison is None or value is MISSING:
         return False
+    # A comparison walks the operand and the value at most once each (substring tests in C).
+    budget.spend(_width(operand) + _width(value))
     try:
         return comparison(value, operand)
     except _TypeMismatch:
         return False
 
 
-def _op_or(operand: Any, value: Any) -> bool:
-    return isinstance(operand, list) and any(_match(s, value) for s in operand)
+def _width(x: Any) -> int:
+    return len(x) if isinstance(x, list | Mapping) else 1
 
 
-def _op_and(operand: Any, value: Any) -> bool:
-    return isinstance(operand, list) and all(_match(s, value) for s in operand)
+def _op_or(operand: Any, value: Any, budget: Budget) -> bool:
+    return isinstance(operand, list) and any(_match(s, value, budget) for s in operand)
 
 
-def _op_not(operand: Any, value: Any) -> bool:
-    return not _match(operand, value)
+def _op_and(operand: Any, value: Any, budget: Budget) -> bool:
+    return isinstance(operand, list) and all(_match(s, value, budget) for s in operand)
 
 
-_LOGICAL: Final[dict[str, Callable[[Any, Any], bool]]] = {
+def _op_not(operand: Any, value: Any, budget: Budget) -> bool:
+    return not _match(operand, value, budget)
+
+
+_LOGICAL: Final[dict[str, Callable[[Any, Any, Budget], bool]]] = {
     "$or": _op_or,
     "$and": _op_and,
     "$not": _op_not,
@@ -262,8 +316,9 @@ def _parse_data(raw: bytes) -> Any:
         return {}
 
 
-def _check(node: Any, depth: int) -> str | None:
-    """First problem found in the filter subtree `node` at nesting level `depth`, if any."""
+def _check(node: Any, depth: int, nodes: list[int]) -> str | None:
+    """First problem found in the filter subtree `node` at nesting level `depth`, if any;
+    `nodes[0]` counts down the values the filter may still hold (`nodes[1]`: the limit)."""
     if depth > MAX_DEPTH:
         return f"filter is too deeply nested (more than {MAX_DEPTH} levels)"
     children: list[Any] = []
@@ -275,9 +330,12 @@ def _check(node: Any, depth: int) -> str | None:
             children.append(child)
     elif isinstance(node, list):
         children = node
+    nodes[0] -= len(children)
+    if nodes[0] < 0:
+        return f"filter must hold at most {nodes[1]} values"
     for child in children:
         if isinstance(child, Mapping | list):
-            problem = _check(child, depth + 1)
+            problem = _check(child, depth + 1, nodes)
             if problem:
                 return problem
     return None

@@ -43,3 +43,40 @@ DEFAULT_METADATA_LIMITS = MetadataLimits()
 def _size(text: str) -> int:
     # surrogatepass: a lone surrogate (valid JSON escape, invalid UTF-8) is measured, not an error
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+# --- JSON nesting ---------------------------------------------------------------------------------
+
+DEFAULT_MAX_JSON_DEPTH = 128
+
+_OPEN, _CLOSE = b"(", b")"
+_BRACKETS = bytes.maketrans(b"[{]}", _OPEN * 2 + _CLOSE * 2)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
+
+
+def json_too_deep(body: bytes, max_depth: int) -> bool:
+    """Whether the JSON text `body` nests objects and arrays more than `max_depth` levels deep.
+
+    Decoders recurse once per level (msgspec and the json module give up with RecursionError
+    around 1,000 levels, which would surface as a 500), so depth is measured on the bytes: strings
+    blanked, brackets kept, then innermost pairs removed one level per pass, all in C. At most
+    `max_depth` passes over at most the body's size. Malformed text is left to the decoder.
+    """
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return False  # not enough brackets to be that deep, strings included
+    # Outside strings valid JSON has no backslash, so dropping `\\` then `\"` leaves every
+    # remaining quote a string's edge: the even pieces between quotes are the structure.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    structure = outside.translate(_BRACKETS, _NOT_BRACKETS)
+    too_deep = _OPEN * (max_depth + 1)
+    for _ in range(max_depth):
+        if not structure:
+            return False
+        if too_deep in structure:
+            return True
+        shorter = structure.replace(_OPEN + _CLOSE, b"")
+        if len(shorter) == len(structure):
+            return False  # unbalanced: not JSON, which the decoder will say
+        structure = shorter
+    return bool(structure)

@@ -15,6 +15,7 @@ from outpost.core import coerce, filters, id_rule, timefmt, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
+from outpost.core.topics import DEFAULT_TOPIC_LIMITS, TopicLimits
 from outpost.destinations.provider import MetadataChecker, RemoteVerifier
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError, ValidationError
@@ -30,6 +31,8 @@ class Rules:
     configured_topics: tuple[str, ...]
     allow_wildcards: bool
     metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS
+    topic_limits: TopicLimits = DEFAULT_TOPIC_LIMITS
+    filter_limits: filters.FilterLimits = filters.DEFAULT_FILTER_LIMITS
 
 
 def create(
@@ -54,7 +57,7 @@ def create(
         tenant_id=tenant_id,
         type=type_,
         topics=destination_topics,
-        filter=_filter(body.get("filter")),
+        filter=_filter(body.get("filter"), rules),
         config=coerce.to_str_map(body.get("config"), "config") or {},
         credentials=coerce.to_str_map(body.get("credentials"), "credentials") or {},
         delivery_metadata=coerce.to_str_map(body.get("delivery_metadata"), "delivery_metadata"),
@@ -84,7 +87,7 @@ def update(
             required = name in ("config", "credentials")
             changes[name] = merged if merged or not required else {}
     if "filter" in body:
-        changes["filter"] = _filter(body["filter"])
+        changes["filter"] = _filter(body["filter"], rules)
     if "disabled_at" in body:
         changes["disabled_at"] = _timestamp(body, "disabled_at", now)
     patched = replace(current, **changes)
@@ -134,13 +137,15 @@ def _id(value: Any) -> str:
 
 
 def _topics(value: Any, rules: Rules) -> tuple[str, ...]:
-    return topics.validate_and_normalise(value, rules.configured_topics, rules.allow_wildcards)
+    return topics.validate_and_normalise(
+        value, rules.configured_topics, rules.allow_wildcards, rules.topic_limits
+    )
 
 
-def _filter(value: Any) -> dict[str, Any] | None:
+def _filter(value: Any, rules: Rules) -> dict[str, Any] | None:
     if value is None or value == {}:
         return None
-    filters.validate(value)
+    filters.validate(value, rules.filter_limits)
     return dict(value)
 
 

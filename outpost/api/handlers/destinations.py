@@ -46,7 +46,9 @@ async def list_(request: Request, ctx: Context) -> JSON:
 
 async def create(request: Request, ctx: Context) -> JSON:
     services = ctx.services
-    body = await read_object(request, services.config.max_request_body_bytes)
+    body = await read_object(
+        request, services.config.max_request_body_bytes, max_depth=services.config.max_json_depth
+    )
     destination = editing.create(
         body, ctx.path_tenant.id, services.rules, admin=ctx.caller.admin, now=now_ms()
     )
@@ -64,7 +66,10 @@ async def get(request: Request, ctx: Context) -> JSON:
 
 
 async def update(request: Request, ctx: Context) -> JSON:
-    body = await read_object(request, ctx.services.config.max_request_body_bytes)
+    config = ctx.services.config
+    body = await read_object(
+        request, config.max_request_body_bytes, max_depth=config.max_json_depth
+    )
     current = await _current(request, ctx)
     updated = editing.update(
         body, current, ctx.services.rules, admin=ctx.caller.admin, now=now_ms()

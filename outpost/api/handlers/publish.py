@@ -60,7 +60,8 @@ def parse_event(body: bytes, now: int) -> Event:
 
 
 async def publish(request: Request, ctx: Context) -> JSON:
-    body = await read_body(request, ctx.services.config.max_request_body_bytes)
+    config = ctx.services.config
+    body = await read_body(request, config.max_request_body_bytes, max_depth=config.max_json_depth)
     event = parse_event(body, timefmt.now_ms())
     published = await ctx.services.publisher.publish(event)
     return JSON(
@@ -74,7 +75,10 @@ async def publish(request: Request, ctx: Context) -> JSON:
 
 
 async def retry(request: Request, ctx: Context) -> JSON:
-    body = await read_object(request, ctx.services.config.max_request_body_bytes)
+    config = ctx.services.config
+    body = await read_object(
+        request, config.max_request_body_bytes, max_depth=config.max_json_depth
+    )
     missing = [f"{n} is required" for n in ("event_id", "destination_id") if not body.get(n)]
     if missing:
         raise ValidationError(missing)

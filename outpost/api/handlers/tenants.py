@@ -22,7 +22,10 @@ async def _tenant_body(ctx: Context, tenant: Tenant) -> dict[str, Any]:
 
 
 async def upsert(request: Request, ctx: Context) -> JSON:
-    body = await read_object(request, ctx.services.config.max_request_body_bytes, optional=True)
+    config = ctx.services.config
+    body = await read_object(
+        request, config.max_request_body_bytes, optional=True, max_depth=config.max_json_depth
+    )
     metadata = coerce.to_str_map(body.get("metadata"), "metadata")
     ctx.services.rules.metadata_limits.check("metadata", metadata)
     tenant_id = request.path_params["tenant_id"]
