@@ -564,7 +564,7 @@ class TestTransport:
 
 
 class TestRetry:
-    """`POST /retry` refusals (§1.6.19). This server replays any stored event, attempted or not."""
+    """`POST /retry` refusals (§1.6.19); a retry only repeats an earlier attempt (SDK 1.7.0)."""
 
     async def retry(self, api: Api, body: Any) -> Any:
         return await api.call("POST", "/retry", json=body)
@@ -605,6 +605,12 @@ class TestRetry:
         assert_error(mismatch, 400, "destination does not match event")
 
         star = await api.destination(tenant)
+        never_attempted = await self.retry(api, {**body, "destination_id": star["id"]})
+        error = assert_error(never_attempted, 400)
+        assert error["data"] == {"error": "no_prior_attempt"}
+        later = (await api.publish(tenant, topic="user.created", data={"amount": 5}))["id"]
+        assert await api.deliver_queued() == 1  # to `star`, the one destination it matched
+        body = {"event_id": later}
         assert ok(await self.retry(api, {**body, "destination_id": star["id"]}), 202) == {
             "success": True
         }
