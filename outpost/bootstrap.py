@@ -270,6 +270,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         metrics=backend,
         retention=backend,
         rate_limiter=rate_limiter(config),
+        earliest_due=backend.next_visible_at if config.service != "api" else None,
     )
     telemetry = start_telemetry(config)
     publisher.observer = worker.observer = telemetry
