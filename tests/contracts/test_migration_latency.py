@@ -34,7 +34,11 @@ async def test_sqlite_rows_before_008_read_null(tmp_path: Path) -> None:
     before = await _record(store, 12)
     await store.close()
     with sqlite3.connect(folder / "outpost.db") as conn:  # as a database written before 008
+        conn.execute("DROP INDEX attempts_by_time")  # 008 widened them with latency_ms
+        conn.execute("DROP INDEX attempts_by_tenant_time")
         conn.execute("ALTER TABLE attempts DROP COLUMN latency_ms")
+        conn.execute("CREATE INDEX attempts_by_time ON attempts (time, id)")
+        conn.execute("CREATE INDEX attempts_by_tenant_time ON attempts (tenant_id, time, id)")
         conn.execute("PRAGMA user_version = 7")
     store = SqliteBackend(folder, sealer=SEALER, synchronous="NORMAL")
     await store.open()
