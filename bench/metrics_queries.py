@@ -64,6 +64,7 @@ ATTEMPT_COLUMNS = (
     "manual",
     "code",
     "response_data",
+    "latency_ms",
 )
 
 
@@ -116,6 +117,15 @@ CASES = [
         ), "1d", ("tenant_id",),
     ),
     Case(
+        "attempts 24h by 1h, latency p50/p95/p99 + avg",
+        "attempts", 1, ("avg_latency", "p50_latency", "p95_latency", "p99_latency"), "1h",
+    ),
+    Case(
+        "attempts 7d by 1d × destination, latency, one tenant",
+        "attempts", 7, ("count", "p95_latency", "p99_latency"), "1d", ("destination_id",),
+        ONE_TENANT,
+    ),
+    Case(
         "events 24h by 1h × topic, all tenants",
         "events", 1, ("count", "rate"), "1h", ("topic",),
     ),
@@ -157,6 +167,7 @@ def generate(
                     f"atm_{made:09d}", tenant, event_id, destination, "webhook", topic,
                     "failed" if failed else "success", at + number * 30_000, number,
                     number > 1 and rng.random() < 0.1, "500" if failed else "200", None,
+                    int(rng.lognormvariate(4, 1)),  # ms: a long tail, as real destinations have
                 ))  # fmt: skip
         yield event, rows
 
@@ -167,7 +178,7 @@ def load_sqlite(path: Path, attempts: int) -> None:
     conn.execute("BEGIN")
     event_sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * 10)})"
     attempt_sql = (
-        f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+        f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
     )
     events, rows = [], []
     for event, attempt_rows in generate(attempts):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from outpost import __version__
@@ -36,7 +36,7 @@ from outpost.destinations.provider import Provider
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import Registry
 from outpost.destinations.webhook.provider import WebhookProvider
-from outpost.destinations.webhook.settings import WebhookSettings
+from outpost.destinations.webhook.settings import CompatSignature, WebhookSettings
 from outpost.errors import ConfigError
 from outpost.operator import setup as operator_setup
 from outpost.operator.relay import Relay
@@ -68,6 +68,33 @@ class System:
     delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
 
 
+def _compat_signature(config: Config) -> CompatSignature | None:
+    if not config.destinations_webhook_compat_signature_header_name.strip():
+        # Outpost ignores the other compat settings without a header name; a setting that
+        # would do nothing is refused instead, so that a typo cannot pass unnoticed.
+        default = Config()
+        for f in fields(Config):
+            env = f.metadata["env"]
+            if env.startswith("DESTINATIONS_WEBHOOK_COMPAT_") and getattr(
+                config, f.name
+            ) != getattr(default, f.name):
+                raise ConfigError(
+                    f"{env} is set but does nothing without "
+                    "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME"
+                )
+        return None
+    return CompatSignature(
+        header_name=config.destinations_webhook_compat_signature_header_name,
+        algorithm=config.destinations_webhook_compat_signature_algorithm,
+        encoding=config.destinations_webhook_compat_signature_encoding,
+        content_template=config.destinations_webhook_compat_signature_content_template,
+        header_template=config.destinations_webhook_compat_signature_header_template,
+        secret_encoding=config.destinations_webhook_compat_signature_secret_encoding,
+        secret_prefix=config.destinations_webhook_compat_signature_secret_prefix,
+        headers=config.destinations_webhook_compat_headers,
+    )
+
+
 def webhook_settings(config: Config) -> WebhookSettings:
     return WebhookSettings(
         mode=config.destinations_webhook_mode,
@@ -93,6 +120,10 @@ def webhook_settings(config: Config) -> WebhookSettings:
         signature_content_template=config.destinations_webhook_signature_content_template,
         signature_header_template=config.destinations_webhook_signature_header_template,
         signing_secret_template=config.destinations_webhook_signing_secret_template,
+        timestamp_format=config.destinations_webhook_timestamp_format,
+        signature_secret_encoding=config.destinations_webhook_signature_secret_encoding,
+        signature_secret_prefix=config.destinations_webhook_signature_secret_prefix,
+        compat=_compat_signature(config),
         max_response_body_bytes=config.destinations_webhook_max_response_body_bytes,
         include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
         user_agent=config.http_user_agent or f"Outpost/{__version__}",
@@ -251,6 +282,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         metrics=backend,
         retention=backend,
         rate_limiter=rate_limiter(config),
+        earliest_due=backend.next_visible_at if config.service != "api" else None,
     )
     telemetry = start_telemetry(config)
     publisher.observer = worker.observer = telemetry

@@ -299,6 +299,61 @@ class Config:
         "whsec_{{.RandomHex}}",
         "Generated secrets; `{{.RandomHex}}`, `{{.RandomBase64}}`, `{{.RandomAlphanumeric}}`.",
     )
+    destinations_webhook_timestamp_format: str = _setting(
+        "DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT",
+        "",
+        "Timestamp header (and `timestamp` metadata): `rfc3339` or `unix` (epoch seconds); unset: `rfc3339` in default mode, `unix` in standard mode (which accepts only `unix`).",
+    )
+    destinations_webhook_signature_secret_encoding: str = _setting(
+        "DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING",
+        "",
+        "How the HMAC key comes from a destination's secret: `raw` (its UTF-8 bytes, the default) or `hex` / `base64` (decoded, after the prefix below). The signing-secret template must generate decodable secrets (checked at start); a stored secret that does not decode fails its attempts with `ERR`. Standard mode accepts only `base64`.",
+    )
+    destinations_webhook_signature_secret_prefix: str = _setting(
+        "DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_PREFIX",
+        "",
+        "Prefix stripped from the secret before it is decoded (e.g. `whsec_`); ignored with `raw`. Standard mode accepts only `whsec_`.",
+    )
+    destinations_webhook_compat_signature_header_name: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME",
+        "",
+        "Setting it sends a second signature, in an older scheme, under this exact header name, alongside the primary one (for receivers migrating between schemes).",
+    )
+    destinations_webhook_compat_signature_algorithm: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ALGORITHM",
+        "hmac-sha256",
+        "Compat signature: `hmac-sha256` or `hmac-sha1`.",
+    )
+    destinations_webhook_compat_signature_encoding: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ENCODING",
+        "hex",
+        "Compat signature: `hex` or `base64`.",
+    )
+    destinations_webhook_compat_signature_content_template: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_CONTENT_TEMPLATE",
+        "{{.Body}}",
+        "Compat signature: what is signed (the primary content template's variables).",
+    )
+    destinations_webhook_compat_signature_header_template: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_TEMPLATE",
+        'v0={{.Signatures | join ","}}',
+        "Compat signature: the header's value (the primary header template's variables).",
+    )
+    destinations_webhook_compat_signature_secret_encoding: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_SECRET_ENCODING",
+        "raw",
+        "Compat signature: `raw`, `hex` or `base64`; a destination whose secret does not decode gets no compat signature (nor the compat headers).",
+    )
+    destinations_webhook_compat_signature_secret_prefix: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_SECRET_PREFIX",
+        "",
+        "Compat signature: prefix stripped from the secret before it is decoded.",
+    )
+    destinations_webhook_compat_headers: str = _setting(
+        "DESTINATIONS_WEBHOOK_COMPAT_HEADERS",
+        "",
+        "Extra headers sent with the compat signature: `name=template` pairs separated by commas (`\\,` for a literal comma); templates may use `{{.EventID}}`, `{{.Topic}}`, `{{.Timestamp}}`, `{{.Timestamp.Unix}}`.",
+    )
     destinations_webhook_max_response_body_bytes: int = _setting(
         "DESTINATIONS_WEBHOOK_MAX_RESPONSE_BODY_BYTES",
         131072,

@@ -46,6 +46,10 @@ ATTEMPT_MEASURES = (
     "rate",
     "successful_rate",
     "failed_rate",
+    "avg_latency",
+    "p50_latency",
+    "p95_latency",
+    "p99_latency",
 )
 ATTEMPT_DIMENSIONS = (
     "tenant_id",
@@ -72,7 +76,16 @@ TALLIES = (
     "retries",
     "manual_retries",
     "attempt_number_sum",
+    "latency_count",  # attempts with a recorded latency
+    "latency_sum",
+    "latency_p50",  # percentiles are picks, not sums: None where no latency is recorded
+    "latency_p95",
+    "latency_p99",
 )
+# Latency percentiles are nearest-rank over the group's recorded latencies, sorted ascending:
+# the value at 1-based rank ceil(p/100 * n) (PostgreSQL's percentile_disc). Every store computes
+# exactly this, so answers agree across stores and with an independent computation.
+PERCENTILES = {"latency_p50": 50, "latency_p95": 95, "latency_p99": 99}
 _TALLIES_OF_MEASURE: dict[str, tuple[str, ...]] = {
     "count": ("count",),
     "rate": ("count",),
@@ -85,6 +98,10 @@ _TALLIES_OF_MEASURE: dict[str, tuple[str, ...]] = {
     "retry_count": ("retries",),
     "manual_retry_count": ("manual_retries",),
     "avg_attempt_number": ("count", "attempt_number_sum"),
+    "avg_latency": ("latency_count", "latency_sum"),
+    "p50_latency": ("latency_p50",),
+    "p95_latency": ("latency_p95",),
+    "p99_latency": ("latency_p99",),
 }
 
 _GRANULARITY = re.compile(r"^(?P<amount>[1-9][0-9]{0,2})(?P<unit>[smhdwM])$")
@@ -203,7 +220,7 @@ class Tally:
 
     bucket: int | None
     key: tuple[DimensionValue, ...]
-    values: Mapping[str, int]
+    values: Mapping[str, int | None]  # None only for a percentile with no latency to pick
 
 
 def parse_time(name: str, text: str | None) -> int:
@@ -328,7 +345,7 @@ def _point(
     query: MetricsQuery,
     bucket_start: int | None,
     combo: tuple[DimensionValue, ...],
-    values: Mapping[str, int],
+    values: Mapping[str, int | None],
     seconds: float,
 ) -> dict[str, Any]:
     point: dict[str, Any] = {}
@@ -349,7 +366,13 @@ def _dimension_text(value: DimensionValue) -> str:
     return str(value)
 
 
-def _measure(name: str, values: Mapping[str, int], seconds: float) -> int | float:
+def _measure(name: str, tallied: Mapping[str, int | None], seconds: float) -> int | float | None:
+    if name.endswith("_latency"):
+        if name == "avg_latency":
+            recorded = tallied.get("latency_count") or 0
+            return (tallied.get("latency_sum") or 0) / recorded if recorded else None
+        return tallied.get("latency_" + name.removesuffix("_latency"))
+    values = {k: v or 0 for k, v in tallied.items()}
     count = values.get("count", 0)
     if name == "count":
         return count

@@ -153,8 +153,9 @@ class Publisher:
     async def retry(self, event_id: str, destination_id: str, tenant_id: str | None) -> None:
         """Queue a manual attempt, numbered after the latest logged one (§1.6.19).
 
-        Unlike Outpost, an event with no attempt yet can be retried too (every accepted event is
-        stored): that is how an event that matched nothing is replayed to a new destination.
+        Only a pair with an earlier attempt can be retried (SDK 1.7.0): a retry never sends an
+        event to a destination it was not delivered to. Stored events that never reached a
+        destination are replayed by the bulk recovery API, not here.
         Events are their tenant's: with no `tenant_id` (the admin's call), the id must be one
         tenant's only (LogStore.get_event answers 400 otherwise).
         """
@@ -169,5 +170,9 @@ class Publisher:
         if not await bounded_matching([destination], replace(event, destination_id="")):
             raise InputError("destination does not match event")
         latest = await self._log.latest_attempt(event_id, destination_id, event.tenant_id)
-        number = latest.attempt_number + 1 if latest else 1
-        await self._queue.enqueue_manual(event, destination_id, number)
+        if latest is None:
+            raise InputError(
+                "event has no attempt to this destination: a retry only repeats an earlier one",
+                {"error": "no_prior_attempt"},
+            )
+        await self._queue.enqueue_manual(event, destination_id, latest.attempt_number + 1)

@@ -18,6 +18,7 @@ from outpost.core.models import Tenant
 from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError
+from outpost.health import HealthBook
 from outpost.publishing import Publisher
 from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
 
@@ -37,6 +38,9 @@ class Services:
     metrics: MetricsStore | None = None  # the metrics API's aggregates (§1.6.17)
     retention: LogRetention | None = None  # erasing a deleted tenant's logs, when configured
     rate_limiter: RateLimiter | None = None  # API_RATE_LIMIT, when set
+    # When the earliest queued task is (or was) due: /healthz reports delivery falling behind.
+    earliest_due: Callable[[], Awaitable[int | None]] | None = None
+    health_book: HealthBook = field(default_factory=HealthBook)
 
 
 @dataclass(frozen=True, slots=True)

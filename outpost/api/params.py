@@ -42,27 +42,27 @@ def order_by(params: QueryParams, allowed: str) -> None:
 
 
 def log_page(params: QueryParams) -> PageRequest:
-    """Events and attempts: limit defaults to 100, clamps at 1000, and forgives nonsense."""
-    try:
-        limit = int(params.get("limit") or 100)
-    except ValueError:
-        limit = 100
-    limit = 100 if limit <= 0 else min(limit, 1000)
+    """Events and attempts: limit 1–1000, default 100; anything else is a 400 (SDK 1.7.0)."""
+    limit = _limit(params, default=100, most=1000)
     order_by(params, "time")
     return _page(params, limit)
 
 
 def tenant_page(params: QueryParams) -> PageRequest:
+    return _page(params, _limit(params, default=20, most=100))
+
+
+def _limit(params: QueryParams, *, default: int, most: int) -> int:
     raw = params.get("limit")
-    limit = 20
-    if raw:
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise InputError("invalid limit: must be an integer") from None
-        if not 1 <= limit <= 100:
-            raise InputError("invalid limit: must be between 1 and 100")
-    return _page(params, limit)
+    if not raw:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InputError("invalid limit: must be an integer") from None
+    if not 1 <= limit <= most:
+        raise InputError(f"invalid limit: must be between 1 and {most}")
+    return limit
 
 
 def _page(params: QueryParams, limit: int) -> PageRequest:

@@ -102,6 +102,7 @@ def attempt(
     body["destination_type"] = a.destination_type
     body["event_id"] = a.event_id
     body["destination_id"] = a.destination_id
+    body["latency_ms"] = a.latency_ms
     if response_data and a.response_data:
         body["response_data"] = a.response_data
     if event_body is not None:

@@ -62,6 +62,7 @@ class DeliveryResult:
     status: AttemptStatus
     code: str = ""
     response_data: dict[str, Any] | None = None
+    latency_ms: int | None = None  # set by the worker around the provider's publish call
 
     @property
     def ok(self) -> bool:
@@ -82,6 +83,7 @@ class Attempt:
     manual: bool
     code: str = ""
     response_data: dict[str, Any] | None = None
+    latency_ms: int | None = None  # None: never reached the provider, or recorded before 008
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -196,24 +198,31 @@ class DeliveryWorker:
             manual=task.manual,
             code=result.code,
             response_data=result.response_data,
+            latency_ms=result.latency_ms,
         )
         return next_step(task, result, attempt, self._policy, now)
 
     async def _publish(self, task: DeliveryTask, destination: Destination) -> DeliveryResult:
         """Deliver once. A bug or a persistent infrastructure fault becomes a failed attempt
-        (code `ERR`) rather than a task that is released and claimed again forever."""
+        (code `ERR`) rather than a task that is released and claimed again forever.
+
+        The result carries the milliseconds the provider's publish call took (the attempt's
+        `latency_ms`), also when it raised; none when no provider was called."""
         provider = self._registry.find(destination.type)
         if provider is None:
             return DeliveryResult("failed", "ERR", {"error": f"unknown type {destination.type}"})
+        started = time.perf_counter_ns()
         try:
-            return await provider.publish(task.event, destination)
+            result = await provider.publish(task.event, destination)
         except DeliveryInfrastructureError as exc:
             if task.claims < MAX_CLAIMS_WITHOUT_ATTEMPT:
                 raise
-            return DeliveryResult("failed", "ERR", {"error": str(exc)})
+            result = DeliveryResult("failed", "ERR", {"error": str(exc)})
         except Exception:
             log.exception("delivering event %s failed unexpectedly", task.event.id)
-            return DeliveryResult("failed", "ERR", {"error": "internal error"})
+            result = DeliveryResult("failed", "ERR", {"error": "internal error"})
+        latency_ms = (time.perf_counter_ns() - started) // 1_000_000
+        return dataclasses.replace(result, latency_ms=latency_ms)
 
 
 def _report_unrecorded(recorded: asyncio.Future[None]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.metrics import DimensionValue, MetricsQuery, Tally
+from outpost.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
 from outpost.storage.keyset import Where
 
 
@@ -47,6 +47,15 @@ def _aggregate(tally: str, dialect: Dialect) -> str:
         return "COUNT(*)"
     if tally == "attempt_number_sum":
         return "SUM(attempt_number)"
+    if tally == "latency_count":
+        return "COUNT(latency_ms)"
+    if tally == "latency_sum":
+        return "SUM(latency_ms)"
+    if tally in PERCENTILES:
+        # Nearest rank: 1-based rank ceil(p * n / 100), in integer arithmetic (SQLite has no
+        # percentile function, and this is exactly PostgreSQL's percentile_disc).
+        rank = f"({PERCENTILES[tally]} * latency_n + 99) / 100"
+        return f"MAX(CASE WHEN latency_rank = {rank} THEN latency_ms END)"
     return dialect.count_where.format(condition=_CONDITIONS[tally])
 
 
@@ -59,7 +68,20 @@ def statement(query: MetricsQuery, dialect: Dialect) -> Statement:
     columns = [_bucket(query, dialect)]
     columns += [_dimension_column(query, d) for d in query.dimensions]
     columns += [_aggregate(t, dialect) for t in _sums(query)]
-    sql = f"SELECT {', '.join(columns)} FROM {source} WHERE {where.sql()}"
+    if any(t in PERCENTILES for t in _sums(query)):
+        # Percentiles need each row's rank within its group: the filtered rows are numbered by
+        # latency (NULLs last, so never picked) per bucket and dimension values, then grouped.
+        group = [_bucket(query, dialect)] if query.granularity is not None else []
+        group += query.dimensions
+        within = f"PARTITION BY {', '.join(group)}" if group else ""
+        ranked = (
+            f"SELECT *, ROW_NUMBER() OVER ({within} ORDER BY latency_ms NULLS LAST)"
+            f" AS latency_rank, COUNT(latency_ms) OVER ({within}) AS latency_n"
+            f" FROM {source} WHERE {where.sql()}"
+        )
+        sql = f"SELECT {', '.join(columns)} FROM ({ranked}) AS ranked"
+    else:
+        sql = f"SELECT {', '.join(columns)} FROM {source} WHERE {where.sql()}"
     grouped = len(query.dimensions) + (query.granularity is not None)
     if grouped:
         first = 1 if query.granularity is not None else 2
@@ -109,7 +131,10 @@ def tallies(query: MetricsQuery, found: Sequence[Sequence[Any]]) -> list[Tally]:
         if not row[1 + width]:
             continue  # the one row of an ungrouped aggregate over nothing
         key = tuple(_typed(d, v) for d, v in zip(query.dimensions, row[1 : 1 + width], strict=True))
-        values = {t: int(v or 0) for t, v in zip(sums, row[1 + width :], strict=True)}
+        values = {
+            t: (None if v is None else int(v)) if t in PERCENTILES else int(v or 0)
+            for t, v in zip(sums, row[1 + width :], strict=True)
+        }
         bucket = None if row[0] is None else int(row[0])
         result.append(Tally(bucket, key, values))
     return result

@@ -145,7 +145,7 @@ def event_values(e: Event) -> tuple[Any, ...]:
 
 ATTEMPT_COLUMNS = (
     "id, tenant_id, event_id, destination_id, destination_type, topic, status, time, "
-    "attempt_number, manual, code, response_data"
+    "attempt_number, manual, code, response_data, latency_ms"
 )
 
 
@@ -163,6 +163,7 @@ def attempt(row: Any) -> Attempt:
         manual=bool(row[9]),
         code=row[10],
         response_data=load(row[11]),
+        latency_ms=row[12],
     )
 
 
@@ -180,6 +181,7 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
         a.manual,
         a.code,
         dump(a.response_data) if a.response_data else None,
+        a.latency_ms,
     )
 
 

@@ -84,6 +84,7 @@ async def build_world(api: Api) -> World:
     dest_b = (await api.destination(b, id=unique("dest-b")))["id"]
     event_a = (await api.publish(a, id=unique("evt-a"), topic="user.created"))["id"]
     await api.publish(b, id=unique("evt-b"), topic="user.created")
+    await api.deliver_queued()  # attempts, so that the events can be retried
     auth: dict[str, str | None] = {
         "admin": ADMIN,
         "jwt_a": await api.jwt(a),
@@ -127,8 +128,8 @@ PROBES: dict[tuple[str, str], Probe] = {
         lambda w: {"tenant_id": w.a, "topic": "user.created", "data": {"x": 1}},
         status=202,
     ),
-    # This server replays any stored event (Outpost needs a logged attempt first): 202 for the
-    # owner; tenant B must get 404 for A's event, not a 403 that would confirm it exists.
+    # 202 for the owner (the pair has an attempt); tenant B must get 404 for A's event, not a 403
+    # that would confirm it exists.
     ("POST", "/retry"): Probe(
         lambda w: "/retry",
         lambda w: {"event_id": w.event_a, "destination_id": w.dest_a},

@@ -7,7 +7,7 @@
 - `metadata` / `delivery_metadata` over `MAX_METADATA_KEYS` / `MAX_METADATA_KEY_BYTES` /
   `MAX_METADATA_VALUE_BYTES` on events, tenants and destinations: 422 `validation error`;
 - a filter nested deeper than 32 levels: 422;
-- page sizes: tenants 1–100 (400 outside), events/attempts clamped to 1000.
+- page sizes: tenants 1–100, events and attempts 1–1000 (400 outside, as SDK 1.7.0 documents).
 """
 
 from __future__ import annotations
@@ -154,9 +154,21 @@ class TestBodyAndPages:
         assert_error(response, 400, "invalid limit: must be between 1 and 100")
 
     @pytest.mark.parametrize("path", ["/events", "/attempts"])
-    async def test_log_page_size_is_clamped(self, api: Api, path: str) -> None:
-        body = await api.get(path, params={"limit": "1000000"})
-        assert body["pagination"]["limit"] == 1000
+    @pytest.mark.parametrize("limit", ["0", "1001", "-1", "1000000"])
+    async def test_log_page_size_out_of_range(self, api: Api, path: str, limit: str) -> None:
+        response = await api.call("GET", path, params={"limit": limit})
+        assert_error(response, 400, "invalid limit: must be between 1 and 1000")
+
+    @pytest.mark.parametrize("path", ["/events", "/attempts"])
+    async def test_log_page_size_not_a_number(self, api: Api, path: str) -> None:
+        response = await api.call("GET", path, params={"limit": "abc"})
+        assert_error(response, 400, "invalid limit: must be an integer")
+
+    @pytest.mark.parametrize("path", ["/events", "/attempts"])
+    async def test_log_page_size_bounds_are_accepted(self, api: Api, path: str) -> None:
+        for limit in (1, 1000):
+            body = await api.get(path, params={"limit": str(limit)})
+            assert body["pagination"]["limit"] == limit
 
 
 class TestNulCharacters:

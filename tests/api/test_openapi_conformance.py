@@ -13,7 +13,7 @@ Deliberately not checked (contract §11 divergences, decided by the project):
   invalid JSON (§11.2), 403 for tenant mismatches, 413/415 for oversized or non-JSON bodies,
   404 for an unknown destination type or id.
 - `negative_data_rejection` / `positive_data_acceptance`: the server is lenient where Outpost is
-  (unknown fields ignored, limits clamped, `tenant_id` required on publish although the document
+  (unknown fields ignored, `tenant_id` required on publish although the document
   makes it optional (§11.3), `kafka` accepted although the `DestinationType` enum omits it
   (§11.12), destination types other than `webhook` not implemented here (422)).
 - Extra response fields (destination `tenant_id`, attempt `destination_type`, §11.13) are allowed

@@ -336,6 +336,8 @@ class TestDestinationUpdate:
             ("DELETE", ""),
             ("PUT", "/enable"),
             ("PUT", "/disable"),
+            ("GET", "/attempts"),
+            ("GET", "/attempts/atm_1"),
         ):
             response = await api.call(
                 method,
@@ -350,6 +352,7 @@ class TestListQueries:
 
     @pytest.fixture
     async def paths(self, api: Api, tenant: str) -> list[str]:
+        await api.destination(tenant, id="d1")  # an unknown destination's attempts are a 404
         return [p.format(t=tenant) for p in self.LOGS]
 
     @pytest.mark.parametrize("value", ["up", "ascending", "1"])
@@ -436,15 +439,21 @@ class TestListQueries:
         body = await api.get("/tenants", params={"limit": limit})
         assert body["pagination"]["limit"] == int(limit)
 
-    @pytest.mark.parametrize(
-        ("limit", "used"), [("0", 100), ("-1", 100), ("abc", 100), ("5000", 1000), ("7", 7)]
-    )
-    async def test_log_limit_is_forgiving(
-        self, api: Api, paths: list[str], limit: str, used: int
+    @pytest.mark.parametrize("limit", ["0", "-1", "abc", "1001", "5000", "1.5"])
+    async def test_log_limit_outside_1_to_1000_is_refused(
+        self, api: Api, paths: list[str], limit: str
     ) -> None:
         for path in paths:
-            body = await api.get(path, params={"limit": limit})
-            assert body["pagination"]["limit"] == used
+            response = await api.call("GET", path, params={"limit": limit})
+            body = assert_error(response, 400)
+            assert body["message"].startswith("invalid limit: must be"), body
+
+    async def test_log_limit_default_and_bounds(self, api: Api, paths: list[str]) -> None:
+        for path in paths:
+            assert (await api.get(path))["pagination"]["limit"] == 100
+            for limit in (1, 7, 1000):
+                body = await api.get(path, params={"limit": str(limit)})
+                assert body["pagination"]["limit"] == limit
 
 
 class TestTransport:
@@ -555,7 +564,7 @@ class TestTransport:
 
 
 class TestRetry:
-    """`POST /retry` refusals (§1.6.19). This server replays any stored event, attempted or not."""
+    """`POST /retry` refusals (§1.6.19); a retry only repeats an earlier attempt (SDK 1.7.0)."""
 
     async def retry(self, api: Api, body: Any) -> Any:
         return await api.call("POST", "/retry", json=body)
@@ -596,6 +605,12 @@ class TestRetry:
         assert_error(mismatch, 400, "destination does not match event")
 
         star = await api.destination(tenant)
+        never_attempted = await self.retry(api, {**body, "destination_id": star["id"]})
+        error = assert_error(never_attempted, 400)
+        assert error["data"] == {"error": "no_prior_attempt"}
+        later = (await api.publish(tenant, topic="user.created", data={"amount": 5}))["id"]
+        assert await api.deliver_queued() == 1  # to `star`, the one destination it matched
+        body = {"event_id": later}
         assert ok(await self.retry(api, {**body, "destination_id": star["id"]}), 202) == {
             "success": True
         }

@@ -105,6 +105,7 @@ def attempt(
     manual: bool = False,
     code: str = "200",
     response_data: dict[str, Any] | None = None,
+    latency_ms: int | None = None,
 ) -> Attempt:
     return Attempt(
         id=attempt_id,
@@ -119,6 +120,7 @@ def attempt(
         manual=manual,
         code=code,
         response_data=response_data,
+        latency_ms=latency_ms,
     )
 
 

@@ -11,6 +11,7 @@ Every query filters on this test's tenants, so rows of other tests on a shared d
 from __future__ import annotations
 
 import calendar
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ async def _store(backend: Backend, seed: int) -> Log:
                         manual=number > 1 and rng.random() < 0.3,
                         code=rng.choice(CODES[2:] if failed else CODES[:2]),
                         destination_type=rng.choice(("webhook", "rabbitmq")),
+                        # Some attempts never reached a provider (or predate latency): None.
+                        latency_ms=None if rng.random() < 0.2 else rng.randrange(0, 3000),
                     )
                 )
     await record_attempts(backend, recorded)
@@ -100,6 +103,7 @@ async def _store(backend: Backend, seed: int) -> Log:
             "time": a.time,
             "number": a.attempt_number,
             "is_manual": a.manual,
+            "latency_ms": a.latency_ms,
         }
         for a in recorded
     ]
@@ -163,7 +167,20 @@ def _rows(
     return rows
 
 
-def _measure(name: str, rows: list[dict[str, Any]], seconds: float) -> float:
+def _percentile(values: list[int], percent: int) -> int | None:
+    """Nearest rank: sorted ascending, the value at 1-based rank ceil(percent/100 * n)."""
+    if not values:
+        return None
+    rank = max(1, math.ceil(percent * len(values) / 100))
+    return sorted(values)[rank - 1]
+
+
+def _measure(name: str, rows: list[dict[str, Any]], seconds: float) -> float | None:
+    latencies = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None]
+    if name == "avg_latency":
+        return sum(latencies) / len(latencies) if latencies else None
+    if name in ("p50_latency", "p95_latency", "p99_latency"):
+        return _percentile(latencies, int(name[1:3]))
     count = len(rows)
     ok = sum(1 for r in rows if r.get("status") == "success")
     failed = sum(1 for r in rows if r.get("status") == "failed")
@@ -272,6 +289,10 @@ def _same(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> bool:
         if got["metrics"].keys() != want["metrics"].keys():
             return False
         for name, value in want["metrics"].items():
+            if value is None or got["metrics"][name] is None:
+                if got["metrics"][name] is not value:
+                    return False
+                continue
             if got["metrics"][name] != pytest.approx(value, rel=1e-9, abs=1e-12):
                 return False
             if name.endswith("count") and type(got["metrics"][name]) is not int:
@@ -310,6 +331,10 @@ ALL_ATTEMPT_MEASURES = (
     "rate",
     "successful_rate",
     "failed_rate",
+    "avg_latency",
+    "p50_latency",
+    "p95_latency",
+    "p99_latency",
 )
 
 
@@ -367,7 +392,7 @@ async def test_attempt_filters_of_every_dimension(backend: Backend) -> None:
         args: dict[str, Any] = {
             "start": start,
             "end": end,
-            "measures": ("count", "error_rate", "avg_attempt_number"),
+            "measures": ("count", "error_rate", "avg_attempt_number", "p50_latency", "p99_latency"),
             "dims": ("destination_id",),
             "granularity": None,
             "filters": {**own, **extra},
@@ -495,6 +520,45 @@ def test_invalid_queries_are_input_errors(kwargs: dict[str, Any], message: str |
         assert raised.value.message == message
     if "granularity" in kwargs and "end" in kwargs:
         assert "query too broad" in raised.value.message
+
+
+async def test_latency_percentiles_are_nearest_rank(backend: Backend) -> None:
+    """Four recorded latencies and one without: p50 is the 2nd smallest, p95 and p99 the
+    largest; the average leaves the unrecorded one out; a bucket with none answers null."""
+    tenant = uid("tnt")
+    stored = event(uid("evt"), tenant, topic="user.created", time=BASE, matched=[uid("des")])
+    now = now_ms()
+    assert not await backend.accept(stored, now, now - HOUR)
+    destination = stored.matched_destination_ids[0]
+    # The i-th at minute i - 1; in 5-minute buckets the sixth (no latency) is alone in the second.
+    await record_attempts(
+        backend,
+        [
+            attempt(
+                uid("atm"),
+                stored,
+                destination,
+                time=BASE + (i - 1) * MINUTE,
+                number=i,
+                latency_ms=ms,
+            )
+            for i, ms in enumerate((40, 10, None, 30, 20, None), start=1)
+        ],
+    )
+    got = await ask(
+        backend,
+        "attempts",
+        start=BASE,
+        end=BASE + 10 * MINUTE,
+        measures=("count", "avg_latency", "p50_latency", "p95_latency", "p99_latency"),
+        granularity="5m",
+        filters={"tenant_id": [tenant]},
+    )
+    assert [p["metrics"] for p in got] == [
+        {"count": 5, "avg_latency": 25.0, "p50_latency": 20, "p95_latency": 40, "p99_latency": 40},
+        {"count": 1, "avg_latency": None, "p50_latency": None, "p95_latency": None,
+         "p99_latency": None},
+    ]  # fmt: skip
 
 
 def test_month_lengths_make_rates() -> None:

@@ -134,6 +134,20 @@ async def test_failures_are_retried_on_schedule_until_the_budget_is_spent(
     assert await store.next_visible_at() is None  # nothing left scheduled
 
 
+async def test_each_attempt_records_how_long_the_provider_took(store: SqliteBackend) -> None:
+    async def answers_after_a_while(event: Event) -> DeliveryResult:
+        await asyncio.sleep(0.12 if event.id == "slow" else 0)
+        return DeliveryResult("success", "200")
+
+    worker = worker_for(store, StandIn(answers_after_a_while))
+    await publish(store, "slow")
+    await publish(store, "quick")
+    await run_until(worker, lambda: _count(store, 2))
+    latency = {a.event_id: a.latency_ms for a in await attempts(store)}
+    assert latency["slow"] is not None and latency["slow"] >= 120
+    assert latency["quick"] is not None and 0 <= latency["quick"] < latency["slow"]
+
+
 async def test_an_event_not_eligible_for_retry_is_attempted_once(store: SqliteBackend) -> None:
     worker = worker_for(store, StandIn(refused), RetryPolicy(schedule=(1,)))
     await publish(store, retry=False)

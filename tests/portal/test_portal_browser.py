@@ -135,6 +135,7 @@ def test_create_a_webhook_publish_and_retry(
     expect(page.get_by_role("heading", name="Attempt #1")).to_be_visible()
     expect(page.locator("pre").first).to_contain_text('"user_id": "u-42"')
     expect(page.get_by_text("HTTP 200")).to_be_visible()
+    expect(page.locator("[data-latency]")).to_have_text(re.compile(r"^\d+ ms$"))
     snap(page, screenshots / "attempt.png")
     page.get_by_role("button", name="Retry").click()
     expect(page.get_by_text("Retry queued.")).to_be_visible()

@@ -6,6 +6,7 @@ import pytest
 
 from outpost.destinations.webhook import WebhookSettings
 from outpost.destinations.webhook.reserved import ReservedHeaders
+from outpost.destinations.webhook.settings import CompatSignature
 
 DEFAULT = WebhookSettings()
 STANDARD = WebhookSettings(mode="standard")
@@ -112,3 +113,18 @@ def test_standard_mode_under_other_prefixes(prefix: str) -> None:
     assert found["signature"] == f"{applied}signature"
     assert found[f"{applied}id"] == f"{applied}id"
     assert "webhook-id" not in found and "team" not in found
+
+
+def test_the_compat_signature_headers_are_protected_too() -> None:
+    # With a blank prefix a metadata key is sent under its own name, so it could replace the
+    # compat signature (or a header sent with it) that a migrating receiver checks.
+    settings = WebhookSettings(
+        header_prefix="",
+        compat=CompatSignature(
+            header_name="X-Legacy-Signature", headers="X-Legacy-Id={{.EventID}}"
+        ),
+    )
+    assert collisions(settings, ["x-legacy-signature", "X-Legacy-Id", "source"], event=True) == {
+        "x-legacy-signature": "x-legacy-signature",
+        "X-Legacy-Id": "x-legacy-id",
+    }

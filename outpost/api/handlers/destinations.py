@@ -106,6 +106,9 @@ async def disable(request: Request, ctx: Context) -> JSON:
 
 
 async def list_attempts(request: Request, ctx: Context) -> JSON:
+    # An unknown or deleted destination is a 404 (SDK 1.7.0); a deleted one's attempts stay
+    # listed by GET /attempts?destination_id=.
+    await _current(request, ctx)
     return await logs.attempts_page(
         request,
         ctx,
@@ -115,6 +118,7 @@ async def list_attempts(request: Request, ctx: Context) -> JSON:
 
 
 async def get_attempt(request: Request, ctx: Context) -> JSON:
+    await _current(request, ctx)
     return await logs.one_attempt(
         request,
         ctx,

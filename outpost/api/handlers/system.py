@@ -11,24 +11,45 @@ from outpost.api.context import Context, Services
 from outpost.api.responses import JSON
 from outpost.core.timefmt import format_ms, now_ms
 from outpost.errors import NotFoundError, StoreError
+from outpost.health import BEHIND_MS, DEGRADABLE, Status, overall
 
 HEALTH_TIMEOUT_SECONDS = 1.0
 
 
 async def health(services: Services) -> JSON:
+    now = now_ms()
     workers = {"http-server": True, **services.health()}
     names = list(services.dependencies)
     reachable = await asyncio.gather(*(_reachable(services.dependencies[n]) for n in names))
     workers.update(zip(names, reachable, strict=True))
-    healthy = all(workers.values())
+    statuses: dict[str, Status] = {}
+    dated: dict[str, int] = {}
+    for name, ok in workers.items():
+        statuses[name] = "healthy" if ok else "degraded" if name in DEGRADABLE else "failed"
+    if statuses.get("deliverymq-consumer") == "healthy" and services.earliest_due is not None:
+        due = await _earliest_due(services.earliest_due)
+        if due is not None and now - due > BEHIND_MS:
+            statuses["deliverymq-consumer"] = "degraded"
+            dated["deliverymq-consumer"] = due
+    book = services.health_book
+    status = overall(list(statuses.values()))
     body = {
-        "status": "healthy" if healthy else "failed",
-        "timestamp": format_ms(now_ms()),
+        "status": status,
+        "timestamp": format_ms(now),
         "workers": {
-            name: {"status": "healthy" if ok else "failed"} for name, ok in workers.items()
+            name: book.entry(name, worker, now, dated.get(name))
+            for name, worker in statuses.items()
         },
     }
-    return JSON(body, status_code=200 if healthy else 503)
+    return JSON(body, status_code=503 if status == "failed" else 200)
+
+
+async def _earliest_due(check: Callable[[], Awaitable[int | None]]) -> int | None:
+    """Bounded like the reachability checks; unknown (None) when the store does not answer."""
+    try:
+        return await asyncio.wait_for(check(), HEALTH_TIMEOUT_SECONDS)
+    except (StoreError, TimeoutError):
+        return None
 
 
 async def _reachable(check: Callable[[], Awaitable[None]]) -> bool:

@@ -60,6 +60,13 @@ class WebhookProvider:
         self._metadata_names = {key: self._names[key] for key in ("event-id", "timestamp", "topic")}
         self._reserved = ReservedHeaders(settings)
         self._signer = _signer(settings)
+        self._unix_timestamp = settings.unix_timestamp
+        compat = settings.compat
+        self._compat_name = canonical(compat.header_name.strip()) if compat else ""
+        self._compat_signer = compat.signer() if compat else None
+        self._compat_headers = (
+            [(canonical(n), t) for n, t in compat.extra_headers()] if compat else []
+        )
         self._generate_secret = (
             signing.generate_standard_secret
             if self._standard
@@ -180,6 +187,7 @@ class WebhookProvider:
         now_ns = time.time_ns()
         try:
             headers, unsent = self._headers(event, destination, now_ns)
+            headers += self._compat(event, destination, now_ns)
         except ValueError as exc:  # stored config Outpost would refuse to build a publisher from
             return DeliveryResult("failed", "ERR", {"error": str(exc)})
         return _noting_unsent(await self._send(destination, headers, event), unsent)
@@ -267,7 +275,11 @@ class WebhookProvider:
 
         Returns the merged metadata and the event's own part that may be sent.
         """
-        metadata = {"event-id": event.id, "topic": event.topic, "timestamp": self._rfc3339(now_ns)}
+        metadata = {
+            "event-id": event.id,
+            "topic": event.topic,
+            "timestamp": self._timestamp(now_ns),
+        }
         if self._ms_timestamp:
             metadata["timestamp-ms"] = rfc3339_nano(now_ns)
         unsent: list[str] = []
@@ -293,11 +305,24 @@ class WebhookProvider:
         data = signing.SigningInput(event.id, event.topic, now_ns, event.data)
         return self._signer.header_value(keys, data)
 
-    def _rfc3339(self, now_ns: int) -> str:
-        # Deliveries in the same second share one formatted timestamp.
+    def _compat(self, event: Event, destination: Destination, now_ns: int) -> list[tuple[str, str]]:
+        """The compat signature and its extra headers; none for a secret it cannot decode."""
+        if self._compat_signer is None:
+            return []
+        keys = _signing_keys(destination.credentials, now_ns // 1_000_000)
+        data = signing.SigningInput(event.id, event.topic, now_ns, event.data)
+        signature = self._compat_signer.header_value(keys, data)
+        if signature is None:
+            return []
+        extra = [(name, template.render(data)) for name, template in self._compat_headers]
+        return [(self._compat_name, signature), *extra]
+
+    def _timestamp(self, now_ns: int) -> str:
+        # DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT. Deliveries in the same second share one value.
         second = now_ns // 1_000_000_000
         if self._second[0] != second:
-            self._second = (second, timefmt.format_seconds(second * 1000))
+            text = str(second) if self._unix_timestamp else timefmt.format_seconds(second * 1000)
+            self._second = (second, text)
         return self._second[1]
 
 
@@ -316,6 +341,8 @@ def _signer(settings: WebhookSettings) -> signing.DefaultSigner | signing.Standa
         settings.signature_encoding,
         settings.signature_content_template,
         settings.signature_header_template,
+        settings.secret_encoding,
+        settings.signature_secret_prefix,
     )
 
 

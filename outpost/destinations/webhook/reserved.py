@@ -9,7 +9,8 @@ on a destination's `delivery_metadata` and left out of the request when it comes
 
 The protected names follow the settings: in default mode the enabled event-id, timestamp, topic
 and signature headers (wherever their directives put them) and `<prefix>timestamp-ms` when the
-millisecond timestamp is on; in Standard Webhooks mode `<prefix>id`, `<prefix>timestamp`,
+millisecond timestamp is on, and the compat signature's headers when
+`DESTINATIONS_WEBHOOK_COMPAT_*` is set; in Standard Webhooks mode `<prefix>id`, `<prefix>timestamp`,
 `<prefix>signature`, `<prefix>topic` (and `<prefix>timestamp-ms`). In both, the request's own
 framing headers (`Content-Type`, `Host`, ...): with a blank prefix a key `content-type` would
 otherwise replace it.
@@ -31,6 +32,9 @@ class ReservedHeaders:
         names = [settings.header_name(key) for key in SYSTEM_KEYS]
         if settings.include_millisecond_timestamp:
             names.append(self._prefix + "timestamp-ms")
+        if settings.compat is not None:  # the compat signature and the headers that go with it
+            names.append(settings.compat.header_name.strip())
+            names.extend(name for name, _ in settings.compat.extra_headers())
         self._names = frozenset(name.lower() for name in names if name) | RESERVED_HEADERS
         # In default mode these keys follow their directive instead of taking the prefix.
         self._directed = (

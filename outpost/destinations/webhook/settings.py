@@ -8,7 +8,7 @@ Standard Webhooks mode always sends `<prefix>id`, `<prefix>timestamp` and `<pref
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from outpost import __version__
@@ -25,6 +25,56 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 
 
 @dataclass(frozen=True)
+class CompatSignature:
+    """A second signature, in an older scheme, sent alongside the primary one (with optional
+    extra headers) so that receivers can migrate; enabled by naming its header."""
+
+    header_name: str
+    algorithm: str = "hmac-sha256"
+    encoding: str = "hex"
+    content_template: str = "{{.Body}}"
+    header_template: str = 'v0={{.Signatures | join ","}}'
+    secret_encoding: str = "raw"  # noqa: S105 (an encoding name, no secret)
+    secret_prefix: str = ""
+    headers: str = ""  # DESTINATIONS_WEBHOOK_COMPAT_HEADERS: name=template,...
+
+    def signer(self) -> signing.DefaultSigner:
+        return signing.DefaultSigner(
+            self.algorithm,
+            self.encoding,
+            self.content_template,
+            self.header_template,
+            self.secret_encoding or "raw",
+            self.secret_prefix,
+            strict=False,  # a secret that does not decode gets no compat signature
+        )
+
+    def extra_headers(self) -> list[tuple[str, signing.ValueTemplate]]:
+        return [
+            (name, signing.ValueTemplate(template))
+            for name, template in signing.header_templates(self.headers)
+        ]
+
+    def check(self) -> None:
+        prefix = "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE"
+        _check_header_name(f"{prefix}_HEADER_NAME", self.header_name.strip())
+        _check_choice(f"{prefix}_ALGORITHM", self.algorithm, signing.ALGORITHMS)
+        _check_choice(f"{prefix}_ENCODING", self.encoding, signing.ENCODINGS)
+        _check_choice(
+            f"{prefix}_SECRET_ENCODING", self.secret_encoding or "raw", signing.SECRET_ENCODINGS
+        )
+        _compile(self.content_template, signing.ContentTemplate, "COMPAT_SIGNATURE_CONTENT")
+        _compile(self.header_template, signing.HeaderTemplate, "COMPAT_SIGNATURE_HEADER")
+        try:
+            pairs = signing.header_templates(self.headers)
+            for name, template in pairs:
+                _check_header_name("DESTINATIONS_WEBHOOK_COMPAT_HEADERS", name)
+                signing.ValueTemplate(template)
+        except signing.TemplateError as exc:
+            raise ConfigError(f"DESTINATIONS_WEBHOOK_COMPAT_HEADERS: {exc}") from None
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     mode: str = "default"
     header_prefix: str | None = None
@@ -37,6 +87,10 @@ class WebhookSettings:
     signature_content_template: str = "{{.Body}}"
     signature_header_template: str = 'v0={{.Signatures | join ","}}'
     signing_secret_template: str = "whsec_{{.RandomHex}}"  # noqa: S105 (a template, no secret)
+    timestamp_format: str = ""  # "" = the mode's own: rfc3339 (default), unix (standard)
+    signature_secret_encoding: str = ""  # "" = the mode's own: raw (default), base64 (standard)
+    signature_secret_prefix: str = ""
+    compat: CompatSignature | None = None
     max_response_body_bytes: int = 131072
     include_millisecond_timestamp: bool = False
     user_agent: str = f"Outpost/{__version__}"
@@ -46,6 +100,15 @@ class WebhookSettings:
     @property
     def standard(self) -> bool:
         return self.mode == "standard"
+
+    @property
+    def unix_timestamp(self) -> bool:
+        """The timestamp header (and metadata) as epoch seconds rather than RFC 3339."""
+        return (self.timestamp_format or ("unix" if self.standard else "rfc3339")) == "unix"
+
+    @property
+    def secret_encoding(self) -> str:
+        return self.signature_secret_encoding or ("base64" if self.standard else "raw")
 
     @property
     def prefix(self) -> str:
@@ -78,12 +141,59 @@ class WebhookSettings:
             raise ConfigError("DELIVERY_TIMEOUT_SECONDS must be positive")
         if not _TOKEN.fullmatch(self.prefix):
             raise ConfigError(f"DESTINATIONS_WEBHOOK_HEADER_PREFIX {self.prefix!r} is not a header")
+        self._check_formats()
         if not self.standard:
             self._check_pinned_names()
             self._check_signing()
+        if self.compat is not None:
+            self.compat.check()
         self._check_collisions()
         if not self.standard:
             _compile(self.signing_secret_template, signing.SecretTemplate, "SIGNING_SECRET")
+            self._check_generated_secrets_decode()
+
+    def _check_formats(self) -> None:
+        _check_choice(
+            "DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT",
+            self.timestamp_format or "rfc3339",
+            ("rfc3339", "unix"),
+        )
+        _check_choice(
+            "DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING",
+            self.secret_encoding,
+            signing.SECRET_ENCODINGS,
+        )
+        if not self.standard:
+            return
+        # Standard Webhooks fixes these (unix timestamps, whsec_ + base64 secrets); Outpost keeps
+        # an operator's other value in that mode, which this server does not implement.
+        fixed = {
+            "DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT": (self.timestamp_format, "unix"),
+            "DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING": (
+                self.signature_secret_encoding,
+                "base64",
+            ),
+            "DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_PREFIX": (
+                self.signature_secret_prefix,
+                signing.STANDARD_PREFIX,
+            ),
+        }
+        for variable, (value, only) in fixed.items():
+            if value and value != only:
+                raise ConfigError(
+                    f"{variable}={value!r} is not supported in standard mode (only {only!r})"
+                )
+
+    def _check_generated_secrets_decode(self) -> None:
+        sample = signing.SecretTemplate(self.signing_secret_template).generate()
+        try:
+            signing.hmac_key(sample, self.secret_encoding, self.signature_secret_prefix)
+        except signing.SigningError:
+            raise ConfigError(
+                "DESTINATIONS_WEBHOOK_SIGNING_SECRET_TEMPLATE generates secrets that "
+                f"DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING={self.secret_encoding} cannot "
+                "decode (set DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_PREFIX to strip a prefix)"
+            ) from None
 
     def _check_pinned_names(self) -> None:
         for key, directive in self._directives().items():
@@ -103,6 +213,13 @@ class WebhookSettings:
             if name and name in seen:
                 raise ConfigError(f"webhook headers for {seen[name]} and {key} are both {name!r}")
             seen[name] = key
+        if self.compat is not None:
+            name = self.compat.header_name.strip().lower()
+            if name in seen:
+                raise ConfigError(
+                    f"DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME {name!r} is also the "
+                    f"{seen[name]} header"
+                )
 
     def _check_signing(self) -> None:
         if self.signature_algorithm not in signing.ALGORITHMS:
@@ -117,6 +234,18 @@ class WebhookSettings:
             )
         _compile(self.signature_content_template, signing.ContentTemplate, "SIGNATURE_CONTENT")
         _compile(self.signature_header_template, signing.HeaderTemplate, "SIGNATURE_HEADER")
+
+
+def _check_choice(variable: str, value: str, allowed: Iterable[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{variable} {value!r} is not one of {sorted(allowed)}")
+
+
+def _check_header_name(variable: str, name: str) -> None:
+    if not HEADER_NAME.fullmatch(name):
+        raise ConfigError(f"{variable} {name!r} is not a valid header name")
+    if name.lower() in RESERVED_HEADERS:
+        raise ConfigError(f"{variable} {name!r} is a reserved header")
 
 
 def _compile(source: str, template: Callable[[str], object], name: str) -> None:

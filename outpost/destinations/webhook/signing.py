@@ -19,7 +19,8 @@ Text outside `{{ }}` is copied as is; Go's `{{-` / `-}}` trim markers are honour
 raises `TemplateError`, which settings turn into a startup error rather than a broken delivery.
 
 Default mode signs `content` with HMAC (sha256 or sha1) keyed by the secret's UTF-8 bytes, the
-`whsec_` prefix included. Standard Webhooks mode signs `<id>.<unix>.<body>` with HMAC-SHA256
+`whsec_` prefix included, unless a secret encoding says to decode it (`hex` or `base64`, after
+stripping a configured prefix). Standard Webhooks mode signs `<id>.<unix>.<body>` with HMAC-SHA256
 keyed by the base64-decoded part after `whsec_`, as that specification requires.
 """
 
@@ -43,6 +44,8 @@ SECRET_FIELDS = frozenset({"RandomHex", "RandomBase64", "RandomAlphanumeric"})
 STANDARD_PREFIX = "whsec_"
 ALGORITHMS = {"hmac-sha256": "sha256", "hmac-sha1": "sha1"}
 ENCODINGS = frozenset({"hex", "base64"})
+SECRET_ENCODINGS = frozenset({"raw", "hex", "base64"})
+HEADERS_FIELDS = frozenset({"EventID", "Topic", "Timestamp"})  # compat headers' templates
 
 _ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.DOTALL)
 _FIELD = re.compile(r"\.([A-Za-z][A-Za-z0-9]*)(?:\.(Unix))?")
@@ -189,24 +192,93 @@ def _random(kind: str) -> str:
     return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(32))
 
 
-class DefaultSigner:
-    """Outpost's configurable scheme; the header is omitted (None) when there is no secret."""
+@functools.lru_cache(maxsize=4096)
+def hmac_key(secret: str, encoding: str = "raw", prefix: str = "") -> bytes:
+    """The HMAC key a secret stands for: its UTF-8 bytes (`raw`, the prefix kept), or the
+    `hex` / `base64` decoding of what follows `prefix` (stripped when present). Raises
+    SigningError when it does not decode (memoised: derived on every delivery otherwise)."""
+    if encoding == "raw":
+        return secret.encode()
+    text = secret.removeprefix(prefix) if prefix else secret
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(text)
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningError(f"the signing secret is not valid {encoding}") from None
 
-    def __init__(self, algorithm: str, encoding: str, content: str, header: str) -> None:
+
+class DefaultSigner:
+    """Outpost's configurable scheme; the header is omitted (None) when there is no secret.
+
+    `strict`: a secret that does not decode under `secret_encoding` is an error (the attempt
+    fails, saying so); otherwise (the compat signature) that secret is left out."""
+
+    def __init__(
+        self,
+        algorithm: str,
+        encoding: str,
+        content: str,
+        header: str,
+        secret_encoding: str = "raw",  # noqa: S107 (an encoding name)
+        secret_prefix: str = "",
+        *,
+        strict: bool = True,
+    ) -> None:
         self._digest = ALGORITHMS[algorithm]
         self._base64 = encoding == "base64"
         self._content = ContentTemplate(content)
         self._header = HeaderTemplate(header)
+        self._secret_encoding = secret_encoding
+        self._secret_prefix = secret_prefix
+        self._strict = strict
 
     def sign(self, secret: str, content: bytes) -> str:
-        digest = hmac.digest(secret.encode(), content, self._digest)
+        key = hmac_key(secret, self._secret_encoding, self._secret_prefix)
+        digest = hmac.digest(key, content, self._digest)
         return base64.b64encode(digest).decode() if self._base64 else digest.hex()
 
     def header_value(self, keys: Sequence[str], data: SigningInput) -> str | None:
+        if not self._strict:
+            keys = [key for key in keys if self.usable(key)]
         if not keys:
             return None
         content = self._content.render(data)
         return self._header.render(data, [self.sign(key, content) for key in keys])
+
+    def usable(self, secret: str) -> bool:
+        try:
+            hmac_key(secret, self._secret_encoding, self._secret_prefix)
+        except SigningError:
+            return False
+        return True
+
+
+class ValueTemplate:
+    """A header value from `{{.EventID}}`, `{{.Topic}}`, `{{.Timestamp}}` (compat headers)."""
+
+    def __init__(self, source: str) -> None:
+        self._pieces = compile_template(source, HEADERS_FIELDS)
+
+    def render(self, data: SigningInput) -> str:
+        return "".join(
+            text if kind == "text" else _value(kind, data) for kind, text in self._pieces
+        )
+
+
+def header_templates(text: str) -> list[tuple[str, str]]:
+    """`name=template,name=template` (a literal comma written `\\,`) as (name, template) pairs.
+    Raises TemplateError for a pair without `=` or a name."""
+    pairs: list[tuple[str, str]] = []
+    for item in re.split(r"(?<!\\),", text):
+        item = item.replace("\\,", ",").strip()
+        if not item:
+            continue
+        name, equals, template = item.partition("=")
+        if not equals or not name.strip():
+            raise TemplateError(f"expected name=template, got {item!r}")
+        pairs.append((name.strip(), template))
+    return pairs
 
 
 class StandardSigner:

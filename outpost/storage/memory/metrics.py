@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from outpost.core.models import Attempt, Event
-from outpost.metrics import DimensionValue, MetricsQuery, Tally
+from outpost.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
 
 Group = tuple[int | None, tuple[DimensionValue, ...]]
 
@@ -35,7 +35,8 @@ def event_tallies(query: MetricsQuery, events: Iterable[Event]) -> list[Tally]:
 
 
 def attempt_tallies(query: MetricsQuery, attempts: Iterable[Attempt]) -> list[Tally]:
-    sums: dict[Group, dict[str, int]] = {}
+    sums: dict[Group, dict[str, int | None]] = {}
+    latencies: dict[Group, list[int]] = {}
     for a in attempts:
         if not (query.start <= a.time < query.end):
             continue
@@ -54,8 +55,23 @@ def attempt_tallies(query: MetricsQuery, attempts: Iterable[Attempt]) -> list[Ta
         group = (_bucket(query, a.time), tuple(values[d] for d in query.dimensions))
         tally = sums.setdefault(group, dict.fromkeys(query.tallies, 0))
         for name in query.tallies:
-            tally[name] += _contribution(name, a)
+            if name not in PERCENTILES:
+                tally[name] = (tally[name] or 0) + _contribution(name, a)
+        if a.latency_ms is not None:
+            latencies.setdefault(group, []).append(a.latency_ms)
+    for group, tally in sums.items():
+        recorded = sorted(latencies.get(group, ()))
+        for name in query.tallies:
+            if name in PERCENTILES:
+                tally[name] = _nearest_rank(recorded, PERCENTILES[name])
     return [Tally(b, key, values) for (b, key), values in sums.items()]
+
+
+def _nearest_rank(ordered: list[int], percent: int) -> int | None:
+    """The value at 1-based rank ceil(percent * n / 100) (metrics.PERCENTILES)."""
+    if not ordered:
+        return None
+    return ordered[max(1, -(-percent * len(ordered) // 100)) - 1]
 
 
 def _matches(query: MetricsQuery, values: dict[str, Any]) -> bool:
@@ -82,5 +98,9 @@ def _contribution(name: str, a: Attempt) -> int:
         return int(a.attempt_number > 1)
     if name == "manual_retries":
         return int(a.manual)
+    if name == "latency_count":
+        return int(a.latency_ms is not None)
+    if name == "latency_sum":
+        return a.latency_ms or 0
     assert name == "attempt_number_sum", name
     return a.attempt_number

@@ -63,6 +63,7 @@ export async function renderAttempt(ctx, token, destinationId, attemptId) {
         h("dt", {}, "Event"), h("dd", {}, h("code", {}, attempt.event_id)),
         h("dt", {}, "Topic"), h("dd", {}, event.topic || "—"),
         h("dt", {}, "Response code"), h("dd", {}, attempt.code || "—"),
+        h("dt", {}, "Latency"), h("dd", { "data-latency": "" }, attempt.latency_ms == null ? "—" : `${attempt.latency_ms} ms`),
         h("dt", {}, "Attempted"), h("dd", {}, time(attempt.time)),
         h("dt", {}, "Event time"), h("dd", {}, time(event.time)),
         h("dt", {}, "Kind"), h("dd", {}, attempt.manual ? "Manual retry" : attempt.attempt_number > 1 ? "Automatic retry" : "First delivery"),
