@@ -16,11 +16,16 @@ from outpost.core import filters, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, Event
+from outpost.core.paging import AttemptQuery, PageRequest
 from outpost.core.timefmt import now_ms
 from outpost.core.topics import DEFAULT_TOPIC_LIMITS, TopicLimits
 from outpost.errors import InputError, NotFoundError, ValidationError
 from outpost.storage.protocols import DeliveryQueue, LogStore, TenantStore
 from outpost.telemetry.hooks import PublishObserver
+
+# Attempts read to find which tenant an admin's retry means: many attempts of one pair are one
+# tenant's; two tenants are found among the first hundred unless one retried it a hundred times.
+_TENANT_PROBE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +164,8 @@ class Publisher:
         Events are their tenant's: with no `tenant_id` (the admin's call), the id must be one
         tenant's only (LogStore.get_event answers 400 otherwise).
         """
+        if tenant_id is None:
+            tenant_id = await self._only_tenant_with_attempts(event_id, destination_id)
         event = await self._log.get_event(event_id, tenant_id)
         if event is None:
             raise NotFoundError("event not found")
@@ -176,3 +183,13 @@ class Publisher:
                 {"error": "no_prior_attempt"},
             )
         await self._queue.enqueue_manual(event, destination_id, latest.attempt_number + 1)
+
+    async def _only_tenant_with_attempts(self, event_id: str, destination_id: str) -> str | None:
+        """The tenant whose attempts of `event_id` went to `destination_id`, when exactly one
+        has some: the admin's retry body (Outpost's, which the SDK sends) names no tenant, and
+        only a pair with an earlier attempt can be retried, so this settles an event id that
+        several tenants use. None leaves the choice to `get_event` (one tenant's, or a 400)."""
+        query = AttemptQuery(event_ids=(event_id,), destination_ids=(destination_id,))
+        page = await self._log.list_attempts(query, PageRequest(limit=_TENANT_PROBE))
+        tenants = {attempt.tenant_id for attempt in page.items}
+        return tenants.pop() if len(tenants) == 1 else None

@@ -105,9 +105,9 @@ async def test_an_admin_read_of_an_id_several_tenants_use_must_name_one(api: Api
     found = await api.get(f"/events/{event_id}", params={"tenant_id": b})
     assert (found["tenant_id"], found["data"]) == (b, {"secret": "b"})
 
+    # The admin's retry body (the SDK's) names no tenant: the destination's attempts settle it.
     retry: dict[str, Any] = {"event_id": event_id, "destination_id": dest_b}
-    assert_error(await api.call("POST", "/retry", json=retry), 400, _ambiguous(event_id))
-    ok(await api.call("POST", "/retry", json=retry, params={"tenant_id": b}), 202)
+    ok(await api.call("POST", "/retry", json=retry), 202)
     retry_a = {"event_id": event_id, "destination_id": dest_a}
     ok(await api.call("POST", "/retry", json=retry_a, auth=await api.jwt(a)), 202)
     queued = await api.system.backend.claim(100, 60_000)
@@ -123,3 +123,20 @@ async def test_an_admin_read_of_an_id_several_tenants_use_must_name_one(api: Api
 
 def _ambiguous(event_id: str) -> str:
     return f"event {event_id!r} exists for several tenants: pass tenant_id"
+
+
+async def test_an_admin_retry_is_settled_by_the_destination_or_names_the_tenant(api: Api) -> None:
+    a, b = await api.tenant(), await api.tenant()
+    shared = unique("des")  # both tenants chose the same destination id
+    await api.destination(a, id=shared)
+    await api.destination(b, id=shared)
+    event_id = unique("evt")
+    await api.publish(a, {"secret": "a"}, id=event_id)
+    await api.publish(b, {"secret": "b"}, id=event_id)
+    await _deliver_all(api)
+
+    retry: dict[str, Any] = {"event_id": event_id, "destination_id": shared}
+    assert_error(await api.call("POST", "/retry", json=retry), 400, _ambiguous(event_id))
+    ok(await api.call("POST", "/retry", json=retry, params={"tenant_id": b}), 202)
+    queued = await api.system.backend.claim(100, 60_000)
+    assert [(t.event.tenant_id, t.destination_id, t.manual) for t in queued] == [(b, shared, True)]
