@@ -61,6 +61,7 @@ class DeliveryResult:
     status: AttemptStatus
     code: str = ""
     response_data: dict[str, Any] | None = None
+    retry_after_s: float | None = None  # the destination asked to be retried no sooner
 
     @property
     def ok(self) -> bool:
