@@ -13,7 +13,7 @@ from outpost.config import Config
 from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
-from outpost.delivery.flow import FlowSettings
+from outpost.delivery.flow import flow_settings
 from outpost.delivery.process import DeliveryProcess
 from outpost.delivery.process import wanted as wants_delivery_process
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
@@ -123,21 +123,6 @@ def retry_policy(config: Config) -> RetryPolicy:
         interval_seconds=config.retry_interval_seconds,
         schedule=config.retry_schedule,
         retry_after_max_seconds=config.retry_after_max_seconds,
-    )
-
-
-def flow_settings(config: Config) -> FlowSettings:
-    """Per-destination flow control. A destination may hold an eighth of the slots by default:
-    one answering in 5 ms still gets 8 / 0.005 = 1,600 deliveries/s, and five that hang hold 40
-    of 64 slots before their circuits open, leaving the rest to everyone else."""
-    concurrency = config.delivery_max_concurrency
-    return FlowSettings(
-        concurrency=concurrency,
-        destination_concurrency=config.destination_max_concurrency or max(1, concurrency // 8),
-        tenant_concurrency=config.tenant_max_concurrency or max(1, concurrency // 2),
-        rate_per_second=config.destination_rate_limit_per_second,
-        circuit_failures=config.delivery_circuit_failure_threshold,
-        timeout_ms=round(config.delivery_timeout_seconds * 1000),
     )
 
 

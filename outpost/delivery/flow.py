@@ -27,9 +27,13 @@ import collections
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from outpost.core.flow_limits import lenient_overrides
 from outpost.core.models import DeliveryTask
+
+if TYPE_CHECKING:
+    from outpost.config import Config
 
 Key = tuple[str, str]  # (tenant id, destination id)
 
@@ -73,6 +77,23 @@ class FlowSettings:
             self.rate_per_second if overrides.rate_per_second is None else overrides.rate_per_second
         )
         return Limits(max(1, concurrency), rate)
+
+
+def flow_settings(config: Config) -> FlowSettings:
+    """The settings' flow control. A destination may hold an eighth of the slots by default:
+    one answering in 5 ms still gets 8 / 0.005 = 1,600 deliveries/s, and five that hang hold 40
+    of 64 slots before their circuits open, leaving the rest to everyone else (with a quarter,
+    four would hold them all). A tenant may hold half, so no one tenant's destinations, however
+    many, take every slot."""
+    concurrency = config.delivery_max_concurrency
+    return FlowSettings(
+        concurrency=concurrency,
+        destination_concurrency=config.destination_max_concurrency or max(1, concurrency // 8),
+        tenant_concurrency=config.tenant_max_concurrency or max(1, concurrency // 2),
+        rate_per_second=config.destination_rate_limit_per_second,
+        circuit_failures=config.delivery_circuit_failure_threshold,
+        timeout_ms=round(config.delivery_timeout_seconds * 1000),
+    )
 
 
 @dataclass(slots=True)

@@ -15,7 +15,14 @@ from email.utils import format_datetime
 import httpx
 import pytest
 from outpost_sdk import Outpost
-from support.api import create_webhook, get_webhook, list_attempts, publish, unique_id
+from support.api import (
+    create_webhook,
+    get_webhook,
+    list_attempts,
+    publish,
+    unique_id,
+    wait_attempts,
+)
 from support.receiver import Receiver
 from support.waiting import poll_until
 
@@ -107,11 +114,7 @@ def test_rate_limited_deliveries_arrive_spaced_and_are_not_failed_attempts(
     gaps = [b.arrived_at - a.arrived_at for a, b in itertools.pairwise(requests)]
     assert min(gaps) >= 0.2, gaps  # 4 per second: 250 ms apart (timer slack allowed)
     assert requests[-1].arrived_at - requests[0].arrived_at >= 7 * 0.2
-    attempts = poll_until(
-        lambda: (rows := list_attempts(api, tenant_id=tenant)) and len(rows) == 8 and rows,
-        timeout=10,
-        what="8 attempts",
-    )
+    attempts = wait_attempts(api, 8, exact=True, tenant_id=tenant)
     assert {(a["status"], a["attempt_number"]) for a in attempts} == {("success", 1)}
 
 
@@ -132,13 +135,7 @@ def test_retry_after_of_a_429_sets_the_next_automatic_retry(
     first, second = receiver.wait_for(2, path=path, timeout=15)  # the schedule says 30 s
     assert first.status == 429 and second.status == 200
     assert 1.0 <= second.arrived_at - first.arrived_at <= 8.0
-    attempts = poll_until(
-        lambda: (
-            (rows := list_attempts(api, tenant_id=tenant, dir="asc")) and len(rows) == 2 and rows
-        ),
-        timeout=10,
-        what="2 attempts",
-    )
+    attempts = wait_attempts(api, 2, exact=True, tenant_id=tenant, dir="asc")
     assert [(a["attempt_number"], a["status"], a["code"]) for a in attempts] == [
         (1, "failed", "429"),
         (2, "success", "200"),
