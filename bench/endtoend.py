@@ -423,10 +423,11 @@ def noisy_round(mode: str, hanging: int, args: argparse.Namespace) -> dict[str, 
             sink.terminate()
             sink.wait(30)
     latencies = sorted(latency / 1e6 for _, latency in samples)
-    buckets = [0] * (int(args.noisy_seconds // BUCKET_S) + 1)
-    for arrived, _ in samples:
-        at = int((arrived - began_ns) / 1e9 // BUCKET_S)
-        buckets[min(max(at, 0), len(buckets) - 1)] += 1
+    # Per 10 s from the start of the load, on past its end while a backlog drains.
+    offsets = [max(0, int((arrived - began_ns) / 1e9 // BUCKET_S)) for arrived, _ in samples]
+    buckets = [0] * (max(offsets, default=0) + 1)
+    for at in offsets:
+        buckets[at] += 1
 
     def quantile(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * q))] if latencies else 0.0

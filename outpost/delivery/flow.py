@@ -6,7 +6,9 @@ slots, so that one destination (or one tenant) cannot hold the slots every other
 - **Round robin**: tasks start tenant by tenant, and within a tenant destination by
   destination, not in claim order; a burst for one destination does not queue the others.
 - **Caps**: a destination holds at most its `concurrency` slots (DESTINATION_MAX_CONCURRENCY,
-  or its `outpost.max_concurrency` metadata), a tenant at most `tenant_concurrency`.
+  or its `outpost.max_concurrency` metadata), a tenant at most `tenant_concurrency`. The
+  server-wide caps may be exceeded while more than a quarter of all slots are free (so one busy
+  destination alone still uses most of them); a destination's own cap never is.
 - **Circuit**: after `circuit_failures` consecutive timeouts or connection failures a
   destination's circuit opens: one delivery (the probe) is in flight at a time, the others wait,
   until an attempt gets an answer (any HTTP response, even a 500, closes it).
@@ -59,6 +61,7 @@ SPREAD_MS = 5  # deferred tasks of one destination come back this far apart, not
 class Limits:
     concurrency: int
     rate_per_second: float = 0.0  # 0: no limit
+    own: bool = False  # the destination's own cap (metadata): never exceeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ class FlowSettings:
         rate = (
             self.rate_per_second if overrides.rate_per_second is None else overrides.rate_per_second
         )
-        return Limits(max(1, concurrency), rate)
+        return Limits(max(1, concurrency), rate, overrides.concurrency is not None)
 
 
 def flow_settings(config: Config) -> FlowSettings:
@@ -118,6 +121,9 @@ class Flow:
             collections.OrderedDict()
         )
         self.waiting = 0
+        self.running = 0
+        # Slots no default cap may borrow: kept for whoever has not reached theirs.
+        self._reserve = max(1, settings.concurrency // 4)
 
     # -- what the worker tells ----------------------------------------------------------------
 
@@ -149,7 +155,7 @@ class Flow:
         for _ in range(len(self._ring)):
             tenant, keys = next(iter(self._ring.items()))
             self._ring.move_to_end(tenant)
-            if self._tenants.get(tenant, 0) >= self._settings.tenant_concurrency:
+            if not self._tenant_room(tenant):
                 continue
             for _ in range(len(keys)):
                 key = next(iter(keys))
@@ -177,6 +183,7 @@ class Flow:
         if began is None:
             return
         self._tenants[key[0]] -= 1
+        self.running -= 1
         if not self._tenants[key[0]]:
             del self._tenants[key[0]]
         took = now - began
@@ -212,7 +219,7 @@ class Flow:
         out: list[tuple[DeliveryTask, int]] = []
         blocked: list[Key] = []
         for tenant, keys in list(self._ring.items()):
-            tenant_full = self._tenants.get(tenant, 0) >= self._settings.tenant_concurrency
+            tenant_full = not self._tenant_room(tenant)
             for key in list(keys):
                 state = self._destinations[key]
                 if not (tenant_full or self._blocked(state, now)):
@@ -221,7 +228,7 @@ class Flow:
                 keep: collections.deque[DeliveryTask] = collections.deque()
                 for position, task in enumerate(state.waiting):
                     at = self._expected_start(state, position, now)
-                    if at - now <= HOLD_MS and position < self._cap(state):
+                    if at - now <= HOLD_MS:
                         keep.append(task)
                     else:
                         out.append((task, max(at, now + MIN_DEFER_MS)))
@@ -275,8 +282,19 @@ class Flow:
         limits = state.limits
         return limits.rate_per_second if limits is not None else self._settings.rate_per_second
 
+    def _borrowing(self) -> bool:
+        """Whether a default cap may be exceeded now: while more than the reserve is free, so a
+        single busy destination can use most slots, and hanging ones never take the last ones."""
+        return self.running < self._settings.concurrency - self._reserve
+
+    def _tenant_room(self, tenant: str) -> bool:
+        return self._tenants.get(tenant, 0) < self._settings.tenant_concurrency or self._borrowing()
+
     def _at_cap(self, state: _Destination) -> bool:
-        return len(state.started) >= self._cap(state)
+        if len(state.started) < self._cap(state):
+            return False
+        own = state.limits is not None and state.limits.own
+        return own or self._open(state) or not self._borrowing()
 
     def _blocked(self, state: _Destination, now: int) -> bool:
         if self._at_cap(state):
@@ -296,6 +314,7 @@ class Flow:
     def _start(self, state: _Destination, tenant: str, task: DeliveryTask, now: int) -> None:
         state.started[task.id] = now
         self._tenants[tenant] = self._tenants.get(tenant, 0) + 1
+        self.running += 1
         if self._rate(state) > 0:
             state.tokens -= 1
 
@@ -312,8 +331,8 @@ class Flow:
             # A slot frees after about an attempt's time; one in flight for longer than the
             # average says the destination is slower now.
             oldest = now - min(state.started.values()) if state.started else 0
-            turn = max(state.average_ms, oldest, MIN_DEFER_MS)
-            at = now + round((position // self._cap(state) + 1) * turn)
+            turn = max(state.average_ms, oldest)
+            at = now + round((position // max(1, len(state.started)) + 1) * turn)
         rate = self._rate(state)
         if rate > 0:
             at = max(at, now + math.ceil((position + 1 - state.tokens) / rate * 1000))

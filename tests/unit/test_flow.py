@@ -57,8 +57,9 @@ def test_tenant_turns_before_its_destinations_turns() -> None:
     assert order.count("b") == 2  # b gets every other turn, not one in five
 
 
-def test_a_destination_holds_at_most_its_cap() -> None:
-    f = flow(destination_concurrency=2)
+def test_a_destination_holds_at_most_its_own_cap() -> None:
+    f = flow(destination_concurrency=8)
+    f.learn("a", "d", {"outpost.max_concurrency": "2"})
     tasks = [task("a", "d") for _ in range(5)]
     for t in tasks:
         f.add(t)
@@ -68,16 +69,29 @@ def test_a_destination_holds_at_most_its_cap() -> None:
     assert f.take(10) is tasks[2]
 
 
-def test_metadata_overrides_the_cap_and_a_tenant_cap_still_applies() -> None:
-    f = flow(destination_concurrency=1, tenant_concurrency=3)
-    f.learn("a", "d", {"outpost.max_concurrency": "10"})
-    for _ in range(6):
-        f.add(task("a", "d"))
-    assert len(take_all(f, 0)) == 3
+def test_the_default_cap_is_exceeded_only_while_more_than_a_quarter_of_slots_are_free() -> None:
+    f = flow(concurrency=8, destination_concurrency=2, tenant_concurrency=4)
+    for _ in range(10):
+        f.add(task("a", "busy"))
+    assert len(take_all(f, 0)) == 6  # alone, it may use all but the reserved quarter (2)
+    for _ in range(3):
+        f.add(task("b", "other"))
+    assert len(take_all(f, 0)) == 2  # the reserve: for those under their cap
+    assert f.running == 8
+
+
+def test_a_tenant_with_many_busy_destinations_leaves_the_reserve_to_others() -> None:
+    f = flow(concurrency=16, destination_concurrency=2, tenant_concurrency=8)
+    for d in range(20):
+        f.add(task("a", f"d{d}"))
+    assert len(take_all(f, 0)) == 12  # its cap of 8, then borrowing down to the reserve of 4
+    f.add(task("b", "x"))
+    assert f.take(0) is not None
 
 
 def test_circuit_opens_after_consecutive_timeouts_and_lets_one_probe_through() -> None:
-    f = flow(destination_concurrency=4, circuit_failures=3)
+    f = flow(circuit_failures=3)
+    f.learn("a", "d", {"outpost.max_concurrency": "4"})
     for _ in range(10):
         f.add(task("a", "d"))
     running = take_all(f, 0)
