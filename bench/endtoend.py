@@ -10,6 +10,10 @@ Scenarios:
 - `rate1000`: 1,000 events/s offered for `--seconds-at-rate` seconds (latency at a fixed load).
 - `fanout10`: each event to 10 destinations.
 - `retries20`: the sink fails 20 % of requests; failed deliveries retry after 1 s.
+- `noisy` (not in the default set): 50 tenants × 1 webhook destination, 500 events/s spread
+  evenly for `--noisy-seconds`; once with all 50 healthy (the baseline), then with 5 whose
+  endpoint never answers (each request ends at the delivery timeout). Reports the healthy
+  destinations' delivery latency and delivered/s per 10 s, and what the hanging ones got.
 
 The loopback limit (wrk straight at the sink, and this generator straight at the sink) is
 measured in the same run, and throughputs are also given as a ratio to wrk's figure, because
@@ -53,6 +57,7 @@ PG_ADMIN = os.environ.get("OUTPOST_BENCH_POSTGRES", "postgresql://postgres@127.0
 RABBIT_URL = os.environ.get("OUTPOST_BENCH_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
 MODES = ("sqlite", "postgres", "postgres+rabbitmq")
 SCENARIOS = ("saturation", "rate1000", "fanout10", "retries20")
+NOISY_TENANTS, NOISY_HANGING, NOISY_RATE, BUCKET_S = 50, 5, 500, 10
 CONNECTIONS = 64
 
 
@@ -342,6 +347,127 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
     }
 
 
+def sql_count(store: Store, query: str) -> int:
+    if store.pg_name:
+        out = subprocess.run(
+            ["psql", store.url(), "-tAc", query], check=True, capture_output=True, text=True
+        )
+        return int(out.stdout.strip())
+    path = next(p for p in Path(store.data_dir).iterdir() if p.suffix == ".db")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute(query).fetchone()[0])
+
+
+def noisy_round(mode: str, hanging: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One `noisy` round: NOISY_TENANTS tenants, the first `hanging` of them never answered."""
+    sink_port, api_port = free_port(), free_port()
+    sink = subprocess.Popen([sys.executable, str(HERE / "sink.py"), str(sink_port)])
+    sink_url = f"http://127.0.0.1:{sink_port}"
+    deadline = time.monotonic() + args.timeout + args.noisy_seconds
+    tenants = [f"t{k:02d}" for k in range(NOISY_TENANTS)]
+    with store_for(mode) as store:
+        servers = start_servers(mode, server_env(mode, store, api_port, "noisy"), None)
+        try:
+            base = f"http://127.0.0.1:{api_port}"
+            wait_http(base + "/healthz", deadline)
+            wait_http(sink_url + "/stats", deadline)
+            for k, tenant in enumerate(tenants):
+                path = "hang" if k < hanging else "ok"
+                http("PUT", f"{base}/api/v1/tenants/{tenant}")
+                destination = {
+                    "type": "webhook",
+                    "topics": ["*"],
+                    "config": {"url": f"{sink_url}/{path}/{k}"},
+                }
+                http("POST", f"{base}/api/v1/tenants/{tenant}/destinations", destination)
+
+            def payload(n: int, sent_ns: int) -> bytes:
+                body = loadgen.publish_body(tenants[n % NOISY_TENANTS], n, sent_ns)
+                return loadgen.request_bytes("/api/v1/publish", body, API_KEY)
+
+            began_ns = time.time_ns()
+            load = uvloop.run(
+                loadgen.fixed_rate(api_port, payload, NOISY_RATE, args.noisy_seconds, CONNECTIONS)
+            )
+            # Event n goes to tenant n % 50: count the healthy ones among those sent.
+            healthy = sum(1 for n in range(load.sent) if n % NOISY_TENANTS >= hanging)
+            expected = healthy - load.rejected  # rejections are not expected (reported below)
+            while (stats := sink_stats(sink_url))["delivered"] < expected:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            with urllib.request.urlopen(sink_url + "/samples", timeout=30) as response:
+                samples: list[list[int]] = json.loads(response.read())
+            bad = ", ".join(f"'{k}'" for k in tenants[:hanging]) or "''"
+            hanging_attempts = sql_count(
+                store, f"SELECT count(*) FROM attempts WHERE tenant_id IN ({bad})"
+            )
+            # Every event of a hanging destination has had an attempt or still has a task.
+            covered = sql_count(
+                store,
+                "SELECT count(*) FROM (SELECT event_id FROM attempts WHERE tenant_id IN "
+                f"({bad}) UNION SELECT event_id FROM tasks WHERE tenant_id IN ({bad})) AS x",
+            )
+            first_attempts = sql_count(
+                store,
+                f"SELECT count(*) FROM attempts WHERE tenant_id IN ({bad}) AND attempt_number = 1",
+            )
+            wrong_numbers = sql_count(  # attempt n recorded without attempt n - 1 before it
+                store,
+                "SELECT count(*) FROM attempts a WHERE a.attempt_number > 1 AND NOT EXISTS "
+                "(SELECT 1 FROM attempts b WHERE b.event_id = a.event_id AND "
+                "b.destination_id = a.destination_id AND b.attempt_number = a.attempt_number - 1)",
+            )
+        finally:
+            stop(servers)
+            sink.terminate()
+            sink.wait(30)
+    latencies = sorted(latency / 1e6 for _, latency in samples)
+    # Per 10 s from the start of the load, on past its end while a backlog drains.
+    offsets = [max(0, int((arrived - began_ns) / 1e9 // BUCKET_S)) for arrived, _ in samples]
+    buckets = [0] * (max(offsets, default=0) + 1)
+    for at in offsets:
+        buckets[at] += 1
+
+    def quantile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * q))] if latencies else 0.0
+
+    return {
+        "hanging": hanging,
+        "accepted": load.accepted,
+        "rejected": load.rejected,
+        "healthy_expected": expected,
+        "healthy_delivered": stats["delivered"],
+        "lost": expected - stats["delivered"],
+        "duplicates": stats["duplicates"],
+        "p50_ms": quantile(0.50),
+        "p99_ms": quantile(0.99),
+        "max_ms": latencies[-1] if latencies else 0.0,
+        "per_s_by_10s": [round(count / BUCKET_S) for count in buckets],
+        "hanging_events": load.sent - healthy,
+        "hanging_requests": stats["hung"],
+        "hanging_attempts": hanging_attempts,
+        "hanging_first_attempts": first_attempts,
+        "hanging_events_covered": covered,
+        "attempt_number_gaps": wrong_numbers,
+    }
+
+
+def noisy_table(results: dict[str, dict[str, Any]]) -> str:
+    head = (
+        "| mode · run | healthy p50 / p99 / max | healthy delivered/s per 10 s | lost "
+        "| hanging: events · requests · attempts (first) · covered |\n|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {name} | {r['p50_ms']:,.1f} / {r['p99_ms']:,.1f} / {r['max_ms']:,.0f} ms "
+        f"| {' · '.join(str(x) for x in r['per_s_by_10s'])} | {r['lost']} "
+        f"| {r['hanging_events']} · {r['hanging_requests']} · {r['hanging_attempts']} "
+        f"({r['hanging_first_attempts']}) · {r['hanging_events_covered']} |"
+        for name, r in results.items()
+    ]
+    return "\n".join([head, *rows])
+
+
 def per_event(after: dict[str, float], before: dict[str, float], key: str, events: int) -> float:
     return (after.get(key, 0.0) - before.get(key, 0.0)) / max(events, 1) * 1e6
 
@@ -389,16 +515,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--seconds-at-rate", type=float, default=10.0)
+    parser.add_argument("--noisy-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on one round, seconds")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--profile", help="record the servers with py-spy into this folder")
     args = parser.parse_args()
     modes = MODES if args.mode == "all" else (args.mode,)
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS)
+    unknown = set(scenarios) - {*SCENARIOS, "noisy"}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
+    if "noisy" in scenarios:
+        noisy: dict[str, dict[str, Any]] = {}
+        for mode in modes:
+            for hanging in (0, NOISY_HANGING):
+                name = f"{mode} {'all healthy' if not hanging else f'{hanging} hanging'}"
+                noisy[name] = noisy_round(mode, hanging, args)
+                print(f"{name}: {json.dumps(noisy[name])}", flush=True)
+        print()
+        print(noisy_table(noisy))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"noisy": noisy}, indent=2))
+        scenarios.remove("noisy")
+        if not scenarios:
+            return
     limits = [loopback_limit(5) for _ in range(args.rounds)]
     limit = {k: statistics.median(x[k] for x in limits) for k in limits[0]}
     print("loopback: " + json.dumps({k: round(v) for k, v in limit.items()}), flush=True)

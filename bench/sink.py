@@ -3,7 +3,9 @@
 One process, uvloop + httptools. Paths:
 - `/ok/<anything>`: 200.
 - `/flaky/<anything>`: 500 for every fifth request (20 %), else 200.
-- `GET /stats`: JSON counters; `POST /reset` clears them.
+- `/hang/<anything>`: never answered (the server's delivery timeout ends the request).
+- `GET /stats`: JSON counters; `GET /samples`: `[arrival ns, latency ns]` of each first
+  successful delivery; `POST /reset` clears them.
 
 A delivery counts as delivered once per (path, event id) answered 200; later ones are duplicates.
 The event's data carries `"sent": <publish time, ns since the epoch>`, so the sink records
@@ -37,6 +39,8 @@ class Stats:
         self.duplicates = 0
         self.seen: set[bytes] = set()
         self.latencies_ns: list[int] = []
+        self.arrivals_ns: list[int] = []
+        self.hung = 0
         self.first_ns = 0
         self.last_ns = 0
 
@@ -51,6 +55,7 @@ class Stats:
         return {
             "requests": self.requests,
             "failed": self.failed,
+            "hung": self.hung,
             "delivered": len(self.seen),
             "duplicates": self.duplicates,
             "latency_p50_ms": quantile(0.50),
@@ -102,6 +107,10 @@ class SinkProtocol(asyncio.Protocol):
         if url == b"/stats":
             self._answer(json.dumps(STATS.report()).encode())
             return
+        if url == b"/samples":
+            pairs = list(zip(STATS.arrivals_ns, STATS.latencies_ns, strict=True))
+            self._answer(json.dumps(pairs).encode())
+            return
         if url == b"/reset":
             STATS = Stats()
             self._answer(b"{}")
@@ -109,6 +118,9 @@ class SinkProtocol(asyncio.Protocol):
         stats = STATS
         now = time.time_ns()
         stats.requests += 1
+        if url.startswith(b"/hang"):
+            stats.hung += 1
+            return
         if url.startswith(b"/flaky") and stats.requests % 5 == 0:
             stats.failed += 1
             self.transport.write(FAIL)
@@ -124,6 +136,7 @@ class SinkProtocol(asyncio.Protocol):
         sent = SENT.search(b"".join(self.body))
         if sent:
             stats.latencies_ns.append(now - int(sent.group(1)))
+            stats.arrivals_ns.append(now)
 
     def _answer(self, body: bytes) -> None:
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "

@@ -15,6 +15,7 @@ from outpost.core.filters import FilterLimits
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
 from outpost.core.topics import TopicLimits
+from outpost.delivery.flow import flow_settings
 from outpost.delivery.process import DeliveryProcess
 from outpost.delivery.process import wanted as wants_delivery_process
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
@@ -154,6 +155,7 @@ def retry_policy(config: Config) -> RetryPolicy:
         max_retries=config.max_retry_limit,
         interval_seconds=config.retry_interval_seconds,
         schedule=config.retry_schedule,
+        retry_after_max_seconds=config.retry_after_max_seconds,
     )
 
 
@@ -255,6 +257,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
             concurrency=config.delivery_max_concurrency,
             lease_ms=config.delivery_lease_seconds * 1000,
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
+            flow=flow_settings(config),
         ),
     )
     child = None  # the embedded server's delivery process, when it starts one

@@ -212,6 +212,31 @@ class Config:
         0,
         "Longest idle sleep of the scheduler in ms (0: automatic, at most 1 s).",
     )
+    destination_max_concurrency: int = _setting(
+        "DESTINATION_MAX_CONCURRENCY",
+        0,
+        "Deliveries in flight to one destination per delivery process (0: DELIVERY_MAX_CONCURRENCY / 8, at least 1); a destination's `outpost.max_concurrency` metadata overrides it.",
+    )
+    tenant_max_concurrency: int = _setting(
+        "TENANT_MAX_CONCURRENCY",
+        0,
+        "Deliveries in flight to one tenant's destinations per delivery process (0: DELIVERY_MAX_CONCURRENCY / 2, at least 1).",
+    )
+    destination_rate_limit_per_second: float = _setting(
+        "DESTINATION_RATE_LIMIT_PER_SECOND",
+        0.0,
+        "Deliveries started per second to one destination per delivery process (0: no limit); a destination's `outpost.rate_limit_per_second` metadata overrides it.",
+    )
+    delivery_circuit_failure_threshold: int = _setting(
+        "DELIVERY_CIRCUIT_FAILURE_THRESHOLD",
+        5,
+        "Consecutive timeouts or connection failures after which a destination gets one delivery in flight at a time until one is answered (0: never).",
+    )
+    retry_after_max_seconds: int = _setting(
+        "RETRY_AFTER_MAX_SECONDS",
+        3600,
+        "Longest `Retry-After` (of a 429 or 503) honoured for the next automatic retry, which then replaces the backoff (0: ignore Retry-After).",
+    )
     delivery_lease_seconds: int = _setting(
         "DELIVERY_LEASE_SECONDS",
         60,
@@ -706,6 +731,16 @@ def check(config: Config) -> None:
         problems.append("MAX_RETRY_LIMIT must not be negative")
     if config.delivery_max_concurrency < 1:
         problems.append("DELIVERY_MAX_CONCURRENCY must be at least 1")
+    if min(config.destination_max_concurrency, config.tenant_max_concurrency) < 0:
+        problems.append(
+            "DESTINATION_MAX_CONCURRENCY and TENANT_MAX_CONCURRENCY must not be negative"
+        )
+    if not 0 <= config.destination_rate_limit_per_second < float("inf"):
+        problems.append("DESTINATION_RATE_LIMIT_PER_SECOND must be a number, at least 0")
+    if config.delivery_circuit_failure_threshold < 0 or config.retry_after_max_seconds < 0:
+        problems.append(
+            "DELIVERY_CIRCUIT_FAILURE_THRESHOLD and RETRY_AFTER_MAX_SECONDS must not be negative"
+        )
     if config.delivery_timeout_seconds <= 0:
         problems.append("DELIVERY_TIMEOUT_SECONDS must be positive")
     if config.delivery_lease_seconds <= config.delivery_timeout_seconds:

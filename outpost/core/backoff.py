@@ -20,6 +20,7 @@ class RetryPolicy:
     max_retries: int = 10
     interval_seconds: int = 30
     schedule: tuple[int, ...] = ()
+    retry_after_max_seconds: int = 3600  # 0: Retry-After is not honoured
 
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.interval_seconds < 0:
@@ -42,6 +43,14 @@ class RetryPolicy:
         # Bound the exponent first so 2**n stays a small int however large the attempt number.
         exponent = min(attempt_number - 1, MAX_DELAY_SECONDS.bit_length())
         return min(self.interval_seconds << exponent, MAX_DELAY_SECONDS)
+
+    def next_delay_seconds(self, attempt_number: int, retry_after: float | None) -> float:
+        """Wait before the retry that follows failed attempt `attempt_number`: the destination's
+        own Retry-After when it sent one (at least 1 s, at most `retry_after_max_seconds`),
+        otherwise the schedule's."""
+        if retry_after is None or self.retry_after_max_seconds <= 0:
+            return self.delay_seconds(attempt_number)
+        return min(max(retry_after, 1.0), float(self.retry_after_max_seconds))
 
     def retries_after(self, attempt_number: int) -> bool:
         """Whether failed attempt `attempt_number` still has a retry left in the budget."""

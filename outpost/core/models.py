@@ -63,6 +63,7 @@ class DeliveryResult:
     code: str = ""
     response_data: dict[str, Any] | None = None
     latency_ms: int | None = None  # set by the worker around the provider's publish call
+    retry_after_s: float | None = None  # the destination asked to be retried no sooner
 
     @property
     def ok(self) -> bool:

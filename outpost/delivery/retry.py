@@ -17,6 +17,7 @@ def next_step(
         and task.event.eligible_for_retry
         and policy.retries_after(task.attempt_number)
     ):
-        due = now + policy.delay_seconds(task.attempt_number) * 1000
+        delay = policy.next_delay_seconds(task.attempt_number, result.retry_after_s)
+        due = now + round(delay * 1000)
         return Outcome(task, attempt, retry_at=due)
     return Outcome(task, attempt, cancel_retry=task.manual)

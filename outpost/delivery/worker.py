@@ -8,7 +8,6 @@ deleted or disabled); or it is released back to the queue because no attempt cou
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import time
@@ -20,6 +19,7 @@ from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
 from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Destination, Outcome
 from outpost.core.timefmt import now_ms
+from outpost.delivery.flow import Flow, FlowSettings
 from outpost.delivery.recorder import Recorder
 from outpost.delivery.retry import next_step
 from outpost.destinations.registry import Registry
@@ -49,6 +49,12 @@ class WorkerSettings:
     lease_ms: int
     idle_poll_ms: int  # longest sleep while nothing is due
     release_delay_ms: int = 5_000  # a task that could not be attempted waits this long
+    flow: FlowSettings | None = None  # None: no caps, no circuit, no rate limit (tests)
+
+    def flow_settings(self) -> FlowSettings:
+        if self.flow is not None:
+            return self.flow
+        return FlowSettings(self.concurrency, self.concurrency, self.concurrency, 0.0, 0)
 
 
 CLAIM_AHEAD = 1  # concurrencies' worth of tasks claimed beyond the busy slots
@@ -75,14 +81,16 @@ class DeliveryWorker:
     ) -> None:
         self._queue = queue
         self._scheduler = scheduler
-        self._destinations = destinations
+        self._flow = Flow(settings.flow_settings())
+        # Every look-up of a destination (each delivery makes one) refreshes its flow limits.
+        self._destinations = _Learning(destinations, self._flow)
         self._registry = registry
         self._policy = policy
         self._ids = ids
         self._settings = settings
         self._recorder = Recorder(queue.finish)
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._waiting: collections.deque[DeliveryTask] = collections.deque()  # claimed, no slot
+        self._timer: asyncio.TimerHandle | None = None  # starts a rate-limited task when due
         self._stopping = asyncio.Event()
         self.healthy = True
 
@@ -94,6 +102,11 @@ class DeliveryWorker:
         finally:
             while self._in_flight:  # each ending delivery starts a waiting one
                 await asyncio.wait(self._in_flight)
+            if self._timer is not None:
+                self._timer.cancel()
+            left = self._flow.drain()  # held back by their destination's limits: not attempted
+            if left:
+                await self._defer([(task, now_ms()) for task in left])
             await self._recorder.drained()
 
     def stop(self) -> None:
@@ -111,15 +124,20 @@ class DeliveryWorker:
         # commit, slower than a delivery to a fast destination, and slots must not idle while
         # it is on its way. Waiting tasks hold their lease; a slot takes one as it frees.
         ahead = (1 + CLAIM_AHEAD) * self._settings.concurrency
-        room = ahead - len(self._in_flight) - len(self._waiting)
+        room = ahead - len(self._in_flight) - self._flow.waiting
         if room <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return
         want = min(room, CLAIM_BATCH)
         try:
             tasks = await self._queue.claim(want, self._settings.lease_ms)
-            self._waiting.extend(tasks)
+            await self._learn(tasks)
+            for task in tasks:
+                self._flow.add(task)
             self._start_waiting()
+            deferred = self._flow.overflow(now_ms())
+            if deferred:
+                await self._defer(deferred)
             if len(tasks) < want:
                 await self._queue.wait_for_work(await self._idle_seconds())
             self.healthy = True
@@ -130,11 +148,49 @@ class DeliveryWorker:
             log.error("delivery loop: %r; retrying in %.0f s", exc, ERROR_PAUSE_SECONDS)
             await asyncio.sleep(ERROR_PAUSE_SECONDS)
 
+    async def _learn(self, tasks: list[DeliveryTask]) -> None:
+        """Look up the destinations whose flow limits are not known yet (cached reads)."""
+        for tenant_id, destination_id in self._flow.unknown(tasks):
+            try:
+                found = await self._destinations.get_destination(tenant_id, destination_id)
+            except OutpostError:
+                found = None  # the delivery finds out; meanwhile the defaults apply
+            if found is None:
+                self._flow.learn(tenant_id, destination_id, None)
+
+    async def _defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
+        try:
+            await self._queue.defer(deferred)
+        except Exception as exc:
+            # They keep their leases and are claimed again once those expire: at least once.
+            log.error("could not give back %d waiting deliveries: %r", len(deferred), exc)
+
     def _start_waiting(self) -> None:
-        while self._waiting and len(self._in_flight) < self._settings.concurrency:
-            running = asyncio.create_task(self._deliver(self._waiting.popleft()))
+        now = now_ms()
+        while len(self._in_flight) < self._settings.concurrency:
+            task = self._flow.take(now)
+            if task is None:
+                break
+            running = asyncio.create_task(self._run(task))
             self._in_flight.add(running)
             running.add_done_callback(self._slot_freed)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if len(self._in_flight) < self._settings.concurrency:
+            due = self._flow.next_start_at(now)
+            if due is not None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(max(0, due - now) / 1000, self._start_waiting)
+
+    async def _run(self, task: DeliveryTask) -> None:
+        code = None
+        try:
+            outcome = await self._deliver(task)
+            if outcome is not None and outcome.attempt is not None:
+                code = outcome.attempt.code
+        finally:
+            self._flow.finished(task, code, now_ms())
 
     def _slot_freed(self, running: asyncio.Task[None]) -> None:
         self._in_flight.discard(running)
@@ -147,7 +203,7 @@ class DeliveryWorker:
             return longest
         return max(0.0, min(longest, (due - now_ms()) / 1000))
 
-    async def _deliver(self, task: DeliveryTask) -> None:
+    async def _deliver(self, task: DeliveryTask) -> Outcome | None:
         # Each delivery runs in a task of its own: these fields stay on its log lines only.
         context.bind(
             event_id=task.event.id,
@@ -160,11 +216,12 @@ class DeliveryWorker:
         except DeliveryInfrastructureError as exc:
             log.warning("no attempt for event %s (claim %d): %s", task.event.id, task.claims, exc)
             await self._settle(lambda: self._queue.release(task, self._settings.release_delay_ms))
-            return
+            return None
         except OutpostError as exc:  # e.g. the store was unreachable to look the destination up
             log.error("delivery of event %s not attempted: %s", task.event.id, exc)
-            return  # the task keeps its lease and is claimed again when it ends
+            return None  # the task keeps its lease and is claimed again when it ends
         self._recorder.submit(outcome).add_done_callback(_report_unrecorded)
+        return outcome
 
     async def _settle(self, write: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -223,6 +280,20 @@ class DeliveryWorker:
             result = DeliveryResult("failed", "ERR", {"error": "internal error"})
         latency_ms = (time.perf_counter_ns() - started) // 1_000_000
         return dataclasses.replace(result, latency_ms=latency_ms)
+
+
+class _Learning:
+    """A destination look-up that tells the flow each destination's limits as it reads them."""
+
+    def __init__(self, inner: DestinationLookup, flow: Flow) -> None:
+        self._inner = inner
+        self._flow = flow
+
+    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
+        found = await self._inner.get_destination(tenant_id, destination_id)
+        if found is not None:
+            self._flow.learn(tenant_id, destination_id, found.metadata)
+        return found
 
 
 def _report_unrecorded(recorded: asyncio.Future[None]) -> None:

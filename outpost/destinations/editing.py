@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from outpost.core import coerce, filters, id_rule, timefmt, topics
+from outpost.core.flow_limits import BadOverride, read_overrides
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
@@ -103,6 +104,10 @@ def update(
 def _check_metadata(destination: Destination, rules: Rules) -> None:
     rules.metadata_limits.check("metadata", destination.metadata)
     rules.metadata_limits.check("delivery_metadata", destination.delivery_metadata)
+    try:
+        read_overrides(destination.metadata)
+    except BadOverride as exc:  # a flow limit the delivery worker would have to ignore
+        raise ValidationError([f"metadata.{exc.key} {exc.message}"]) from None
 
 
 def _delivery_metadata_errors(provider: object, destination: Destination) -> list[str]:

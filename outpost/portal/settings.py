@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from outpost.config import Config
+from outpost.delivery.flow import flow_settings
 
 
 def _flag(value: bool) -> str:
@@ -17,6 +18,7 @@ def _flag(value: bool) -> str:
 
 
 def public_settings(config: Config) -> dict[str, str]:
+    flow = flow_settings(config)
     return {
         "REFERER_URL": config.portal_referer_url,
         "REFRESH_URL": config.portal_refresh_url or config.portal_referer_url,
@@ -32,6 +34,9 @@ def public_settings(config: Config) -> dict[str, str]:
         "DISABLE_TELEMETRY": "true",  # this server sends no telemetry
         "ENABLE_DESTINATION_FILTER": _flag(config.portal_enable_destination_filter),
         "ENABLE_WEBHOOK_CUSTOM_HEADERS": _flag(config.portal_enable_webhook_custom_headers),
+        # Ours, not Outpost's: the defaults a destination's flow limits fall back to.
+        "DESTINATION_MAX_CONCURRENCY": str(flow.destination_concurrency),
+        "DESTINATION_RATE_LIMIT_PER_SECOND": f"{flow.rate_per_second:g}",
     }
 
 

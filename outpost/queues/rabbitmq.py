@@ -334,6 +334,11 @@ class RabbitQueue:
         await self._store.release(task, delay_ms)
         await self._settle_tasks([task])
 
+    async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
+        # Back in the database, due later: claimed from there (not from a message) when due.
+        await self._store.defer(deferred)
+        await self._settle_tasks(task for task, _ in deferred)
+
     async def _settle_tasks(self, tasks: Iterable[DeliveryTask]) -> None:
         done: list[_Carrier] = []
         for task in tasks:

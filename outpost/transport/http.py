@@ -54,6 +54,7 @@ class HttpResponse:
     status: int
     body: bytes
     body_exceeded: bool
+    retry_after: str | None = None  # the last response's Retry-After header, as sent
 
 
 class HttpTransportError(Exception):
@@ -75,7 +76,17 @@ class HttpTransportError(Exception):
 class _Slot:
     """A reusable easy handle and the state of the transfer it is running."""
 
-    __slots__ = ("chunks", "curl", "exceeded", "future", "limit", "opened", "refused", "size")
+    __slots__ = (
+        "chunks",
+        "curl",
+        "exceeded",
+        "future",
+        "limit",
+        "opened",
+        "refused",
+        "retry_after",
+        "size",
+    )
 
     def __init__(self, curl: Any) -> None:
         self.curl = curl
@@ -86,6 +97,15 @@ class _Slot:
         self.future: asyncio.Future[tuple[int, str]] | None = None
         self.refused: Refusal | None = None  # the first address the guard refused, if any
         self.opened = False  # whether the guard let a connection open
+        self.retry_after: str | None = None
+
+    def header(self, line: bytes) -> None:
+        # Only Retry-After is kept (flow control on 429/503); a new status line (a redirect's
+        # next response) forgets the previous response's.
+        if line[:12].lower() == b"retry-after:":
+            self.retry_after = line[12:].strip().decode("latin-1")
+        elif line[:5] == b"HTTP/":
+            self.retry_after = None
 
     def write(self, data: bytes) -> int | None:
         self.chunks.append(data)
@@ -106,6 +126,7 @@ class _Slot:
         self.future = None
         self.refused = None
         self.opened = False
+        self.retry_after = None
 
 
 class HttpClient:
@@ -235,6 +256,7 @@ class HttpClient:
             curl.setopt(option, value)
         slot = _Slot(curl)
         curl.setopt(pycurl.WRITEFUNCTION, slot.write)
+        curl.setopt(pycurl.HEADERFUNCTION, slot.header)
         if self._screen is not None:
             curl.setopt(pycurl.OPENSOCKETFUNCTION, _screened_opener(self._screen, slot))
             curl.setopt(pycurl.SOCKOPTFUNCTION, _close_on_exec)
@@ -254,7 +276,7 @@ class HttpClient:
                 raise _refused(slot.curl, slot.refused)
             raise _transport_error(slot.curl, code, message, self._proxied)
         status = int(slot.curl.getinfo(pycurl.RESPONSE_CODE))
-        return HttpResponse(status, slot.body(), slot.exceeded)
+        return HttpResponse(status, slot.body(), slot.exceeded, slot.retry_after)
 
     def _detach(self, curl: Any) -> None:
         try:  # noqa: SIM105 (per request: a plain try is cheaper than contextlib.suppress)

@@ -155,6 +155,9 @@ async def test_outposts_settings_script_is_served_too(make_api: MakeApi) -> None
         "DISABLE_TELEMETRY",
         "ENABLE_DESTINATION_FILTER",
         "ENABLE_WEBHOOK_CUSTOM_HEADERS",
+        # ours, beside Outpost's: the flow-limit defaults the destination page shows
+        "DESTINATION_MAX_CONCURRENCY",
+        "DESTINATION_RATE_LIMIT_PER_SECOND",
     }
 
 

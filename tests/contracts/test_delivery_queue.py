@@ -306,6 +306,25 @@ async def test_release_makes_a_task_visible_again_without_an_attempt(backend: Ba
     assert await _attempt_numbers(backend, e) == []
 
 
+async def test_defer_gives_tasks_back_without_counting_their_claim(backend: Backend) -> None:
+    # A destination at its cap (or with its circuit open) waits: that is not a failed claim,
+    # so it must never add up to MAX_CLAIMS_WITHOUT_ATTEMPT.
+    e = event(uid("evt"), uid("tnt"), matched=("d1", "d2"))
+    await _accept(backend, e)
+    first = await _claim_all(backend)
+    later = now_ms() + 400
+    await backend.defer([(t, later) for t in first])
+    assert await _claim_all(backend) == [], "deferred: not visible before its time"
+    assert await backend.next_visible_at() == later
+    await anyio.sleep(0.6)
+    again = await _claim_all(backend)
+    assert sorted((t.destination_id, t.claims, t.attempt_number) for t in again) == [
+        ("d1", 1, 1),
+        ("d2", 1, 1),
+    ]
+    assert await _attempt_numbers(backend, e) == []
+
+
 async def test_enqueue_manual_queues_a_manual_task(backend: Backend) -> None:
     e = event(uid("evt"), uid("tnt"), matched=("d1",))
     await _accept(backend, e)

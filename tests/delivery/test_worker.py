@@ -21,6 +21,7 @@ from outpost.core.ids import IdGenerator
 from outpost.core.models import Attempt, DeliveryResult, Destination, Event
 from outpost.core.paging import AttemptQuery, PageRequest
 from outpost.core.timefmt import now_ms
+from outpost.delivery.flow import FlowSettings
 from outpost.delivery.worker import MAX_CLAIMS_WITHOUT_ATTEMPT, DeliveryWorker, WorkerSettings
 from outpost.destinations.provider import Display
 from outpost.destinations.registry import Registry
@@ -273,3 +274,36 @@ async def test_leases_of_a_dead_process_are_released_when_the_store_reopens(
 
 async def _count(store: SqliteBackend, n: int) -> bool:
     return len(await attempts(store)) >= n
+
+
+async def test_deliveries_held_back_by_a_rate_limit_go_back_unattempted_and_uncounted(
+    store: SqliteBackend,
+) -> None:
+    provider = StandIn(ok)
+    limited = WorkerSettings(
+        concurrency=4,
+        lease_ms=60_000,
+        idle_poll_ms=50,
+        flow=FlowSettings(4, 4, 4, rate_per_second=1.0, circuit_failures=0),
+    )
+    worker = DeliveryWorker(
+        store, store, store, Registry([provider]), NO_RETRIES, IdGenerator(), limited
+    )
+    for n in range(3):
+        await publish(store, f"e{n}")
+    await run_until(worker, lambda: _count(store, 1))
+    assert provider.calls == 1  # one per second: the others waited, then the worker stopped
+    [first] = await attempts(store)
+
+    # The next one waited in memory and is due at once; the last was deferred to its token's
+    # time. Both come back with no claim spent and no attempt recorded.
+    back: list[Any] = []
+
+    async def both_back() -> bool:
+        back.extend(await store.claim(10, 60_000))
+        return len(back) == 2
+
+    await until(both_back, seconds=5)
+    assert {t.event.id for t in back} == {"e0", "e1", "e2"} - {first.event_id}
+    assert {t.claims for t in back} == {1}
+    assert [a.attempt_number for a in await attempts(store)] == [1]

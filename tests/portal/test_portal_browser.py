@@ -287,6 +287,28 @@ def test_the_chart_counts_attempts_itself_on_a_server_without_metrics(
     expect(page.locator('[data-stat="failed"]')).to_have_text("0")
 
 
+def test_the_destination_page_shows_its_effective_delivery_limits(
+    server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
+) -> None:
+    tenant_id = new_tenant(api, "limits")
+    own = {"outpost.max_concurrency": "3", "outpost.rate_limit_per_second": "2"}
+    for label, metadata in (("own-limits", own), ("default-limits", None)):
+        body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(f"/{label}")}}
+        if metadata:
+            body["metadata"] = metadata
+        assert api.post(f"/tenants/{tenant_id}/destinations", json=body).status_code == 201
+
+    page = new_page()
+    page.goto(portal_url(api, tenant_id))
+    page.get_by_role("link", name=receiver.url("/own-limits")).click()
+    limits = page.locator("[data-limits]")
+    expect(limits).to_have_text("up to 3 at once, 2 per second (set for this destination)")
+    page.get_by_role("link", name="All destinations").click()
+    page.get_by_role("link", name=receiver.url("/default-limits")).click()
+    # The server's defaults: DELIVERY_MAX_CONCURRENCY 64 / 8, no rate limit.
+    expect(limits).to_have_text("up to 8 at once, no rate limit (server default)")
+
+
 def test_edit_disable_rotate_and_delete(
     server: ServerProcess, api: httpx.Client, receiver: Receiver, new_page: NewPage
 ) -> None:

@@ -40,7 +40,15 @@ check(listed.length === 1 && listed[0].id === destination.id, "destination liste
 await admin.destinations.update(TENANT, destination.id, {
   type: "webhook",
   topics: ["user.created", "user.updated"],
+  // Flow limits ride in metadata, which the SDK passes through as a free string map.
+  metadata: { "outpost.max_concurrency": "4", "outpost.rate_limit_per_second": "50" },
 });
+const limited = await admin.destinations.get(TENANT, destination.id);
+check(
+  limited.metadata?.["outpost.max_concurrency"] === "4" &&
+    limited.metadata?.["outpost.rate_limit_per_second"] === "50",
+  `flow limits kept in metadata: ${JSON.stringify(limited.metadata)}`,
+);
 
 const published = await admin.publish({
   tenantId: TENANT,

@@ -78,6 +78,8 @@ class PathConfig:
     fail_status: int = 500
     secret: str | None = None
     previous_secret: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (e.g. Retry-After)."""
 
 
 @dataclass
@@ -209,6 +211,8 @@ def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", config.content_type)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in config.headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
                 self.wfile.flush()
@@ -303,6 +307,7 @@ class Receiver:
         fail_status: int = 500,
         secret: str | None = None,
         previous_secret: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> str:
         """Set how `path` answers and which secrets verify it; returns the path's full URL."""
         config = PathConfig(
@@ -315,6 +320,7 @@ class Receiver:
             fail_status=fail_status,
             secret=secret,
             previous_secret=previous_secret,
+            headers=headers,
         )
         with self._state.lock:
             self._state.configs[path] = config

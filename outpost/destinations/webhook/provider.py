@@ -18,6 +18,7 @@ from typing import Any
 
 from outpost.core import timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
+from outpost.core.retry_after import retry_after_seconds
 from outpost.destinations.common import field_errors, rfc3339_nano
 from outpost.destinations.provider import Display
 from outpost.destinations.webhook import signing
@@ -221,7 +222,10 @@ class WebhookProvider:
             body = response.body.decode("utf-8", "replace")
         status: AttemptStatus = "success" if response.status < 400 else "failed"
         data = {"status": response.status, "body": body}
-        return DeliveryResult(status, str(response.status), data)
+        retry_after = None
+        if response.retry_after is not None and response.status in (429, 503):
+            retry_after = retry_after_seconds(response.retry_after, timefmt.now_ms())
+        return DeliveryResult(status, str(response.status), data, retry_after_s=retry_after)
 
     def _headers(
         self, event: Event, dest: Destination, now_ns: int

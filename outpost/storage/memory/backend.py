@@ -418,6 +418,15 @@ class MemoryBackend:
         if held is not None and held.generation == task.generation:
             held.visible_at = now_ms() + delay_ms
 
+    async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
+        """Give claimed tasks back unattempted (their destination was busy), claim uncounted."""
+        await self._turn()
+        for task, visible_at in deferred:
+            held = self._tasks.get(task.id)
+            if held is not None and held.generation == task.generation:
+                held.visible_at = visible_at
+                held.claims = max(held.claims - 1, 0)
+
     async def next_visible_at(self) -> int | None:
         await self._turn()
         return min((t.visible_at for t in self._tasks.values()), default=None)

@@ -210,6 +210,9 @@ class PostgresBackend:
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
         await self._db.write(lambda c: ops.release(c, task, now_ms() + delay_ms))
 
+    async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
+        await self._db.write(lambda c: ops.defer(c, deferred))
+
     async def next_visible_at(self) -> int | None:
         return await self._db.read(ops.next_visible_at)
 

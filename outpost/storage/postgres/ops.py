@@ -570,6 +570,19 @@ async def release(conn: Conn, task: DeliveryTask, visible_at: int) -> None:
     )
 
 
+# See sqlite/task_ops.defer: a deferral takes its claim back.
+_DEFER = """
+UPDATE tasks t SET visible_at = d.visible_at, leased = FALSE, claims = greatest(t.claims - 1, 0)
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(id, generation, visible_at)
+WHERE t.id = d.id AND t.generation = d.generation
+"""
+
+
+async def defer(conn: Conn, deferred: list[tuple[DeliveryTask, int]]) -> None:
+    values = [(task.id, task.generation, visible_at) for task, visible_at in deferred]
+    await conn.execute(_DEFER, *_columns(values, 3))
+
+
 async def next_visible_at(conn: Conn) -> int | None:
     value = await conn.fetchval("SELECT min(visible_at) FROM tasks")
     return None if value is None else int(value)

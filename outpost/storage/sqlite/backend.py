@@ -274,6 +274,9 @@ class SqliteBackend:
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
         await self._db.write(lambda c: task_ops.release(c, task, now_ms() + delay_ms))
 
+    async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
+        await self._db.write(lambda c: task_ops.defer(c, deferred))
+
     async def next_visible_at(self) -> int | None:
         return await self._db.read(task_ops.next_visible_at)
 

@@ -121,6 +121,17 @@ def release(conn: sqlite3.Connection, task: DeliveryTask, visible_at: int) -> No
     )
 
 
+def defer(conn: sqlite3.Connection, deferred: list[tuple[DeliveryTask, int]]) -> None:
+    """Give claimed tasks back unattempted because their destination is busy, not because
+    anything failed: the claim is taken back too, so waiting never counts towards turning an
+    infrastructure fault into a failed attempt (MAX_CLAIMS_WITHOUT_ATTEMPT)."""
+    conn.executemany(
+        "UPDATE tasks SET visible_at = ?, leased = 0, claims = max(claims - 1, 0) "
+        "WHERE id = ? AND generation = ?",
+        [(visible_at, task.id, task.generation) for task, visible_at in deferred],
+    )
+
+
 def release_all_leases(conn: sqlite3.Connection, now: int) -> int:
     """At start-up of the only process on this database: nobody holds a lease any more."""
     return conn.execute(

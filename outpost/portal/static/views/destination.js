@@ -9,6 +9,20 @@ function detail(term, ...value) {
   return [h("dt", {}, term), h("dd", {}, ...value)];
 }
 
+// Effective flow limits: the destination's own (metadata keys the API validates), else the
+// server's defaults from the page settings.
+function deliveryLimits(settings, metadata) {
+  const own = metadata || {};
+  const concurrency = own["outpost.max_concurrency"] || settings.DESTINATION_MAX_CONCURRENCY || "";
+  const rate = own["outpost.rate_limit_per_second"] ?? settings.DESTINATION_RATE_LIMIT_PER_SECOND ?? "0";
+  const parts = [];
+  if (concurrency) parts.push(`up to ${concurrency} at once`);
+  parts.push(Number(rate) > 0 ? `${rate} per second` : "no rate limit");
+  const overridden = "outpost.max_concurrency" in own || "outpost.rate_limit_per_second" in own;
+  return h("span", { "data-limits": "" }, parts.join(", "),
+    h("span", { class: "muted" }, overridden ? " (set for this destination)" : " (server default)"));
+}
+
 function secretValue(secret) {
   const value = h("code", { class: "secret" }, "•".repeat(24));
   let shown = false;
@@ -189,6 +203,7 @@ export async function renderDestination(ctx, token, id) {
     destination.filter ? detail("Filter", h("code", { class: "break" }, JSON.stringify(destination.filter))) : null,
     credentials.secret ? detail("Signing secret", secretValue(credentials.secret)) : null,
     credentials.previous_secret_invalid_at ? detail("Previous secret valid until", time(credentials.previous_secret_invalid_at)) : null,
+    detail("Delivery limits", deliveryLimits(ctx.settings, destination.metadata)),
     detail("Created", time(destination.created_at)),
     destination.disabled_at ? detail("Disabled", time(destination.disabled_at)) : null,
   );
