@@ -15,7 +15,7 @@ from outpost.core.filters import FilterLimits
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
 from outpost.core.topics import TopicLimits
-from outpost.delivery.flow import flow_settings
+from outpost.delivery.flow import flow_defaults, flow_settings
 from outpost.delivery.process import DeliveryProcess
 from outpost.delivery.process import wanted as wants_delivery_process
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
@@ -279,6 +279,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
             metadata_limits(config),
             topic_limits(config),
             FilterLimits(config.max_filter_bytes, config.max_filter_nodes),
+            flow_defaults(flow_settings(config)),
         ),
         health=lambda: _worker_health(config, worker, child),
         dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},

@@ -8,7 +8,8 @@ under reserved keys:
 - `outpost.rate_limit_per_second`: deliveries started per second (a number > 0, or 0 for none).
 
 Absent keys mean the server-wide defaults (DESTINATION_MAX_CONCURRENCY and
-DESTINATION_RATE_LIMIT_PER_SECOND).
+DESTINATION_RATE_LIMIT_PER_SECOND). The admin key may set any value; a tenant's own token may only
+tighten them (`looser_than`), so a tenant cannot give its destinations more of the shared slots.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ MAX_RATE = 1_000_000.0
 class Overrides:
     concurrency: int | None = None
     rate_per_second: float | None = None
+
+
+NO_OVERRIDES = Overrides()
 
 
 class BadOverride(ValueError):
@@ -62,3 +66,20 @@ def lenient_overrides(metadata: Mapping[str, str] | None) -> Overrides:
         return read_overrides(metadata)
     except BadOverride:
         return Overrides()
+
+
+def looser_than(overrides: Overrides, defaults: Overrides) -> list[str]:
+    """The keys of `overrides` that would allow more than the server-wide `defaults`: a higher
+    concurrency, or a higher (or no) rate where the server sets one."""
+    looser = []
+    if (
+        overrides.concurrency is not None
+        and defaults.concurrency is not None
+        and overrides.concurrency > defaults.concurrency
+    ):
+        looser.append(CONCURRENCY_KEY)
+    if overrides.rate_per_second is not None and defaults.rate_per_second:
+        rate = overrides.rate_per_second
+        if rate == 0 or rate > defaults.rate_per_second:  # 0 is no limit at all
+            looser.append(RATE_KEY)
+    return looser

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outpost.core.flow_limits import lenient_overrides
+from outpost.core.flow_limits import Overrides, lenient_overrides
 from outpost.core.models import DeliveryTask
 
 if TYPE_CHECKING:
@@ -97,6 +97,11 @@ def flow_settings(config: Config) -> FlowSettings:
         circuit_failures=config.delivery_circuit_failure_threshold,
         timeout_ms=round(config.delivery_timeout_seconds * 1000),
     )
+
+
+def flow_defaults(settings: FlowSettings) -> Overrides:
+    """The server-wide per-destination limits, as overrides compare with them."""
+    return Overrides(settings.destination_concurrency, settings.rate_per_second)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from outpost.core import coerce, filters, id_rule, timefmt, topics
-from outpost.core.flow_limits import BadOverride, read_overrides
+from outpost.core.flow_limits import (
+    NO_OVERRIDES,
+    BadOverride,
+    Overrides,
+    lenient_overrides,
+    looser_than,
+    read_overrides,
+)
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
 from outpost.core.models import Destination, StrMap
@@ -34,6 +41,7 @@ class Rules:
     metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS
     topic_limits: TopicLimits = DEFAULT_TOPIC_LIMITS
     filter_limits: filters.FilterLimits = filters.DEFAULT_FILTER_LIMITS
+    flow_defaults: Overrides = NO_OVERRIDES  # the server-wide limits a tenant may only tighten
 
 
 def create(
@@ -67,7 +75,7 @@ def create(
         updated_at=stamps["updated_at"] or created_at,
         disabled_at=stamps["disabled_at"],
     )
-    _check_metadata(draft, rules)
+    _check_metadata(draft, rules, None, admin=admin)
     _raise_invalid(provider.validate(draft))
     _raise_invalid(_delivery_metadata_errors(provider, draft))
     return provider.preprocess(draft, None, admin=admin, now=now)
@@ -92,7 +100,7 @@ def update(
     if "disabled_at" in body:
         changes["disabled_at"] = _timestamp(body, "disabled_at", now)
     patched = replace(current, **changes)
-    _check_metadata(patched, rules)
+    _check_metadata(patched, rules, current, admin=admin)
     provider = rules.registry.get(current.type)
     if patched.config != current.config or patched.credentials != current.credentials:
         _raise_invalid(provider.validate(patched))
@@ -101,13 +109,28 @@ def update(
     return provider.preprocess(patched, current, admin=admin, now=now)
 
 
-def _check_metadata(destination: Destination, rules: Rules) -> None:
+def _check_metadata(
+    destination: Destination, rules: Rules, current: Destination | None, *, admin: bool
+) -> None:
     rules.metadata_limits.check("metadata", destination.metadata)
     rules.metadata_limits.check("delivery_metadata", destination.delivery_metadata)
     try:
-        read_overrides(destination.metadata)
+        overrides = read_overrides(destination.metadata)
     except BadOverride as exc:  # a flow limit the delivery worker would have to ignore
         raise ValidationError([f"metadata.{exc.key} {exc.message}"]) from None
+    if admin:
+        return
+    # A tenant may tighten its destinations' limits, never loosen them past the server's: the
+    # slots are shared. An unchanged value (the operator's) is kept as it is.
+    kept = lenient_overrides(current.metadata if current else None)
+    changed = Overrides(
+        overrides.concurrency if overrides.concurrency != kept.concurrency else None,
+        overrides.rate_per_second if overrides.rate_per_second != kept.rate_per_second else None,
+    )
+    if looser := looser_than(changed, rules.flow_defaults):
+        raise ForbiddenError(
+            f"metadata.{looser[0]} above the server's limit can only be set with the admin key"
+        )
 
 
 def _delivery_metadata_errors(provider: object, destination: Destination) -> list[str]:
