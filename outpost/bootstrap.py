@@ -303,6 +303,13 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
     )
 
 
+def check(config: Config) -> None:
+    """Every refusal `build` would make, without opening, starting or writing anything (for
+    `outpost config --check`): secrets stand in where they would be generated."""
+    placeholder = config.aes_encryption_secret or "generated at start"
+    build(replace(config, otel_service_name="", aes_encryption_secret=placeholder))
+
+
 def rate_limiter(config: Config) -> RateLimiter | None:
     """API_RATE_LIMIT's limiter: counted in PostgreSQL when the API processes share one."""
     if config.api_rate_limit <= 0:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from outpost.errors import StoreError
+from outpost.errors import ConfigError, StoreError
 
 PREFIX = "v1:"
 _NONCE = 12
@@ -72,6 +72,19 @@ class Sealer:
     def prefix(self) -> str:
         """How every value sealed under the current key begins."""
         return f"{PREFIX}{self._current.id}:"
+
+    def refuse_unknown_keys(self, key_ids: Sequence[str], hint: str = "") -> None:
+        """ConfigError if a stored value was sealed under a key neither secret gives.
+
+        Checked when a store opens, so that a wrong or lost secret stops the start with the fix
+        named, instead of every read of those destinations failing later."""
+        unknown = sorted(set(key_ids) - set(self._keys))
+        if unknown:
+            raise ConfigError(
+                f"destination credentials are sealed under key id {unknown[0]}, which neither "
+                f"{SECRET_SETTING} nor {PREVIOUS_SETTING} gives{hint}: set "
+                f"{SECRET_SETTING} to the secret they were written with"
+            )
 
     def seal(self, plaintext: bytes, context: str) -> str:
         nonce = os.urandom(_NONCE)

@@ -13,7 +13,7 @@ import pytest
 from support.postgres import create_database, drop_database
 
 from outpost.core.models import Destination
-from outpost.errors import StoreError
+from outpost.errors import ConfigError
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
@@ -71,18 +71,16 @@ async def test_sqlite_file_never_holds_the_secret(tmp_path: Path) -> None:
         await backend.close()
 
 
-async def test_sqlite_wrong_key_fails_at_read_naming_the_setting(tmp_path: Path) -> None:
+async def test_sqlite_wrong_key_refuses_the_open_naming_the_setting(tmp_path: Path) -> None:
     backend = await sqlite_backend(tmp_path, Sealer(OLD))
     await backend.upsert_tenant("t1", None, 1)
     await backend.create_destination(webhook({"secret": SECRET}), limit=20)
     await backend.close()
 
-    backend = await sqlite_backend(tmp_path, Sealer(NEW))
-    try:
-        with pytest.raises(StoreError, match="AES_ENCRYPTION_SECRET"):
-            await backend.list_destinations("t1")
-    finally:
-        await backend.close()
+    with pytest.raises(ConfigError, match="set AES_ENCRYPTION_SECRET to the secret they were"):
+        await sqlite_backend(tmp_path, Sealer(NEW))
+    backend = await sqlite_backend(tmp_path, Sealer(NEW, previous=(OLD,)))  # the folder is free
+    await backend.close()
 
 
 async def test_sqlite_legacy_plaintext_rows_read_and_are_sealed_at_open(tmp_path: Path) -> None:
@@ -192,12 +190,8 @@ async def test_postgres_legacy_rows_wrong_keys_and_rotation(
     await postgres.create_destination(webhook({"secret": SECRET}), limit=20)
 
     wrong = PostgresBackend(postgres_url, sealer=Sealer(NEW), migrate=False)
-    await wrong.open()
-    try:
-        with pytest.raises(StoreError, match="AES_ENCRYPTION_SECRET"):
-            await wrong.list_destinations("t1")
-    finally:
-        await wrong.close()
+    with pytest.raises(ConfigError, match="set AES_ENCRYPTION_SECRET to the secret they were"):
+        await wrong.open()
 
     rotated = PostgresBackend(postgres_url, sealer=Sealer(NEW, previous=(OLD,)), migrate=False)
     await rotated.open()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,171 @@ def test_postgres_mode_needs_explicit_keys_for_the_api() -> None:
     assert config.load({"POSTGRES_URL": url, "SERVICE": "delivery", **aes}).service == "delivery"
     keys = {"API_KEY": "k", "API_JWT_SECRET": "s", **aes}
     assert config.load({"POSTGRES_URL": url, **keys}).postgres_url
+
+
+# -- every setting checked where it is declared ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "99999"}, "API_PORT or PORT must be between 1 and 65535, not 99999"),
+        ({"API_PORT": "0"}, "API_PORT or PORT must be between 1 and 65535, not 0"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be trace, debug, info, warn, warning or error"),
+        ({"DELIVERY_TIMEOUT_SECONDS": "nan"}, "DELIVERY_TIMEOUT_SECONDS must be a finite number"),
+        ({"DELIVERY_TIMEOUT_SECONDS": "0"}, "DELIVERY_TIMEOUT_SECONDS must be more than 0"),
+        ({"LOG_BATCH_SIZE": "0"}, "LOG_BATCH_SIZE must be at least 1, not 0"),
+        ({"TOPICS": "user.created,user created"}, "topic 'user created' contains whitespace"),
+        ({"TOPICS": "a,b,a"}, "topic 'a' is listed twice"),
+        ({"TOPICS": "user.*"}, "'user.*' is a pattern, which needs TOPICS_ALLOW_WILDCARDS=true"),
+        ({"RABBITMQ_SERVER_URL": "rabbit:5672"}, "RABBITMQ_SERVER_URL: expected a amqp or amqps"),
+        ({"DESTINATIONS_ALLOWED_NETWORKS": "10.0.0.0/33"}, "'10.0.0.0/33' is not a network"),
+        ({"OPERATOR_EVENTS_HTTP_URL": "ftp://x"}, "OPERATOR_EVENTS_HTTP_URL: expected a http"),
+    ],
+)
+def test_each_setting_is_refused_outside_its_declared_rule(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(env)
+
+
+def test_every_problem_is_named_at_once_on_one_line() -> None:
+    report = config.inspect({"PORT": "70000", "LOG_FORMAT": "xml", "MAX_RETRY_LIMIT": "x"})
+    assert len(report.problems) == 3
+    with pytest.raises(ConfigError) as caught:
+        config.load({"PORT": "70000", "LOG_FORMAT": "xml", "MAX_RETRY_LIMIT": "x"})
+    assert "\n" not in str(caught.value)
+
+
+def test_choices_are_matched_in_any_case_and_kept_as_declared() -> None:
+    loaded = config.load({"LOG_FORMAT": "JSON", "SQLITE_SYNCHRONOUS": "normal"})
+    assert (loaded.log_format, loaded.sqlite_synchronous) == ("json", "NORMAL")
+
+
+def test_topics_with_wildcards_allowed_may_hold_patterns() -> None:
+    loaded = config.load({"TOPICS": "user.*", "TOPICS_ALLOW_WILDCARDS": "true"})
+    assert loaded.topics == ("user.*",)
+
+
+def test_postgres_url_over_a_unix_socket_is_a_url() -> None:
+    keys = {"API_KEY": "k", "API_JWT_SECRET": "s", "AES_ENCRYPTION_SECRET": "a"}
+    assert config.load({"POSTGRES_URL": "postgresql:///outpost", **keys}).postgres_url
+
+
+# -- variables that look meant for us -------------------------------------------------------------
+
+
+def test_typos_and_outpost_only_variables_are_warned_about() -> None:
+    warnings: list[str] = []
+    config.load(
+        {"API_PROT": "1", "OUTPOST_DATADIR": "x", "REDIS_HOST": "r", "HOME": "/", "PATH": "/"},
+        warnings=warnings,
+    )
+    assert warnings == [
+        "API_PROT is not a setting (did you mean API_PORT?); ignored",
+        "OUTPOST_DATADIR is not a setting (did you mean OUTPOST_DATA_DIR?); ignored",
+        "REDIS_HOST configures a part of Outpost this server does not have; ignored",
+    ]
+
+
+# -- Outpost's nested YAML ------------------------------------------------------------------------
+
+
+def test_outposts_nested_yaml_is_read_under_the_flat_names(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "outpost.yaml"
+    yaml_file.write_text(
+        "api_port: 4001\n"
+        "retry_max_limit: 4\n"
+        "postgres: postgresql://db.internal/outpost\n"
+        "api_key: k\napi_jwt_secret: s\naes_encryption_secret: a\n"
+        "mqs:\n  rabbitmq:\n    server_url: amqp://mq.internal\n    exchange: ex\n"
+        "destinations:\n  webhook:\n    mode: standard\n    header_prefix: x-acme-\n"
+        "  aws_kinesis:\n    metadata_in_payload: false\n"
+        "portal:\n  org_name: Acme\n  brand_color: '#123456'\n"
+        "alert:\n  consecutive_failure_count: 7\n  auto_disable_destination: true\n"
+        "idgen:\n  type: uuidv7\n  event_prefix: evt_\n"
+        "otel:\n  service_name: outpost\n"
+    )
+    warnings: list[str] = []
+    loaded = config.load({}, config_file=str(yaml_file), warnings=warnings)
+    assert loaded.port == 4001
+    assert loaded.max_retry_limit == 4
+    assert loaded.postgres_url == "postgresql://db.internal/outpost"
+    assert (loaded.rabbitmq_server_url, loaded.rabbitmq_exchange) == ("amqp://mq.internal", "ex")
+    assert loaded.destinations_webhook_mode == "standard"
+    assert loaded.destinations_webhook_header_prefix == "x-acme-"
+    assert loaded.destinations_aws_kinesis_metadata_in_payload is False
+    assert (loaded.portal_organization_name, loaded.portal_brand_color) == ("Acme", "#123456")
+    assert loaded.alert_consecutive_failure_count == 7
+    assert loaded.alert_auto_disable_destination is True
+    assert (loaded.idgen_type, loaded.idgen_event_prefix) == ("uuidv7", "evt_")
+    assert loaded.otel_service_name == "outpost"
+    assert warnings == []
+
+
+def test_yaml_sections_of_parts_we_replace_are_warned_about(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "outpost.yaml"
+    yaml_file.write_text("redis:\n  host: r\n  port: 6379\nmqs:\n  awssqs:\n    region: x\n")
+    warnings: list[str] = []
+    config.load({}, config_file=str(yaml_file), warnings=warnings)
+    assert [w.split(": ", 1)[1] for w in warnings] == [
+        "`redis.host` configures a part of Outpost this server does not have; ignored",
+        "`redis.port` configures a part of Outpost this server does not have; ignored",
+        "`mqs.awssqs.region` configures a part of Outpost this server does not have; ignored",
+    ]
+
+
+def test_unknown_yaml_keys_are_refused_with_their_path(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "outpost.yaml"
+    yaml_file.write_text("api_prot: 3\ndestinations:\n  webhook:\n    modes: standard\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load({}, config_file=str(yaml_file))
+    message = str(caught.value)
+    assert "`api_prot` is not a setting (did you mean api_port?)" in message
+    assert "`destinations.webhook.modes` is not a setting" in message
+
+
+def test_invalid_yaml_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "outpost.yaml"
+    yaml_file.write_text("topics: [a\n")
+    with pytest.raises(ConfigError, match=r"outpost.yaml: not valid YAML at line \d"):
+        config.load({}, config_file=str(yaml_file))
+
+
+# -- what operators see -----------------------------------------------------------------------
+
+
+def test_effective_settings_mask_secrets_and_say_where_each_came_from(tmp_path: Path) -> None:
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("MAX_RETRY_LIMIT=4\n")
+    report = config.inspect(
+        {
+            "CONFIG": str(env_file),
+            "API_KEY": "very-secret-key",
+            "POSTGRES_URL": "postgresql://app:hunter2@db/outpost",
+            "API_JWT_SECRET": "s",
+            "AES_ENCRYPTION_SECRET": "a",
+        }
+    )
+    shown = config.effective_settings(report)
+    assert "very-secret-key" not in shown and "hunter2" not in shown
+    assert "API_KEY=********  # environment" in shown
+    assert "POSTGRES_URL=postgresql://app:********@db/outpost  # environment" in shown
+    assert f"MAX_RETRY_LIMIT=4  # {env_file}" in shown
+    assert "API_PORT=3333  # default" in shown
+
+
+def test_an_unwritable_data_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # no folder can be made under a file, whoever runs the test
+    with pytest.raises(ConfigError, match=r"cannot keep api_key in OUTPOST_DATA_DIR .*a-file"):
+        config.with_generated_secrets(config.load({"OUTPOST_DATA_DIR": str(blocked / "data")}))
+
+
+def test_only_secrets_generated_just_now_are_reported(tmp_path: Path) -> None:
+    env = {"OUTPOST_DATA_DIR": str(tmp_path)}
+    _, first = config.with_generated_secrets(config.load(env))
+    _, second = config.with_generated_secrets(config.load(env))
+    assert str(tmp_path / "api_key") in first
+    assert second == []

@@ -156,8 +156,14 @@ def test_settings_come_from_the_environment() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT": "iso"}, "TIMESTAMP_FORMAT 'iso' is not one"),
-        ({"DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING": "b32"}, "SECRET_ENCODING 'b32'"),
+        (
+            {"DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT": "iso"},
+            "TIMESTAMP_FORMAT must be empty, rfc3339 or unix, not 'iso'",
+        ),
+        (
+            {"DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING": "b32"},
+            "SECRET_ENCODING must be empty, raw, hex or base64, not 'b32'",
+        ),
         (  # the default template's whsec_<hex> does not decode without the prefix stripped
             {"DESTINATIONS_WEBHOOK_SIGNATURE_SECRET_ENCODING": "hex"},
             "SIGNING_SECRET_TEMPLATE generates secrets",
@@ -175,7 +181,7 @@ def test_settings_come_from_the_environment() -> None:
                 "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME": "X-Old",
                 "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ENCODING": "base32",
             },
-            "COMPAT_SIGNATURE_ENCODING 'base32'",
+            "COMPAT_SIGNATURE_ENCODING must be hex or base64, not 'base32'",
         ),
         (
             {

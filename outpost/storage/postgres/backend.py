@@ -53,6 +53,12 @@ class PostgresBackend:
 
     async def open(self) -> None:
         await self._db.open(run_migrations=self._migrate)
+        if self._sealer is not None:
+            try:
+                self._sealer.refuse_unknown_keys(await self._db.read(ops.sealed_key_ids))
+            except BaseException:
+                await self._db.close()
+                raise
         if self._migrate and self._sealer is not None:  # the processes that migrate also reseal
             sealer = self._sealer
             await self._db.write(lambda c: ops.reseal_credentials(c, sealer))

@@ -22,7 +22,7 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from outpost.errors import InputError, StoreError, StoreUnavailable
+from outpost.errors import ConfigError, InputError, StoreError, StoreUnavailable
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -98,6 +98,27 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
+def _scripts() -> list[Any]:
+    found = resources.files(__package__).iterdir()
+    return sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name)
+
+
+async def refuse_newer_schema(conn: Conn) -> None:
+    """ConfigError when a newer version has migrated this database: this code would misread it.
+
+    Checked by every process, migrating or not; there is no going back down (restore a dump)."""
+    if not await conn.fetchval("SELECT to_regclass('outpost_migrations') IS NOT NULL"):
+        return
+    newest = await conn.fetchval("SELECT max(version) FROM outpost_migrations")
+    known = max(int(f.name.split("_", 1)[0]) for f in _scripts())
+    if newest is not None and newest > known:
+        raise ConfigError(
+            f"the PostgreSQL database has schema version {newest}, newer than this outpost knows "
+            f"({known}): it was migrated by a newer version; run that version, or restore a "
+            "dump taken before the upgrade"
+        )
+
+
 async def migrate(conn: Conn) -> None:
     """Apply the numbered .sql files of this package that the database has not seen yet."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
@@ -106,9 +127,9 @@ async def migrate(conn: Conn) -> None:
             "CREATE TABLE IF NOT EXISTS outpost_migrations "
             "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
+        await refuse_newer_schema(conn)
         done = {r[0] for r in await conn.fetch("SELECT version FROM outpost_migrations")}
-        found = resources.files(__package__).iterdir()
-        for script in sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name):
+        for script in _scripts():
             version = int(script.name.split("_", 1)[0])
             if version in done:
                 continue
@@ -165,8 +186,7 @@ class Database:
                 # 254/266 µs of our CPU and 108/122 → 102/113 µs of PostgreSQL's per event.
                 reset=_keep_session,
             )
-            if run_migrations:
-                await self.session(migrate)
+            await self.session(migrate if run_migrations else refuse_newer_schema)
         except Exception as exc:
             raise translate(exc) from exc
         self._writers = [asyncio.create_task(self._write_loop()) for _ in range(WRITERS)]

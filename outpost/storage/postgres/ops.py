@@ -109,6 +109,15 @@ async def list_destinations(conn: Conn, tenant_id: str, sealer: Sealer | None) -
     return [rows.destination(row, sealer) for row in found]
 
 
+async def sealed_key_ids(conn: Conn) -> list[str]:
+    """The key ids live credentials are sealed under (`v1:<8 hex>:…`)."""
+    found = await conn.fetch(
+        "SELECT DISTINCT substr(credentials, 4, 8) FROM destinations "
+        "WHERE deleted_at IS NULL AND left(credentials, 3) = 'v1:'"
+    )
+    return [row[0] for row in found]
+
+
 async def reseal_credentials(conn: Conn, sealer: Sealer) -> int:
     """Rewrites live credentials not sealed under the current key (rotation, legacy rows).
 

@@ -88,7 +88,17 @@ class SqliteBackend:
             await asyncio.to_thread(self._db.open)
             return
         self._lock = await asyncio.to_thread(self._take_lock)
-        await asyncio.to_thread(self._db.open)
+        try:
+            await asyncio.to_thread(self._db.open)
+            if self._sealer is not None:
+                self._sealer.refuse_unknown_keys(
+                    await self._db.read(tenant_ops.sealed_key_ids),
+                    f" (was {self._dir} restored without its aes_encryption_secret file? "
+                    "put it back)",
+                )
+        except BaseException:
+            await self.close()  # a refused start leaves the folder unlocked
+            raise
         await self.release_leases()
         await self._db.write(lambda c: operator_ops.release_all_leases(c, now_ms()))
         if self._sealer is not None:
@@ -96,9 +106,15 @@ class SqliteBackend:
             await self._db.write(lambda c: tenant_ops.reseal_credentials(c, sealer))
 
     def _take_lock(self) -> IO[str]:
-        private.make_folder(self._dir)
-        private.warn_if_open(self._dir)
-        lock = private.open_file(str(self._dir / "outpost.lock"), "w")  # held until close
+        try:
+            private.make_folder(self._dir)
+            private.warn_if_open(self._dir)
+            lock = private.open_file(str(self._dir / "outpost.lock"), "w")  # held until close
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use OUTPOST_DATA_DIR {self._dir} ({exc.strerror}): give this user "
+                "that folder, or choose another"
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

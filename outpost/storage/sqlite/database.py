@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outpost.errors import StoreError
+from outpost.errors import ConfigError, StoreError
 from outpost.storage.sqlite import private
 
 T = TypeVar("T")
@@ -45,16 +46,44 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered .sql files in this package that the database has not seen yet."""
+def migrate(conn: sqlite3.Connection, path: str | None = None) -> None:
+    """Apply the numbered .sql files in this package that the database has not seen yet.
+
+    A database written by a newer version (a higher `user_version` than any script here) is
+    refused: this code would misread it, and there is no going back down. Before the first
+    script runs on a database that has data, a copy is kept beside it (`<file>.v<version>`,
+    made with SQLite's backup API): the way back if the upgrade has to be undone.
+    """
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     found = resources.files(__package__).iterdir()
     scripts = sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name)
-    for script in scripts:
+    known = max(int(f.name.split("_", 1)[0]) for f in scripts)
+    if current > known:
+        raise ConfigError(
+            f"{path or 'the database'} has schema version {current}, newer than this outpost "
+            f"knows ({known}): it was written by a newer version; run that version, or restore "
+            "a backup taken before the upgrade"
+        )
+    pending = [f for f in scripts if int(f.name.split("_", 1)[0]) > current]
+    if pending and current > 0 and path is not None:
+        keep_copy(conn, f"{path}.v{current}")
+    for script in pending:
         number = int(script.name.split("_", 1)[0])
-        if number <= current:
-            continue
         conn.executescript("BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;")
+        log.info("applied migration %s", script.name)
+
+
+def keep_copy(conn: sqlite3.Connection, target: str) -> None:
+    """A consistent copy of the open database at `target` (0600), replacing an older one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target)
+    private.create_file(target)
+    copy = sqlite3.connect(target)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    log.warning("kept a copy of the database before migrating it: %s", target)
 
 
 class _WriterLock:
@@ -101,8 +130,11 @@ class Database:
 
     def open(self) -> None:
         private.create_file(self._path)  # 0600 before SQLite creates it (its -wal/-shm follow)
-        conn = _connect(self._path, self._synchronous)
-        migrate(conn)
+        try:
+            conn = _connect(self._path, self._synchronous)
+            migrate(conn, self._path)
+        except sqlite3.Error as exc:  # not a database, or a damaged one
+            raise ConfigError(f"cannot open {self._path}: {exc}") from None
         lock = _WriterLock(self._path + ".writer") if self._shared else None
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn, lock), name="sqlite-write", daemon=True

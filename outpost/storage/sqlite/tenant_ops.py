@@ -79,6 +79,15 @@ def list_destinations(
     return [rows.destination(row, sealer) for row in found]
 
 
+def sealed_key_ids(conn: sqlite3.Connection) -> list[str]:
+    """The key ids live credentials are sealed under (`v1:<8 hex>:…`)."""
+    found = conn.execute(
+        "SELECT DISTINCT substr(credentials, 4, 8) FROM destinations "
+        "WHERE deleted_at IS NULL AND substr(credentials, 1, 3) = 'v1:'"
+    ).fetchall()
+    return [row[0] for row in found]
+
+
 def reseal_credentials(conn: sqlite3.Connection, sealer: Sealer) -> int:
     """Rewrites live credentials not sealed under the current key (rotation, legacy rows)."""
     found = conn.execute(
