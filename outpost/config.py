@@ -630,6 +630,17 @@ class Config:
         False,
         "Portal: let tenants edit a webhook's custom headers.",
     )
+    # Prometheus (outpost/prometheus/): prometheus_client is imported only when enabled
+    prometheus_enabled: bool = _setting(
+        "PROMETHEUS_ENABLED",
+        False,
+        "Serve Prometheus metrics at `/metrics` (see docs/prometheus.md): on the API port behind the admin key, or on `PROMETHEUS_PORT`.",
+    )
+    prometheus_port: int = _setting(
+        "PROMETHEUS_PORT",
+        0,
+        "With `PROMETHEUS_ENABLED`: serve `/metrics` on this port of `HOST` instead, without authentication (0: on the API port, admin key required).",
+    )
 
 
 def _parse(kind: Any, raw: Any, name: str) -> Any:
