@@ -12,6 +12,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from outpost import __version__
 from outpost.core.models import Event, Outcome
@@ -27,6 +29,17 @@ BACKLOG_CAP = 10_000  # due tasks counted at most per scrape: a bounded index ra
 READ_TIMEOUT_SECONDS = 1.0  # a scrape answers even while the store hangs
 PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """A destination type's series."""
+
+    success: Any
+    failed: Any
+    seconds: Any
+    retries: Any
+    exhausted: Any
 
 
 def _folder(shared_with_child: bool, in_delivery_process: bool) -> str | None:
@@ -131,12 +144,9 @@ class PrometheusExporter:
             registry=instruments,
         )
         # Every type's series exist from the start, so that rate() and absent() see zeros.
+        self._kinds: dict[str, _Kind] = {}
         for kind in destination_types:
-            for status in ("success", "failed"):
-                self._attempts.labels(kind, status)
-            self._attempt_seconds.labels(kind)
-            self._retries.labels(kind)
-            self._exhausted.labels(kind)
+            self._kind(kind)
 
         if folder is not None:  # the values are in the folder's files, this process's among them
             self._exposed = CollectorRegistry(auto_describe=True)
@@ -174,14 +184,25 @@ class PrometheusExporter:
         attempt = outcome.attempt
         if attempt is None:
             return
-        kind = attempt.destination_type
-        self._attempts.labels(kind, attempt.status).inc()
+        kind = self._kinds.get(attempt.destination_type) or self._kind(attempt.destination_type)
+        (kind.success if attempt.status == "success" else kind.failed).inc()
         if attempt.latency_ms is not None:
-            self._attempt_seconds.labels(kind).observe(attempt.latency_ms / 1000)
+            kind.seconds.observe(attempt.latency_ms / 1000)
         if outcome.retry_at is not None:
-            self._retries.labels(kind).inc()
+            kind.retries.inc()
         elif exhausted(outcome):
-            self._exhausted.labels(kind).inc()
+            kind.exhausted.inc()
+
+    def _kind(self, destination_type: str) -> _Kind:
+        """One type's series, bound once: `labels()` takes a lock and builds a key each call."""
+        found = self._kinds[destination_type] = _Kind(
+            self._attempts.labels(destination_type, "success"),
+            self._attempts.labels(destination_type, "failed"),
+            self._attempt_seconds.labels(destination_type),
+            self._retries.labels(destination_type),
+            self._exhausted.labels(destination_type),
+        )
+        return found
 
     # Exposition
 
