@@ -583,14 +583,12 @@ async def defer(conn: Conn, deferred: list[tuple[DeliveryTask, int]]) -> None:
     await conn.execute(_DEFER, *_columns(values, 3))
 
 
+COUNT_DUE = "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE visible_at <= $1 LIMIT $2) AS due"
+
+
 async def count_due(conn: Conn, now: int, limit: int) -> int:
     """Tasks claimable now, counted up to `limit`: a bounded walk of tasks_by_visibility."""
-    value = await conn.fetchval(
-        "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE visible_at <= $1 LIMIT $2) AS due",
-        now,
-        limit,
-    )
-    return int(value)
+    return int(await conn.fetchval(COUNT_DUE, now, limit))
 
 
 async def next_visible_at(conn: Conn) -> int | None:
