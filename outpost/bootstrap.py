@@ -41,6 +41,8 @@ from outpost.destinations.webhook.settings import CompatSignature, WebhookSettin
 from outpost.errors import ConfigError
 from outpost.operator import setup as operator_setup
 from outpost.operator.relay import Relay
+from outpost.prometheus import Exporter
+from outpost.prometheus import start as start_prometheus
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.storage.postgres.backend import PostgresBackend
@@ -50,6 +52,7 @@ from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.telemetry import Telemetry
 from outpost.telemetry import start as start_telemetry
+from outpost.telemetry.hooks import either
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
 
@@ -67,6 +70,7 @@ class System:
     telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
     delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
+    prometheus: Exporter | None = None  # set when PROMETHEUS_ENABLED is
 
 
 def _compat_signature(config: Config) -> CompatSignature | None:
@@ -289,7 +293,18 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         earliest_due=backend.next_visible_at if config.service != "api" else None,
     )
     telemetry = start_telemetry(config)
-    publisher.observer = worker.observer = telemetry
+    prometheus = start_prometheus(
+        config,
+        backlog=backend,
+        delivery_health=lambda: _delivery_healthy(config, worker, child),
+        dependencies=services.dependencies,
+        destination_types=registry.types(),
+        shared_with_child=child is not None,
+        in_delivery_process=in_delivery_process,
+    )
+    publisher.observer = either(telemetry, prometheus)
+    worker.observer = telemetry
+    worker.outcomes = services.prometheus = prometheus
     return System(
         config,
         backend,
@@ -300,6 +315,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         telemetry,
         relay=operator.relay,
         delivery_process=child,
+        prometheus=prometheus,
     )
 
 
@@ -416,6 +432,13 @@ def aws_settings(config: Config) -> AwsSettings:
         kinesis_metadata_in_payload=config.destinations_aws_kinesis_metadata_in_payload,
         guard=address_guard(config),
     )
+
+
+def _delivery_healthy(
+    config: Config, worker: DeliveryWorker, child: DeliveryProcess | None
+) -> bool | None:
+    """Whether this server can deliver now (None: an API-only process does not deliver)."""
+    return _worker_health(config, worker, child).get("deliverymq-consumer")
 
 
 def _worker_health(

@@ -839,6 +839,19 @@ class Config:
         False,
         "Portal: let tenants edit a webhook's custom headers.",
     )
+    # Prometheus (outpost/prometheus/): prometheus_client is imported only when enabled
+    prometheus_enabled: bool = _setting(
+        "PROMETHEUS_ENABLED",
+        False,
+        "Serve Prometheus metrics at `/metrics` (see docs/prometheus.md): on the API port behind the admin key, or on `PROMETHEUS_PORT`.",
+    )
+    prometheus_port: int = _setting(
+        "PROMETHEUS_PORT",
+        0,
+        "With `PROMETHEUS_ENABLED`: serve `/metrics` on this port of `HOST` instead, without authentication (0: on the API port, admin key required).",
+        at_least=0,
+        at_most=65535,
+    )
 
 
 def _parse(kind: Any, raw: Any, name: str) -> Any:
@@ -1150,6 +1163,8 @@ def find_problems(config: Config) -> list[str]:
         )
     if config.rabbitmq_server_url and not config.postgres_url:
         problems.append("RABBITMQ_SERVER_URL needs POSTGRES_URL (the queue's source of truth)")
+    if config.prometheus_enabled and config.prometheus_port == config.port:
+        problems.append("PROMETHEUS_PORT must differ from PORT (0 serves /metrics on the API port)")
     patterns = [t for t in config.topics if "*" in t]
     if patterns and not config.topics_allow_wildcards:
         problems.append(

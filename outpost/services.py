@@ -13,6 +13,7 @@ import uvicorn
 from outpost.api.app import build as build_app
 from outpost.api.protocol import server_protocol
 from outpost.bootstrap import System
+from outpost.prometheus.serving import standalone_app
 from outpost.retention import RetentionSweeper
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ async def run(system: System) -> None:
             server_header=False,
         )
     )
+    scrape = _metrics_server(system)  # PROMETHEUS_PORT's, when set
     loop = asyncio.get_running_loop()
     sweeper = RetentionSweeper(
         system.backend,
@@ -67,6 +69,8 @@ async def run(system: System) -> None:
     def shut_down() -> None:
         log.info("shutting down: finishing deliveries in flight")
         server.should_exit = True
+        if scrape is not None:
+            scrape.should_exit = True
         system.worker.stop()
         if child is not None:
             child.stop()
@@ -79,6 +83,8 @@ async def run(system: System) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(server.serve())
+            if scrape is not None:
+                group.create_task(scrape.serve())
             if sweeper.enabled:
                 group.create_task(sweeper.run())
             if runs_delivery:
@@ -91,6 +97,26 @@ async def run(system: System) -> None:
         await close(system)
 
 
+def _metrics_server(system: System) -> _Server | None:
+    """/metrics alone on `PROMETHEUS_PORT` of `HOST`, without authentication."""
+    config = system.config
+    if system.prometheus is None or not config.prometheus_port:
+        return None
+    return _Server(
+        uvicorn.Config(
+            standalone_app(system.prometheus),
+            host=config.host,
+            port=config.prometheus_port,
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            server_header=False,
+        )
+    )
+
+
 async def close(system: System) -> None:
     """Release what `bootstrap.build` and `run` opened, flushing what is buffered."""
     if system.broker is not None:
@@ -99,6 +125,8 @@ async def close(system: System) -> None:
     await system.backend.close()
     if system.services.rate_limiter is not None:
         await system.services.rate_limiter.close()
+    if system.prometheus is not None:
+        system.prometheus.close()
     if system.telemetry is not None:  # export what is buffered (blocking I/O: a thread)
         await asyncio.to_thread(system.telemetry.shutdown)
 

@@ -22,6 +22,7 @@ from outpost.api.routes import OPERATIONS, Operation
 from outpost.errors import ForbiddenError, InputError, NotFoundError, StoreError, StoreUnavailable
 from outpost.observability.requests import RequestContext
 from outpost.portal.serving import portal_routes
+from outpost.prometheus.serving import metrics_route
 from outpost.telemetry.hooks import ApiObserver
 
 PREFIX = "/api/v1"
@@ -97,6 +98,8 @@ def build(
         return error(404, "not found")
 
     routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
+    if services.prometheus is not None and not services.config.prometheus_port:
+        routes.append(metrics_route(services.prometheus, services.auth))  # the admin key's
     if operations:
         routes += [
             Route(PREFIX + op.path, _limited(services, endpoint(services, op)), methods=[op.method])

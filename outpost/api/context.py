@@ -19,6 +19,7 @@ from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError
 from outpost.health import HealthBook
+from outpost.prometheus import Exporter
 from outpost.publishing import Publisher
 from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
 
@@ -41,6 +42,7 @@ class Services:
     # When the earliest queued task is (or was) due: /healthz reports delivery falling behind.
     earliest_due: Callable[[], Awaitable[int | None]] | None = None
     health_book: HealthBook = field(default_factory=HealthBook)
+    prometheus: Exporter | None = None  # PROMETHEUS_ENABLED: /metrics here or on its own port
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,3 +21,15 @@ def next_step(
         due = now + round(delay * 1000)
         return Outcome(task, attempt, retry_at=due)
     return Outcome(task, attempt, cancel_retry=task.manual)
+
+
+def exhausted(outcome: Outcome) -> bool:
+    """A failed attempt after which no automatic retry follows, though the event could retry:
+    the retry budget (`MAX_RETRY_LIMIT`) is spent. The operator's cue to look."""
+    attempt = outcome.attempt
+    return (
+        attempt is not None
+        and attempt.status != "success"
+        and outcome.retry_at is None
+        and outcome.task.event.eligible_for_retry
+    )

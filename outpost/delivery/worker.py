@@ -21,12 +21,12 @@ from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Destinati
 from outpost.core.timefmt import now_ms
 from outpost.delivery.flow import Flow, FlowSettings
 from outpost.delivery.recorder import Recorder
-from outpost.delivery.retry import next_step
+from outpost.delivery.retry import exhausted, next_step
 from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError, OutpostError
 from outpost.observability import context
 from outpost.storage.protocols import DeliveryQueue
-from outpost.telemetry.hooks import DeliveryObserver
+from outpost.telemetry.hooks import DeliveryObserver, OutcomeObserver
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ RECORD_BACKLOG = 4  # concurrencies' worth of outcomes waiting for their write b
 
 class DeliveryWorker:
     observer: DeliveryObserver | None = None  # set when telemetry is on
+    outcomes: OutcomeObserver | None = None  # set when Prometheus is on
 
     @staticmethod
     def messages_in_hand(concurrency: int) -> int:
@@ -257,7 +258,18 @@ class DeliveryWorker:
             response_data=result.response_data,
             latency_ms=result.latency_ms,
         )
-        return next_step(task, result, attempt, self._policy, now)
+        outcome = next_step(task, result, attempt, self._policy, now)
+        if not result.ok and exhausted(outcome):
+            log.info(
+                "retries exhausted: event %s to destination %s failed attempt %d (%s)",
+                event.id,
+                destination.id,
+                task.attempt_number,
+                result.code or result.status,
+            )
+        if self.outcomes is not None:
+            self.outcomes.attempted(outcome)
+        return outcome
 
     async def _publish(self, task: DeliveryTask, destination: Destination) -> DeliveryResult:
         """Deliver once. A bug or a persistent infrastructure fault becomes a failed attempt

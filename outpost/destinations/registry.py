@@ -38,6 +38,10 @@ class Registry:
         """The provider `/destination-types/{type}` shows: an enabled type's."""
         return self._providers.get(type_) if type_ in self._enabled else None
 
+    def types(self) -> list[str]:
+        """Every type this server delivers to (enabled for creation or not)."""
+        return list(self._providers)
+
     def describe(self) -> list[dict[str, Any]]:
         return [p.describe() for t, p in self._providers.items() if t in self._enabled]
 

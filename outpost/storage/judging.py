@@ -9,12 +9,15 @@ however many attempts the batch holds.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from outpost.core.models import Destination, Outcome
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge, Verdict
 
 DestinationKey = tuple[str, str]  # (tenant id, destination id)
+
+log = logging.getLogger(__name__)
 
 
 def key_of(outcome: Outcome) -> DestinationKey:
@@ -56,17 +59,21 @@ def verdicts(
     return judged, changed
 
 
-def disable_requests(judged: Sequence[tuple[Outcome, Verdict]]) -> list[DestinationKey]:
-    """The destinations the verdicts say to disable, each once, for the backend to
-    compare-and-set."""
-    return list(dict.fromkeys(key_of(o) for o, v in judged if v.disable_reason is not None))
+def disable_requests(judged: Sequence[tuple[Outcome, Verdict]]) -> dict[DestinationKey, str]:
+    """The destinations the verdicts say to disable, each once with the first reason given, for
+    the backend to compare-and-set."""
+    requests: dict[DestinationKey, str] = {}
+    for outcome, verdict in judged:
+        if verdict.disable_reason is not None:
+            requests.setdefault(key_of(outcome), verdict.disable_reason)
+    return requests
 
 
 def events_of(
     judge: OutcomeJudge,
     judged: Sequence[tuple[Outcome, Verdict]],
     destinations: Mapping[DestinationKey, Destination | None],
-    disabled: set[DestinationKey],
+    disabled: Collection[DestinationKey],
     now: int,
 ) -> list[OperatorRecord]:
     """The events to queue, in order; those of a destination the backend did disable (in
@@ -90,3 +97,16 @@ async def destinations_of(
     the write: the events carry their projection."""
     found = {key_of(o) for o in outcomes if o.attempt is not None}
     return {key: await lookup(*key) for key in found}
+
+
+def report_disabled(disabled: Mapping[DestinationKey, str]) -> None:
+    """One line per destination a commit disabled, with the reason (after it committed: a
+    rolled-back batch that runs again would otherwise say it twice)."""
+    for (tenant_id, destination_id), reason in sorted(disabled.items()):
+        log.info(
+            "destination %s of tenant %s disabled automatically (%s)",
+            destination_id,
+            tenant_id,
+            reason,
+            extra={"tenant_id": tenant_id, "destination_id": destination_id, "reason": reason},
+        )

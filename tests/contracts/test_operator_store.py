@@ -9,6 +9,7 @@ database, so every test starts on an empty one.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
@@ -251,6 +252,25 @@ async def test_alert_levels_then_disabled_once(store: OperatorBackend) -> None:
     stored = await store.get_destination(dest.tenant_id, dest.id)
     assert stored is not None and stored.disabled_at is not None
     assert [d.id for d in await store.list_destinations(dest.tenant_id) if d.enabled] == []
+
+
+async def test_an_automatic_disable_is_logged_once_for_the_operator(
+    store: OperatorBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.judge_outcomes(_judge(wanted=frozenset(), failure_threshold=2, auto_disable=True))
+    dest = await _dest(store)
+    with caplog.at_level(logging.INFO, logger="outpost.storage.judging"):
+        for _ in range(4):
+            await _deliver(store, dest, "failed")
+    lines = [r for r in caplog.records if r.name == "outpost.storage.judging"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    [line] = lines
+    assert line.levelno == logging.INFO
+    assert "consecutive_failure" in line.getMessage()
+    assert (getattr(line, "tenant_id", None), getattr(line, "destination_id", None)) == (
+        dest.tenant_id,
+        dest.id,
+    )
 
 
 async def test_without_auto_disable_the_destination_stays_enabled(store: OperatorBackend) -> None:

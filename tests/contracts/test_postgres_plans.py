@@ -53,3 +53,14 @@ async def test_a_claim_joins_its_events_by_index(postgres_backend: PostgresBacke
         await conn.execute(f"PREPARE claim(bigint, int, bigint) AS {ops._CLAIM}")
         plan = await _kept_plan(conn, "EXECUTE claim(1, 2, 0)", fills=(_EVENTS, _TASKS))
     assert "Index Scan using events_pkey" in plan and "Seq Scan" not in plan, plan
+
+
+async def test_the_due_backlog_a_scrape_counts_walks_the_visibility_index(
+    postgres_backend: PostgresBackend,
+) -> None:
+    """/metrics counts due tasks at every scrape: a bounded range of tasks_by_visibility."""
+    async with postgres_backend._db.pool.acquire() as conn:
+        await conn.execute(f"PREPARE count_due(bigint, int) AS {ops.COUNT_DUE}")
+        plan = await _kept_plan(conn, "EXECUTE count_due(1, 10000)", fills=(_EVENTS, _TASKS))
+    assert "tasks_by_visibility" in plan and "Seq Scan" not in plan, plan
+    assert await postgres_backend.count_due(1, 10_000) == 10_000  # 20,000 due: the cap holds

@@ -147,6 +147,11 @@ def test_postgres_mode_needs_explicit_keys_for_the_api() -> None:
         ({"RABBITMQ_SERVER_URL": "rabbit:5672"}, "RABBITMQ_SERVER_URL: expected a amqp or amqps"),
         ({"DESTINATIONS_ALLOWED_NETWORKS": "10.0.0.0/33"}, "'10.0.0.0/33' is not a network"),
         ({"OPERATOR_EVENTS_HTTP_URL": "ftp://x"}, "OPERATOR_EVENTS_HTTP_URL: expected a http"),
+        ({"PROMETHEUS_PORT": "70000"}, "PROMETHEUS_PORT must be between 0 and 65535, not 70000"),
+        (
+            {"PROMETHEUS_ENABLED": "true", "PORT": "9100", "PROMETHEUS_PORT": "9100"},
+            "PROMETHEUS_PORT must differ from PORT",
+        ),
     ],
 )
 def test_each_setting_is_refused_outside_its_declared_rule(

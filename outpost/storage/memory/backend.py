@@ -431,6 +431,10 @@ class MemoryBackend:
         await self._turn()
         return min((t.visible_at for t in self._tasks.values()), default=None)
 
+    async def count_due(self, now: int, limit: int) -> int:
+        await self._turn()
+        return min(limit, sum(1 for t in self._tasks.values() if t.visible_at <= now))
+
     def wake(self) -> None:
         self._work.set()
 

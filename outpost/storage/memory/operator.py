@@ -41,7 +41,9 @@ class OperatorState:
         ordered = judging.judged_order(outcomes, seen)
         judged, changed = judging.verdicts(judge, ordered, destinations, self._health, now)
         self._health.update(changed)
-        disabled = {key for key in judging.disable_requests(judged) if disable(key, now)}
+        requests = judging.disable_requests(judged)
+        disabled = {key: requests[key] for key in requests if disable(key, now)}
+        judging.report_disabled(disabled)
         events = judging.events_of(judge, judged, destinations, disabled, now)
         self.add(events, now)
         return len(events)

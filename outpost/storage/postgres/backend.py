@@ -222,6 +222,9 @@ class PostgresBackend:
     async def next_visible_at(self) -> int | None:
         return await self._db.read(ops.next_visible_at)
 
+    async def count_due(self, now: int, limit: int) -> int:
+        return await self._db.read(lambda c: ops.count_due(c, now, limit))
+
     def wake(self) -> None:
         self._work.set()
 
@@ -242,7 +245,9 @@ class PostgresBackend:
         disabled, queued = await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
-        for tenant_id in disabled:  # other processes hear it from the NOTIFY sent at commit
+        judging.report_disabled(disabled)
+        # other processes hear it from the NOTIFY sent at commit
+        for tenant_id in {tenant_id for tenant_id, _ in disabled}:
             self._cache.forget(tenant_id)
         if queued:
             self._operator_work.set()

@@ -40,17 +40,17 @@ async def finish_judged(
     destinations: Mapping[DestinationKey, Destination | None],
     judge: OutcomeJudge,
     now: int,
-) -> tuple[set[str], int]:
+) -> tuple[dict[DestinationKey, str], int]:
     """`ops.finish`, then judge each attempt not recorded before, in the same transaction.
 
-    Returns the tenants one of whose destinations was disabled, and how many events were queued.
+    Returns the destinations it disabled, and how many events were queued.
     """
     ids = [o.attempt.id for o in outcomes if o.attempt is not None]
     seen = {r[0] for r in await conn.fetch("SELECT id FROM attempts WHERE id = ANY($1)", ids)}
     await ops.finish(conn, outcomes)
     ordered = judging.judged_order(outcomes, seen)
     if not ordered:
-        return set(), 0
+        return {}, 0
     healths = await _locked_healths(conn, judging.keys(ordered)) if judge.tracks_health else {}
     judged, changed = judging.verdicts(judge, ordered, destinations, healths, now)
     if changed:
@@ -61,10 +61,11 @@ async def finish_judged(
             [h.consecutive_failures for h in changed.values()],
             [h.exhausted_alerted_at for h in changed.values()],
         )
-    disabled = {key for key in judging.disable_requests(judged) if await _disable(conn, key, now)}
+    requests = judging.disable_requests(judged)
+    disabled = {key: requests[key] for key in requests if await _disable(conn, key, now)}
     events = judging.events_of(judge, judged, destinations, disabled, now)
     await add_events(conn, events, now)
-    return {tenant_id for tenant_id, _ in disabled}, len(events)
+    return disabled, len(events)
 
 
 async def _locked_healths(conn: Conn, keys: list[DestinationKey]) -> dict[DestinationKey, Health]:

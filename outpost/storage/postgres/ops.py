@@ -592,6 +592,14 @@ async def defer(conn: Conn, deferred: list[tuple[DeliveryTask, int]]) -> None:
     await conn.execute(_DEFER, *_columns(values, 3))
 
 
+COUNT_DUE = "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE visible_at <= $1 LIMIT $2) AS due"
+
+
+async def count_due(conn: Conn, now: int, limit: int) -> int:
+    """Tasks claimable now, counted up to `limit`: a bounded walk of tasks_by_visibility."""
+    return int(await conn.fetchval(COUNT_DUE, now, limit))
+
+
 async def next_visible_at(conn: Conn) -> int | None:
     value = await conn.fetchval("SELECT min(visible_at) FROM tasks")
     return None if value is None else int(value)

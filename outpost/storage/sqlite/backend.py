@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +50,8 @@ from outpost.storage.sqlite import (
 )
 from outpost.storage.sqlite.database import Database
 from outpost.storage.sqlite.peer import Peer
+
+log = logging.getLogger(__name__)
 
 
 class SqliteBackend:
@@ -99,7 +102,13 @@ class SqliteBackend:
         except BaseException:
             await self.close()  # a refused start leaves the folder unlocked
             raise
-        await self.release_leases()
+        released = await self.release_leases()
+        if released:  # the last run ended mid-delivery (killed, or a crash)
+            log.info(
+                "released %d task leases left by the previous run: those deliveries run again",
+                released,
+                extra={"released": released},
+            )
         await self._db.write(lambda c: operator_ops.release_all_leases(c, now_ms()))
         if self._sealer is not None:
             sealer = self._sealer
@@ -296,6 +305,9 @@ class SqliteBackend:
     async def next_visible_at(self) -> int | None:
         return await self._db.read(task_ops.next_visible_at)
 
+    async def count_due(self, now: int, limit: int) -> int:
+        return await self._db.read(lambda c: task_ops.count_due(c, now, limit))
+
     def wake(self) -> None:
         self._work.set()
 
@@ -316,7 +328,8 @@ class SqliteBackend:
         disabled, queued = await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
-        for tenant_id in disabled:
+        judging.report_disabled(disabled)
+        for tenant_id in {tenant_id for tenant_id, _ in disabled}:
             self._forget(tenant_id)
         if queued:
             self._operator_work.set()

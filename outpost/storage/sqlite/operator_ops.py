@@ -22,26 +22,27 @@ def finish_judged(
     destinations: Mapping[DestinationKey, Destination | None],
     judge: OutcomeJudge,
     now: int,
-) -> tuple[set[str], int]:
+) -> tuple[dict[DestinationKey, str], int]:
     """`task_ops.finish`, then judge each attempt not recorded before, in the same commit.
 
-    Returns the tenants one of whose destinations was disabled, and how many events were queued.
+    Returns the destinations it disabled, and how many events were queued.
     """
     seen = _recorded(conn, [o.attempt.id for o in outcomes if o.attempt is not None])
     task_ops.finish(conn, outcomes)
     ordered = judging.judged_order(outcomes, seen)
     if not ordered:
-        return set(), 0
+        return {}, 0
     healths = (
         {key: _health(conn, key) for key in judging.keys(ordered)} if judge.tracks_health else {}
     )
     judged, changed = judging.verdicts(judge, ordered, destinations, healths, now)
     for key, health in changed.items():
         _store_health(conn, key, health)
-    disabled = {key for key in judging.disable_requests(judged) if _disable(conn, key, now)}
+    requests = judging.disable_requests(judged)
+    disabled = {key: requests[key] for key in requests if _disable(conn, key, now)}
     events = judging.events_of(judge, judged, destinations, disabled, now)
     add_events(conn, events, now)
-    return {tenant_id for tenant_id, _ in disabled}, len(events)
+    return disabled, len(events)
 
 
 def _recorded(conn: sqlite3.Connection, attempt_ids: list[str]) -> set[str]:

@@ -142,3 +142,11 @@ def release_all_leases(conn: sqlite3.Connection, now: int) -> int:
 def next_visible_at(conn: sqlite3.Connection) -> int | None:
     row = conn.execute("SELECT min(visible_at) FROM tasks").fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def count_due(conn: sqlite3.Connection, now: int, limit: int) -> int:
+    """Tasks claimable now, counted up to `limit`: a bounded walk of tasks_by_visibility."""
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE visible_at <= ? LIMIT ?)", (now, limit)
+    ).fetchone()
+    return int(row[0])
