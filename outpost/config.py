@@ -231,6 +231,12 @@ class Config:
         "Largest request body the API accepts; larger gets 413.",
         at_least=1024,
     )
+    max_destination_body_bytes: int = _setting(
+        "API_MAX_DESTINATION_BODY_BYTES",
+        262_144,
+        "Largest body of a destination create or update (413 above it, before it is read): decoding a body holds the event loop every tenant shares, and a destination within the topic, filter and metadata limits fits (raise it with MAX_METADATA_* if both metadata maps must be near their maximum).",
+        at_least=1024,
+    )
     max_request_header_bytes: int = _setting(
         "API_MAX_REQUEST_HEADER_BYTES",
         32_768,

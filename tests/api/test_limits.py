@@ -138,6 +138,21 @@ class TestBodyAndPages:
         response = await api.call("POST", "/publish", json=body)
         assert_error(response, 413, "request body exceeds 4096 bytes")
 
+    async def test_a_destination_body_has_a_smaller_bound(self, shared_api: Api) -> None:
+        """A destination past API_MAX_DESTINATION_BODY_BYTES (256 KiB) is refused unread, while
+        events may still be as large as API_MAX_REQUEST_BODY_BYTES (1 MiB)."""
+        tenant = await shared_api.tenant()
+        filter = {"data": {"tag": {"$in": ["v" * 100] * 3000}}}  # ~310 KB
+        response = await _destination(shared_api, tenant, filter=filter)
+        assert_error(response, 413, "request body exceeds 262144 bytes")
+        created = ok(await _destination(shared_api, tenant), 201)
+        patched = await shared_api.call(
+            "PATCH", f"/tenants/{tenant}/destinations/{created['id']}", json={"filter": filter}
+        )
+        assert_error(patched, 413, "request body exceeds 262144 bytes")
+        event = {"tenant_id": tenant, "topic": "t", "data": {"blob": "x" * 400_000}}
+        ok(await shared_api.call("POST", "/publish", json=event), 202)
+
     async def test_filter_depth(self, api: Api) -> None:
         tenant = await api.tenant()
         deep: dict[str, Any] = {"leaf": 1}
