@@ -249,6 +249,12 @@ class Config:
         "A connection's request line and headers must arrive within this many seconds of it opening (on a kept-alive connection: of the request's first byte); else it is closed, after a 408 if part of them came.",
         above=0,
     )
+    api_body_timeout_seconds: float = _setting(
+        "API_BODY_TIMEOUT_SECONDS",
+        30.0,
+        "A request's body must arrive within this many seconds of its headers; else the connection is closed, after a 408 if no response was started.",
+        above=0,
+    )
     api_keepalive_timeout_seconds: int = _setting(
         "API_KEEPALIVE_TIMEOUT_SECONDS",
         30,

@@ -46,6 +46,7 @@ async def run(system: System) -> None:
             http=server_protocol(
                 config.max_request_header_bytes,
                 head_timeout=config.api_header_timeout_seconds,
+                body_timeout=config.api_body_timeout_seconds,
                 max_connections=config.api_max_connections,
             ),
             timeout_keep_alive=config.api_keepalive_timeout_seconds,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -64,6 +64,8 @@ def endpoint(services: Services, operation: Operation) -> Callable[[Request], Aw
             return error(401, "unauthorized")
         except InputError as exc:
             return error(exc.status, exc.message, exc.data)
+        except ClientDisconnect:  # gone mid-body (or closed for API_BODY_TIMEOUT_SECONDS)
+            return error(400, "client disconnected")  # sent nowhere; not an error of ours
         except StoreUnavailable:
             return error(503, "service unavailable", headers={"Retry-After": "1"})
         except StoreError:

@@ -69,6 +69,7 @@ def _response(status: int = _STATUS, message: str = _MESSAGE) -> bytes:
 class _HeadLimitedProtocol(HttpToolsProtocol):
     max_head_bytes = 32_768
     head_timeout = 10.0
+    body_timeout = 30.0
     max_connections = 1000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -77,6 +78,9 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_too_large = False
         self._head_timer: asyncio.TimerHandle | None = None
+        # A body that trickles (or never comes) would hold the connection and the handler
+        # awaiting it for as long as the client likes: one of API_MAX_CONNECTIONS per client.
+        self._body_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -91,6 +95,7 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         if self._refused:
             return  # never counted nor parsed
         self._disarm_head_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -115,6 +120,21 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
             self.transport.write(_response(408, "request timeout"))
         self.transport.close()
 
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        self._head_too_large = True  # drop whatever else arrives
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_response(408, "request timeout"))
+        self.transport.close()
+
     def data_received(self, data: bytes) -> None:
         if self._head_too_large:
             return  # answered and closing: the rest of what the client sends is dropped
@@ -134,8 +154,10 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise _HeadTooLarge
         super().on_headers_complete()
+        self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
 
     def on_message_complete(self) -> None:
+        self._disarm_body_timer()
         super().on_message_complete()
         self._reading_head = True
         self._head_bytes = 0
@@ -161,14 +183,20 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
 
 
 def head_limited_protocol(
-    max_head_bytes: int, *, head_timeout: float = 10.0, max_connections: int = 1000
+    max_head_bytes: int,
+    *,
+    head_timeout: float = 10.0,
+    body_timeout: float = 30.0,
+    max_connections: int = 1000,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, answering 431 to heads over `max_head_bytes`, closing
-    connections whose head is not complete within `head_timeout` seconds, and keeping at most
-    `max_connections` open."""
+    connections whose head is not complete within `head_timeout` seconds or whose body is not
+    complete within `body_timeout` seconds of its head, and keeping at most `max_connections`
+    open."""
     settings = {
         "max_head_bytes": max_head_bytes,
         "head_timeout": head_timeout,
+        "body_timeout": body_timeout,
         "max_connections": max_connections,
     }
     return type("HeadLimitedProtocol", (_HeadLimitedProtocol,), settings)

@@ -1,7 +1,7 @@
 """The HTTP protocol the API server runs: uvicorn's httptools protocol, with two changes.
 
-- The request-head bounds of `limits.py` (431 past `API_MAX_REQUEST_HEADER_BYTES`, a head
-  timeout, a bound on open connections).
+- The request bounds of `limits.py` (431 past `API_MAX_REQUEST_HEADER_BYTES`, a head
+  timeout and a body timeout, a bound on open connections).
 - One write per response. uvicorn writes a response's status line and headers, then its body:
   two `send(2)` calls and two TCP segments for every response, where one does. Writes made in
   one turn of the event loop are joined and sent at the end of it (a publish's 202 is one
@@ -51,10 +51,17 @@ class _OneWritePerTurn:
 
 
 def server_protocol(
-    max_head_bytes: int, *, head_timeout: float = 10.0, max_connections: int = 1000
+    max_head_bytes: int,
+    *,
+    head_timeout: float = 10.0,
+    body_timeout: float = 30.0,
+    max_connections: int = 1000,
 ) -> type[HttpToolsProtocol]:
     base = head_limited_protocol(
-        max_head_bytes, head_timeout=head_timeout, max_connections=max_connections
+        max_head_bytes,
+        head_timeout=head_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
     )
 
     def connection_made(self: HttpToolsProtocol, transport: asyncio.Transport) -> None:

@@ -3,8 +3,9 @@
 Raw sockets against `outpost serve`: a connection that sends nothing, or only part of a request
 head (one byte at a time included), is closed once `API_HEADER_TIMEOUT_SECONDS` have passed (408
 first when part of a head came); a kept-alive connection that stays idle is closed after
-`API_KEEPALIVE_TIMEOUT_SECONDS`; past `API_MAX_CONNECTIONS` a new connection is closed at once,
-and one is accepted again when a slot frees.
+`API_KEEPALIVE_TIMEOUT_SECONDS`; a request whose body does not all arrive within
+`API_BODY_TIMEOUT_SECONDS` of its head is answered 408 and closed; past `API_MAX_CONNECTIONS` a
+new connection is closed at once, and one is accepted again when a slot frees.
 """
 
 from __future__ import annotations
@@ -93,6 +94,40 @@ def test_connections_without_a_complete_head_are_closed(
 
     with server.http() as client:  # the server still serves
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_body_that_never_completes_is_closed(
+    make_server: Callable[..., ServerProcess], sockets: list[socket.socket]
+) -> None:
+    server = make_server({"API_BODY_TIMEOUT_SECONDS": "1", "API_HEADER_TIMEOUT_SECONDS": "60"})
+    head = (
+        b"POST /api/v1/publish HTTP/1.1\r\nHost: outpost\r\n"
+        + f"Authorization: Bearer {server.api_key}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    stalled = _connect(server, sockets, 10)
+    for sock in stalled:
+        sock.sendall(head + b'{"tenant_id":')  # then nothing: the handler waits for the rest
+    trickle = _connect(server, sockets, 3)
+    for sock in trickle:
+        sock.sendall(head)
+
+    deadline = time.monotonic() + 20
+    for _ in range(15):  # a byte every 0.2 s: 1,000 bytes would take minutes
+        if not _still_open(trickle) or time.monotonic() > deadline:
+            break
+        for sock in trickle:
+            sock.sendall(b" ")
+        time.sleep(0.2)
+
+    received = _read_until_closed(stalled + trickle, deadline)
+    for sock in stalled + trickle:
+        head_in, _, body = received[sock].partition(b"\r\n\r\n")
+        assert head_in.startswith(b"HTTP/1.1 408 "), received[sock]
+        assert body == b'{"status":408,"message":"request timeout"}'
+    with server.http() as client:  # the server still serves
+        assert client.get("/healthz").status_code == 200
+    assert "unhandled error" not in server.log_text()  # a client gone is not a server fault
 
 
 def test_past_the_bound_new_connections_are_closed(
