@@ -43,6 +43,7 @@ from outpost.operator import setup as operator_setup
 from outpost.operator.relay import Relay
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
+from outpost.recovery import Recovery, RecoveryRunner
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.ratelimit import PostgresHitCounter
 from outpost.storage.protocols import Backend, DeliveryQueue
@@ -67,6 +68,7 @@ class System:
     telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
     delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
+    recovery_runner: RecoveryRunner | None = None  # runs recovery jobs where delivery runs
 
 
 def _compat_signature(config: Config) -> CompatSignature | None:
@@ -288,6 +290,19 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         rate_limiter=rate_limiter(config),
         earliest_due=backend.next_visible_at if config.service != "api" else None,
     )
+    recovery = Recovery(
+        backend,
+        backend,
+        wanted_topics=frozenset(config.operator_events_topics) if operator.relay else frozenset(),
+        deployment_id=config.deployment_id,
+    )
+    services.recovery = recovery
+    runner = RecoveryRunner(
+        recovery,
+        backend,
+        batch_size=max(1, config.recovery_batch_size),
+        lease_ms=max(1, config.recovery_lease_seconds) * 1000,
+    )
     telemetry = start_telemetry(config)
     publisher.observer = worker.observer = telemetry
     return System(
@@ -300,6 +315,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         telemetry,
         relay=operator.relay,
         delivery_process=child,
+        recovery_runner=runner,
     )
 
 

@@ -630,6 +630,17 @@ class Config:
         False,
         "Portal: let tenants edit a webhook's custom headers.",
     )
+    # Recovery jobs (the /recoveries extension)
+    recovery_batch_size: int = _setting(
+        "RECOVERY_BATCH_SIZE",
+        500,
+        "Recovery jobs: events scanned, and at most this many deliveries queued, per batch; the next batch waits until fewer than this many of the job's deliveries are still queued.",
+    )
+    recovery_lease_seconds: int = _setting(
+        "RECOVERY_LEASE_SECONDS",
+        30,
+        "Recovery jobs: how long a delivery process holds a job without a step before another may resume it (after a crash).",
+    )
 
 
 def _parse(kind: Any, raw: Any, name: str) -> Any:

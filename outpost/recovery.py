@@ -20,8 +20,11 @@ from dataclasses import dataclass, field, replace
 
 from outpost.core import cursor, filters, topics
 from outpost.core.models import Destination, Event
-from outpost.core.paging import PageRequest, TimeRange
+from outpost.core.paging import Page, PageRequest, TimeRange
 from outpost.core.recovery import (
+    JOB_CANCELLED,
+    JOB_COMPLETED,
+    JOB_CREATED,
     TEST_METADATA_KEY,
     Advance,
     Candidate,
@@ -41,11 +44,6 @@ from outpost.publishing import OFF_LOOP_STEPS
 from outpost.storage.protocols import RecoveryStore, TenantStore
 
 log = logging.getLogger(__name__)
-
-JOB_CREATED = "recovery.job.created"
-JOB_COMPLETED = "recovery.job.completed"
-JOB_CANCELLED = "recovery.job.cancelled"
-TOPICS = (JOB_CREATED, JOB_COMPLETED, JOB_CANCELLED)
 
 CURSOR_KIND = "und"
 # Events one listing request reads at most: a page of rare undelivered events among many
@@ -176,6 +174,9 @@ class Recovery:
         )
         return await self._store.create_recovery(job, self.told(JOB_CREATED, job, now))
 
+    async def list(self, tenant_id: str, request: PageRequest) -> Page[RecoveryJob]:
+        return await self._store.list_recoveries((tenant_id,), request)
+
     async def get(self, tenant_id: str, job_id: str) -> RecoveryJob:
         found = await self._store.get_recovery(job_id, tenant_id)
         if found is None:
@@ -264,10 +265,14 @@ class RecoveryRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
+    async def claim(self) -> RecoveryJob | None:
+        """Lease a job to run (None: no running job is free)."""
+        return await self._store.claim_recovery(self._owner, self._lease_ms)
+
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
-                job = await self._store.claim_recovery(self._owner, self._lease_ms)
+                job = await self.claim()
                 if job is not None:
                     await self.run_job(job)
                     continue

@@ -20,6 +20,7 @@ from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError
 from outpost.health import HealthBook
 from outpost.publishing import Publisher
+from outpost.recovery import Recovery
 from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
 
 
@@ -41,6 +42,7 @@ class Services:
     # When the earliest queued task is (or was) due: /healthz reports delivery falling behind.
     earliest_due: Callable[[], Awaitable[int | None]] | None = None
     health_book: HealthBook = field(default_factory=HealthBook)
+    recovery: Recovery | None = None  # the recovery extension (undelivered events, jobs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,12 @@ Selection = Literal["failed", "never", "all"]
 PairStatus = Literal["failed", "never_attempted"]
 JobState = Literal["running", "completed", "cancelled"]
 SELECTIONS: tuple[Selection, ...] = ("failed", "never", "all")
+# Operator event topics, named as Outpost names its own (`<subject>.<object>.<what happened>`,
+# like `tenant.subscription.updated`); sent when OPERATOR_EVENTS_TOPICS asks for them.
+JOB_CREATED = "recovery.job.created"
+JOB_COMPLETED = "recovery.job.completed"
+JOB_CANCELLED = "recovery.job.cancelled"
+OPERATOR_TOPICS = (JOB_CREATED, JOB_COMPLETED, JOB_CANCELLED)
 # Metadata key of an event sent by "send a test event": such events are never recovered.
 TEST_METADATA_KEY = "outpost-test"
 

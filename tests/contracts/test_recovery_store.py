@@ -64,7 +64,7 @@ async def test_scan_of_every_destination_summarises_attempts(backend: Backend) -
 
 
 async def test_scan_filters_pages_and_orders(backend: Backend) -> None:
-    tenant, d1, ids = await _three_events(backend)
+    tenant, _, ids = await _three_events(backend)
     store = _store(backend)
     by_topic = await store.scan_undelivered(Scan(tenant, topics=("t.2", "t.0")))
     assert [c.event.id for c in by_topic] == [ids[0], ids[2]]
