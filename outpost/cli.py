@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from outpost import __version__
+from outpost import __version__, recovery_cli
 from outpost import config as settings
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, OutpostError
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     erase.set_defaults(run=_erase_logs)
     show = commands.add_parser("config", help="print every setting with its default (Markdown)")
     show.set_defaults(run=_config)
+    recovery_cli.register(commands)  # undelivered, recover, recoveries, send-test (over HTTP)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code
