@@ -108,6 +108,12 @@ class Recovery:
             raise NotFoundError("destination not found")
         return chosen
 
+    async def job_destinations(
+        self, tenant_id: str, destination_id: str | None
+    ) -> list[Destination]:
+        found = await self._tenants.list_destinations(tenant_id)
+        return [d for d in found if destination_id is None or d.id == destination_id]
+
     async def undelivered(
         self, tenant_id: str, wanted: Filter, request: PageRequest
     ) -> UndeliveredPage:
@@ -146,9 +152,15 @@ class Recovery:
                 assert after is not None
                 return UndeliveredPage(items, cursor.encode(CURSOR_KIND, after))
 
-    async def count(self, tenant_id: str, spec: JobSpec, batch: int = 1000) -> int:
-        """The pairs a job of `spec` would send now (a dry run)."""
-        destinations = await self.destinations(tenant_id, spec.destination_id)
+    async def count(
+        self, tenant_id: str, spec: JobSpec, batch: int = 1000, *, strict: bool = True
+    ) -> int:
+        """The pairs a job of `spec` would send now (a dry run). Not `strict` (a running job),
+        a destination deleted since counts nothing instead of being a 404."""
+        if strict:
+            destinations = await self.destinations(tenant_id, spec.destination_id)
+        else:
+            destinations = await self.job_destinations(tenant_id, spec.destination_id)
         total = 0
         after: tuple[int, str] | None = None
         while True:
@@ -290,7 +302,7 @@ class RecoveryRunner:
         now = now_ms()
         base = Advance(job.id, self._owner, now, self._lease_ms)
         if job.matched is None:
-            matched = await self._recovery.count(job.tenant_id, job.spec)
+            matched = await self._recovery.count(job.tenant_id, job.spec, strict=False)
             return await self._store.advance_recovery(replace(base, matched=matched), ())
         if job.scan_done:
             if job.pending == 0:
@@ -303,9 +315,7 @@ class RecoveryRunner:
         if job.pending >= self._batch:
             await self._pause(POLL_SECONDS)
             return await self._store.advance_recovery(base, ())
-        destinations = await self._recovery.destinations(job.tenant_id, None)
-        if job.spec.destination_id is not None:
-            destinations = [d for d in destinations if d.id == job.spec.destination_id]
+        destinations = await self._recovery.job_destinations(job.tenant_id, job.spec.destination_id)
         found = await self._store.scan_undelivered(
             _job_scan(job.tenant_id, job.spec, job.cursor, self._batch)
         )

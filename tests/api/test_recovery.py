@@ -214,3 +214,16 @@ async def test_a_test_event_reaches_the_destination_marked_as_a_test(api: Api) -
     ok(await api.call("PUT", f"/tenants/{tenant}/destinations/{d1}/disable"))
     assert_error(await api.call("POST", path), 400)
     assert_error(await api.call("POST", f"/tenants/{tenant}/destinations/nope/test"), 404)
+
+
+async def test_a_job_whose_destination_is_deleted_completes_sending_nothing(api: Api) -> None:
+    tenant, d1, _ = await scenario(api)
+    created = ok(
+        await api.call("POST", f"/tenants/{tenant}/recoveries", json={"destination_id": d1}), 201
+    )
+    ok(await api.call("DELETE", f"/tenants/{tenant}/destinations/{d1}"))
+    runner = api.system.recovery_runner
+    assert runner is not None
+    await run_to_end(api, runner)
+    job = await api.get(f"/tenants/{tenant}/recoveries/{created['id']}")
+    assert (job["state"], job["matched"], job["enqueued"]) == ("completed", 0, 0)
