@@ -6,6 +6,7 @@ failed ones below), and the job runner is stepped by the test.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from outpost.core.models import Attempt, Outcome
 from outpost.recovery import RecoveryRunner
 
 from ._support import Api, assert_error, ok, unique
+from .conftest import MakeApi
 
 pytestmark = pytest.mark.anyio
 
@@ -227,3 +229,28 @@ async def test_a_job_whose_destination_is_deleted_completes_sending_nothing(api:
     await run_to_end(api, runner)
     job = await api.get(f"/tenants/{tenant}/recoveries/{created['id']}")
     assert (job["state"], job["matched"], job["enqueued"]) == ("completed", 0, 0)
+
+
+async def test_jobs_appear_as_operator_events(make_api: MakeApi) -> None:
+    api = await make_api(
+        OPERATOR_EVENTS_TOPICS="recovery.job.created,recovery.job.completed,recovery.job.cancelled",
+        OPERATOR_EVENTS_HTTP_URL="http://127.0.0.1:9/operator",
+        OPERATOR_EVENTS_HTTP_SIGNING_SECRET="operator-secret",
+    )
+    tenant, d1, _ = await scenario(api)
+    path = f"/tenants/{tenant}/recoveries"
+    done = ok(await api.call("POST", path, json={"destination_id": d1}), 201)
+    runner = api.system.recovery_runner
+    assert runner is not None
+    await run_to_end(api, runner)
+    cancelled = ok(await api.call("POST", path, json={"status": "failed"}), 201)
+    ok(await api.call("DELETE", f"{path}/{cancelled['id']}"))
+    records = await api.system.backend.claim_operator_events(100, 60_000)
+    told = [(r.topic, json.loads(r.body)) for r in records]
+    assert [(topic, body["data"]["id"], body["tenant_id"]) for topic, body in told] == [
+        ("recovery.job.created", done["id"], tenant),
+        ("recovery.job.completed", done["id"], tenant),
+        ("recovery.job.created", cancelled["id"], tenant),
+        ("recovery.job.cancelled", cancelled["id"], tenant),
+    ]
+    assert told[1][1]["data"]["enqueued"] == 2
