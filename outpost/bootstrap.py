@@ -45,6 +45,7 @@ from outpost.prometheus import Exporter
 from outpost.prometheus import start as start_prometheus
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
+from outpost.recovery import Recovery, RecoveryRunner
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.ratelimit import PostgresHitCounter
 from outpost.storage.protocols import Backend, DeliveryQueue
@@ -71,6 +72,7 @@ class System:
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
     delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
     prometheus: Exporter | None = None  # set when PROMETHEUS_ENABLED is
+    recovery_runner: RecoveryRunner | None = None  # runs recovery jobs where delivery runs
 
 
 def _compat_signature(config: Config) -> CompatSignature | None:
@@ -292,6 +294,19 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         rate_limiter=rate_limiter(config),
         earliest_due=backend.next_visible_at if config.service != "api" else None,
     )
+    recovery = Recovery(
+        backend,
+        backend,
+        wanted_topics=frozenset(config.operator_events_topics) if operator.relay else frozenset(),
+        deployment_id=config.deployment_id,
+    )
+    services.recovery = recovery
+    runner = RecoveryRunner(
+        recovery,
+        backend,
+        batch_size=max(1, config.recovery_batch_size),
+        lease_ms=max(1, config.recovery_lease_seconds) * 1000,
+    )
     telemetry = start_telemetry(config)
     prometheus = start_prometheus(
         config,
@@ -316,6 +331,7 @@ def build(config: Config, *, in_delivery_process: bool = False) -> System:
         relay=operator.relay,
         delivery_process=child,
         prometheus=prometheus,
+        recovery_runner=runner,
     )
 
 

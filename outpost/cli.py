@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from outpost import __version__
+from outpost import __version__, recovery_cli
 from outpost import config as settings
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, OutpostError
@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     show.set_defaults(run=_config)
     _add_backup_commands(commands)
+    recovery_cli.register(commands)  # undelivered, recover, recoveries, send-test (over HTTP)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

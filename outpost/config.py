@@ -864,6 +864,19 @@ class Config:
         at_least=0,
         at_most=65535,
     )
+    # Recovery jobs (the /recoveries extension)
+    recovery_batch_size: int = _setting(
+        "RECOVERY_BATCH_SIZE",
+        500,
+        "Recovery jobs: events scanned, and at most this many deliveries queued, per batch; the next batch waits until fewer than this many of the job's deliveries are still queued.",
+        at_least=1,
+    )
+    recovery_lease_seconds: int = _setting(
+        "RECOVERY_LEASE_SECONDS",
+        30,
+        "Recovery jobs: how long a delivery process holds a job without a step before another may resume it (after a crash).",
+        at_least=1,
+    )
 
 
 def _parse(kind: Any, raw: Any, name: str) -> Any:

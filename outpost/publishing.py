@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from outpost import sample_event
 from outpost.core import filters, topics
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import DEFAULT_METADATA_LIMITS, MetadataLimits
@@ -183,6 +184,20 @@ class Publisher:
                 {"error": "no_prior_attempt"},
             )
         await self._queue.enqueue_manual(event, destination_id, latest.attempt_number + 1)
+
+    async def send_test(
+        self, tenant_id: str, destination_id: str, topic: str | None, data: dict[str, Any] | None
+    ) -> Event:
+        """A sample event to one destination, marked as a test (outpost/sample_event.py)."""
+        return await sample_event.send(
+            self._tenants,
+            self._queue,
+            self._ids,
+            tuple(sorted(self._topics)),
+            (tenant_id, destination_id),
+            topic,
+            data,
+        )
 
     async def _only_tenant_with_attempts(self, event_id: str, destination_id: str) -> str | None:
         """The tenant whose attempts of `event_id` went to `destination_id`, when exactly one

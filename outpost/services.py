@@ -133,9 +133,18 @@ async def close(system: System) -> None:
 
 
 async def deliver(system: System) -> None:
-    """The worker; once it has drained, the relay sends what the drain recorded, then stops."""
+    """The worker and the recovery runner; once the worker has drained, the runner stops and
+    the relay sends what the drain recorded, then stops."""
+    runner = system.recovery_runner
     try:
-        await system.worker.run()
+        async with asyncio.TaskGroup() as group:
+            if runner is not None:
+                group.create_task(runner.run())
+            try:
+                await system.worker.run()
+            finally:
+                if runner is not None:
+                    runner.stop()
     finally:
         if system.relay is not None:
             system.relay.stop()

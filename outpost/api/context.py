@@ -21,6 +21,7 @@ from outpost.errors import ForbiddenError, InputError
 from outpost.health import HealthBook
 from outpost.prometheus import Exporter
 from outpost.publishing import Publisher
+from outpost.recovery import Recovery
 from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
 
 
@@ -43,6 +44,7 @@ class Services:
     earliest_due: Callable[[], Awaitable[int | None]] | None = None
     health_book: HealthBook = field(default_factory=HealthBook)
     prometheus: Exporter | None = None  # PROMETHEUS_ENABLED: /metrics here or on its own port
+    recovery: Recovery | None = None  # the recovery extension (undelivered events, jobs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from outpost.api.handlers import (
     logs,
     metrics,
     publish,
+    recovery,
     system,
     tenants,
 )
@@ -36,6 +37,7 @@ class Operation:
     handler: Handler
     access: Access = "any"
     resolve: bool = True
+    extension: bool = False  # ours, not Outpost's: documented in docs/openapi-extensions.yaml
 
 
 _T = "/tenants/{tenant_id}"
@@ -68,4 +70,11 @@ OPERATIONS = (
     Operation("GET", "/attempts/{attempt_id}", logs.get_attempt),
     Operation("GET", "/metrics/events", metrics.events),
     Operation("GET", "/metrics/attempts", metrics.attempts),
+    # The recovery extension (docs/openapi-extensions.yaml): not Outpost operations.
+    Operation("GET", _T + "/undelivered", recovery.undelivered, extension=True),
+    Operation("POST", _T + "/recoveries", recovery.create, extension=True),
+    Operation("GET", _T + "/recoveries", recovery.list_, extension=True),
+    Operation("GET", _T + "/recoveries/{recovery_id}", recovery.get, extension=True),
+    Operation("DELETE", _T + "/recoveries/{recovery_id}", recovery.cancel, extension=True),
+    Operation("POST", _D + "/test", recovery.send_test, extension=True),
 )

@@ -10,8 +10,10 @@ import msgspec
 from outpost.core import topics as topic_rules
 from outpost.core.models import Attempt, Destination, Event, Tenant
 from outpost.core.paging import Page, PageRequest
+from outpost.core.recovery import RecoveryJob
 from outpost.core.timefmt import format_ms
 from outpost.destinations.registry import Registry
+from outpost.recovery import Undelivered
 
 
 def tenant(t: Tenant, destinations: Sequence[Destination]) -> dict[str, Any]:
@@ -120,3 +122,43 @@ def pagination(page: Page[Any], request: PageRequest, order_by: str) -> dict[str
         "next": page.next,
         "prev": page.prev,
     }
+
+
+# Recovery (an extension of /api/v1: docs/openapi-extensions.yaml)
+
+
+def undelivered(item: Undelivered) -> dict[str, Any]:
+    return {
+        "event": event(item.event),
+        "destinations": [
+            {"destination_id": p.destination_id, "status": p.status, "attempts": p.attempts}
+            for p in item.pending
+        ],
+    }
+
+
+def recovery(job: RecoveryJob) -> dict[str, Any]:
+    spec = job.spec
+    return {
+        "id": job.id,
+        "tenant_id": job.tenant_id,
+        "destination_id": spec.destination_id,
+        "topics": list(spec.topics),
+        "since": None if spec.time_gte is None else format_ms(spec.time_gte),
+        "until": format_ms(spec.time_lt),
+        "status": spec.status,
+        "idempotency_key": job.idempotency_key,
+        "state": job.state,
+        "matched": job.matched,
+        "enqueued": job.enqueued,
+        "pending": job.pending,
+        "delivered": job.delivered,
+        "failed": job.failed,
+        "created_at": format_ms(job.created_at),
+        "updated_at": format_ms(job.updated_at),
+        "finished_at": None if job.finished_at is None else format_ms(job.finished_at),
+    }
+
+
+def test_event(e: Event) -> dict[str, Any]:
+    return {"event_id": e.id, "destination_id": e.destination_id, "topic": e.topic, "test": True}

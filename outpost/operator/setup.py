@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
+from outpost.core.recovery import OPERATOR_TOPICS as RECOVERY_TOPICS
 from outpost.core.timefmt import now_ms
 from outpost.destinations.registry import Registry
 from outpost.errors import ConfigError
@@ -44,7 +45,7 @@ def build(
     SSRF guard); the sink then owns that provider and closes it."""
     sink = _sink(config, sink_registry or registry, user_agent, owned=sink_registry is not None)
     wanted = frozenset(config.operator_events_topics)
-    unknown = wanted - {*TOPICS, "*"}
+    unknown = wanted - {*TOPICS, *RECOVERY_TOPICS, "*"}
     if unknown:
         raise ConfigError(f"OPERATOR_EVENTS_TOPICS: unknown topics {', '.join(sorted(unknown))}")
     if wanted and sink is None:

@@ -16,6 +16,7 @@ from outpost.core.models import (
     Tenant,
 )
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage.retention import Deleted
@@ -109,8 +110,49 @@ class OperatorStore(Protocol):
     async def wait_for_operator_events(self, timeout: float) -> None: ...
 
 
+class RecoveryStore(Protocol):
+    """Undelivered events and recovery jobs (outpost/recovery.py). `outbox` records are operator
+    events written in the same commit as the change they report."""
+
+    async def scan_undelivered(self, scan: Scan) -> list[Candidate]: ...
+    async def create_recovery(
+        self, job: RecoveryJob, outbox: Sequence[OperatorRecord]
+    ) -> tuple[RecoveryJob, bool]:
+        """Store `job`, or answer the tenant's job of the same idempotency key (False)."""
+        ...
+
+    async def get_recovery(self, job_id: str, tenant_id: str) -> RecoveryJob | None: ...
+    async def list_recoveries(
+        self, tenant_ids: tuple[str, ...], request: PageRequest
+    ) -> Page[RecoveryJob]: ...
+    async def cancel_recovery(
+        self, job_id: str, tenant_id: str, now: int, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        """Cancel a running job (its queued tasks not yet claimed are dropped); the job as it
+        is then, None if there is none. `outbox` is written only if this call cancelled it."""
+        ...
+
+    async def claim_recovery(self, owner: str, lease_ms: int) -> RecoveryJob | None:
+        """Lease a running job nobody holds (or whose lease ran out) to `owner`."""
+        ...
+
+    async def advance_recovery(
+        self, step: Advance, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        """Queue the step's tasks and move the job on in one commit, if it is still running
+        and `step.owner`'s; None (and nothing written) otherwise."""
+        ...
+
+
 class Backend(
-    TenantStore, LogStore, DeliveryQueue, OperatorStore, MetricsStore, LogRetention, Protocol
+    TenantStore,
+    LogStore,
+    DeliveryQueue,
+    OperatorStore,
+    MetricsStore,
+    LogRetention,
+    RecoveryStore,
+    Protocol,
 ):
     """All the seams over one database, as each backend provides them."""
 

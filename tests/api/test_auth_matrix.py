@@ -174,6 +174,19 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/metrics/attempts"): Probe(
         lambda w: "/metrics/attempts", status=400, message=METRICS_WITHOUT_RANGE
     ),
+    # The recovery extension: a tenant's JWT reaches its own tenant's only.
+    ("GET", T + "/undelivered"): Probe(lambda w: f"/tenants/{w.a}/undelivered"),
+    ("POST", T + "/recoveries"): Probe(
+        lambda w: f"/tenants/{w.a}/recoveries", lambda w: {"status": "failed"}, status=201
+    ),
+    ("GET", T + "/recoveries"): Probe(lambda w: f"/tenants/{w.a}/recoveries"),
+    ("GET", T + "/recoveries/{recovery_id}"): Probe(
+        lambda w: f"/tenants/{w.a}/recoveries/rcv_none", status=404, message="recovery not found"
+    ),
+    ("DELETE", T + "/recoveries/{recovery_id}"): Probe(
+        lambda w: f"/tenants/{w.a}/recoveries/rcv_none", status=404, message="recovery not found"
+    ),
+    ("POST", D + "/test"): Probe(lambda w: _dest(w, "/test"), lambda w: {}, status=202),
 }
 
 
@@ -238,7 +251,7 @@ async def test_admin_on_unknown_tenant(shared_api: Api, op: Operation) -> None:
     """Tenant routes resolve the path's tenant for the admin; upsert creates it instead."""
     api = shared_api
     ghost = unique("ghost")
-    path = op.path.format(tenant_id=ghost, destination_id="d1", attempt_id="a1")
+    path = op.path.format(tenant_id=ghost, destination_id="d1", attempt_id="a1", recovery_id="r1")
     body = {"type": "webhook", "topics": "*", "config": {"url": HOOK_URL}}
     response = await api.call(op.method, path, json=body if op.method == "POST" else UNSET)
     if (op.method, op.path) == ("PUT", T):
@@ -255,7 +268,7 @@ async def test_deleted_tenant_jwt_on_its_own_routes(shared_api: Api, op: Operati
     dest = (await api.destination(tenant))["id"]
     auth = await api.jwt(tenant)
     ok(await api.call("DELETE", f"/tenants/{tenant}"))
-    path = op.path.format(tenant_id=tenant, destination_id=dest, attempt_id="a1")
+    path = op.path.format(tenant_id=tenant, destination_id=dest, attempt_id="a1", recovery_id="r1")
     body = {"type": "webhook", "topics": "*", "config": {"url": HOOK_URL}}
     response = await api.call(
         op.method, path, auth=auth, json=body if op.method == "POST" else UNSET

@@ -39,6 +39,7 @@ from outpost.core.models import (
     Tenant,
 )
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan, Tried
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, ConflictError, StoreError
 from outpost.metrics import MetricsQuery, Tally
@@ -66,6 +67,7 @@ class _Task:
     claims: int = 0
     generation: int = 1  # bumped when a retry replaces this row: stale finishes miss it
     retry_key: str | None = None  # DeliveryTask.retry_key on automatic retries, unique
+    leased: bool = False
 
 
 class MemoryBackend:
@@ -87,6 +89,8 @@ class MemoryBackend:
         self._work = asyncio.Event()
         self._operator = OperatorState()
         self._operator_work = asyncio.Event()
+        self._recoveries: dict[str, tuple[RecoveryJob, int]] = {}  # id → (job, lease_until)
+        self._recovery_tasks: dict[int, str] = {}  # task id → its job's id
 
     async def open(self) -> None:
         if self._state != "new":
@@ -313,7 +317,7 @@ class MemoryBackend:
         manual: bool,
         visible_at: int,
         retry_key: str | None = None,
-    ) -> None:
+    ) -> int:
         self._last_task_id += 1
         self._tasks[self._last_task_id] = _Task(
             self._last_task_id,
@@ -325,6 +329,7 @@ class MemoryBackend:
             visible_at,
             retry_key=retry_key,
         )
+        return self._last_task_id
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
         await self._turn()
@@ -343,6 +348,7 @@ class MemoryBackend:
         for task in due[:limit]:
             task.visible_at = now + lease_ms
             task.claims += 1
+            task.leased = True
             event = self._event((task.tenant_id, task.event_id))
             if event is None:  # not stored (a manual task for an unknown id): nothing to deliver
                 del self._tasks[task.id]
@@ -370,6 +376,7 @@ class MemoryBackend:
         for outcome in outcomes:
             if outcome.attempt is not None:
                 self._attempts[outcome.attempt.id] = rows.attempt_values(outcome.attempt)
+        self._count_recovered(outcomes)
         for outcome in outcomes:
             task = outcome.task
             held = self._tasks.get(task.id)
@@ -417,6 +424,7 @@ class MemoryBackend:
         held = self._tasks.get(task.id)
         if held is not None and held.generation == task.generation:
             held.visible_at = now_ms() + delay_ms
+            held.leased = False
 
     async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
         """Give claimed tasks back unattempted (their destination was busy), claim uncounted."""
@@ -426,6 +434,7 @@ class MemoryBackend:
             if held is not None and held.generation == task.generation:
                 held.visible_at = visible_at
                 held.claims = max(held.claims - 1, 0)
+                held.leased = False
 
     async def next_visible_at(self) -> int | None:
         await self._turn()
@@ -484,3 +493,164 @@ class MemoryBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._operator_work.wait(), timeout)
         self._operator_work.clear()
+
+    # Recovery
+
+    def _job(self, job_id: str) -> RecoveryJob:
+        job, _ = self._recoveries[job_id]
+        pending = sum(
+            1 for t, j in self._recovery_tasks.items() if j == job_id and t in self._tasks
+        )
+        return replace(job, pending=pending)
+
+    async def scan_undelivered(self, scan: Scan) -> list[Candidate]:
+        await self._turn()
+        tried: dict[tuple[str, str], Tried] = {}
+        for attempt in map(rows.attempt, self._attempts.values()):
+            if attempt.tenant_id != scan.tenant_id:
+                continue
+            key = (attempt.event_id, attempt.destination_id)
+            before = tried.get(key, Tried(0, False))
+            tried[key] = Tried(
+                max(before.last_number, attempt.attempt_number),
+                before.delivered or attempt.status == "success",
+            )
+        events = [
+            e
+            for e in (rows.event(row) for row, _ in self._events.values())
+            if e.tenant_id == scan.tenant_id
+            and listing.any_of(e.topic, scan.topics)
+            and listing.within(e.time, scan.time)
+            and not (
+                scan.destination_id is not None
+                and (found := tried.get((e.id, scan.destination_id))) is not None
+                and found.delivered
+            )
+            and (
+                scan.after is None
+                or ((e.time, e.id) < scan.after if scan.descending else (e.time, e.id) > scan.after)
+            )
+        ]
+        events.sort(key=lambda e: (e.time, e.id), reverse=scan.descending)
+        return [
+            Candidate(e, {d: t for (event_id, d), t in tried.items() if event_id == e.id})
+            for e in events[: scan.limit]
+        ]
+
+    async def create_recovery(
+        self, job: RecoveryJob, outbox: Sequence[OperatorRecord]
+    ) -> tuple[RecoveryJob, bool]:
+        await self._turn()
+        for held, _ in self._recoveries.values():
+            if (
+                job.idempotency_key is not None
+                and held.tenant_id == job.tenant_id
+                and held.idempotency_key == job.idempotency_key
+            ):
+                return self._job(held.id), False
+        if job.id in self._recoveries:
+            raise ConflictError("recovery id exists")
+        self._recoveries[job.id] = (job, 0)
+        self._operator.add(outbox, now_ms())
+        if outbox:
+            self._operator_work.set()
+        return self._job(job.id), True
+
+    async def get_recovery(self, job_id: str, tenant_id: str) -> RecoveryJob | None:
+        await self._turn()
+        held = self._recoveries.get(job_id)
+        return self._job(job_id) if held and held[0].tenant_id == tenant_id else None
+
+    async def list_recoveries(
+        self, tenant_ids: tuple[str, ...], request: PageRequest
+    ) -> Page[RecoveryJob]:
+        await self._turn()
+        found = [
+            self._job(job.id)
+            for job, _ in self._recoveries.values()
+            if listing.any_of(job.tenant_id, tenant_ids)
+        ]
+        return listing.page("rcv", found, lambda j: (j.created_at, j.id), request)
+
+    async def cancel_recovery(
+        self, job_id: str, tenant_id: str, now: int, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        await self._turn()
+        held = self._recoveries.get(job_id)
+        if held is None or held[0].tenant_id != tenant_id:
+            return None
+        job, lease = held
+        if job.state == "running":
+            cancelled = replace(
+                job, state="cancelled", updated_at=now, finished_at=now, lease_owner=None
+            )
+            self._recoveries[job_id] = (cancelled, lease)
+            for task_id, owner in list(self._recovery_tasks.items()):
+                task = self._tasks.get(task_id)
+                if owner == job_id and task is not None and not task.leased:
+                    del self._tasks[task_id]
+            self._operator.add(outbox, now)
+            if outbox:
+                self._operator_work.set()
+        return self._job(job_id)
+
+    async def claim_recovery(self, owner: str, lease_ms: int) -> RecoveryJob | None:
+        await self._turn()
+        now = now_ms()
+        free = sorted(
+            (
+                (lease, job.created_at, job.id)
+                for job, lease in self._recoveries.values()
+                if job.state == "running" and lease <= now
+            )
+        )
+        if not free:
+            return None
+        job, _ = self._recoveries[free[0][2]]
+        self._recoveries[job.id] = (replace(job, lease_owner=owner), now + lease_ms)
+        return self._job(job.id)
+
+    async def advance_recovery(
+        self, step: Advance, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        await self._turn()
+        held = self._recoveries.get(step.job_id)
+        if held is None or held[0].state != "running" or held[0].lease_owner != step.owner:
+            return None
+        job = held[0]
+        job = replace(
+            job,
+            updated_at=step.now,
+            enqueued=job.enqueued + len(step.tasks),
+            cursor=step.cursor if step.cursor is not None else job.cursor,
+            scan_done=job.scan_done or step.scan_done,
+            matched=step.matched if step.matched is not None else job.matched,
+            state="completed" if step.complete else job.state,
+            finished_at=step.now if step.complete else job.finished_at,
+        )
+        self._recoveries[job.id] = (job, step.now + step.lease_ms)
+        for pair in step.tasks:
+            task_id = self._enqueue(
+                pair.event,
+                pair.destination_id,
+                pair.attempt_number,
+                manual=True,
+                visible_at=step.now,
+            )
+            self._recovery_tasks[task_id] = job.id
+        if step.tasks:
+            self._work.set()
+        self._operator.add(outbox, step.now)
+        if outbox:
+            self._operator_work.set()
+        return self._job(job.id)
+
+    def _count_recovered(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            job_id = self._recovery_tasks.pop(outcome.task.id, None)
+            if job_id is None or outcome.attempt is None:
+                continue
+            job, lease = self._recoveries[job_id]
+            ok = outcome.attempt.status == "success"
+            job = replace(job, delivered=job.delivered + ok, failed=job.failed + (not ok))
+            self._recoveries[job_id] = (job, lease)

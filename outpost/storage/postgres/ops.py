@@ -25,6 +25,7 @@ from outpost.errors import ConflictError
 from outpost.storage import keyset, log_queries, rows
 from outpost.storage.keyset import Where, numbered
 from outpost.storage.postgres.database import Conn
+from outpost.storage.postgres.recovery_counts import count_finished
 from outpost.storage.sealing import Sealer
 
 TASKS_CHANNEL = "outpost_tasks"
@@ -528,6 +529,7 @@ async def finish(conn: Conn, outcomes: list[Outcome]) -> None:
     """Record attempts, settle tasks and their retries: one statement over arrays for each."""
     attempts = [rows.attempt_values(o.attempt) for o in outcomes if o.attempt is not None]
     await _upsert_all(conn, attempts, _RECORD_ATTEMPTS, _RECORD_ATTEMPT, key_at=0)  # id
+    await count_finished(conn, outcomes)
     finished = [(o.task.id, o.task.generation) for o in outcomes]
     await conn.execute(_DELETE_FINISHED, *_columns(finished, 2))
     retries = [

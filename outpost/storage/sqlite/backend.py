@@ -32,6 +32,7 @@ from outpost.core.models import (
     Tenant,
 )
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
 from outpost.metrics import MetricsQuery, Tally
@@ -44,6 +45,7 @@ from outpost.storage.sqlite import (
     metrics_ops,
     operator_ops,
     private,
+    recovery_ops,
     retention_ops,
     task_ops,
     tenant_ops,
@@ -356,3 +358,47 @@ class SqliteBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._operator_work.wait(), timeout)
         self._operator_work.clear()
+
+    # Recovery
+
+    async def scan_undelivered(self, scan: Scan) -> list[Candidate]:
+        return await self._db.read(lambda c: recovery_ops.scan(c, scan))
+
+    async def create_recovery(
+        self, job: RecoveryJob, outbox: Sequence[OperatorRecord]
+    ) -> tuple[RecoveryJob, bool]:
+        found = await self._db.write(lambda c: recovery_ops.create(c, job, outbox, now_ms()))
+        if outbox and found[1]:
+            self._operator_work.set()
+        return found
+
+    async def get_recovery(self, job_id: str, tenant_id: str) -> RecoveryJob | None:
+        return await self._db.read(lambda c: recovery_ops.get(c, job_id, tenant_id))
+
+    async def list_recoveries(
+        self, tenant_ids: tuple[str, ...], request: PageRequest
+    ) -> Page[RecoveryJob]:
+        return await self._db.read(lambda c: recovery_ops.list_(c, tenant_ids, request))
+
+    async def cancel_recovery(
+        self, job_id: str, tenant_id: str, now: int, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        found = await self._db.write(
+            lambda c: recovery_ops.cancel(c, job_id, tenant_id, now, outbox)
+        )
+        if outbox:
+            self._operator_work.set()
+        return found
+
+    async def claim_recovery(self, owner: str, lease_ms: int) -> RecoveryJob | None:
+        return await self._db.write(lambda c: recovery_ops.claim(c, owner, now_ms(), lease_ms))
+
+    async def advance_recovery(
+        self, step: Advance, outbox: Sequence[OperatorRecord]
+    ) -> RecoveryJob | None:
+        found = await self._db.write(lambda c: recovery_ops.advance(c, step, outbox))
+        if found is not None and step.tasks:
+            self._queued()
+        if found is not None and outbox:
+            self._operator_work.set()
+        return found

@@ -11,6 +11,7 @@ import sqlite3
 from outpost.core.models import DeliveryTask, Event, Outcome
 from outpost.storage import rows
 from outpost.storage.sqlite.log_ops import get_events, insert_attempts
+from outpost.storage.sqlite.recovery_counts import count_finished
 
 _CLAIM = """
 UPDATE tasks SET visible_at = :lease_end, leased = 1, claims = claims + 1
@@ -92,6 +93,7 @@ def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list
 def finish(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
     """Record attempts and settle each task and its pending retry, all in the caller's commit."""
     insert_attempts(conn, [o.attempt for o in outcomes if o.attempt is not None])
+    count_finished(conn, outcomes)
     for outcome in outcomes:
         task = outcome.task
         conn.execute(
@@ -133,7 +135,9 @@ def defer(conn: sqlite3.Connection, deferred: list[tuple[DeliveryTask, int]]) ->
 
 
 def release_all_leases(conn: sqlite3.Connection, now: int) -> int:
-    """At start-up of the only process on this database: nobody holds a lease any more."""
+    """At start-up of the only process on this database: nobody holds a lease any more (of a
+    task, or of a recovery job)."""
+    conn.execute("UPDATE recoveries SET lease_until = 0 WHERE state = 'running'")
     return conn.execute(
         "UPDATE tasks SET visible_at = ?, leased = 0 WHERE leased = 1", (now,)
     ).rowcount
