@@ -139,9 +139,10 @@ class Api:
     async def get(self, path: str, *, auth: str | None = ADMIN, params: Params = None) -> Any:
         return ok(await self.call("GET", path, auth=auth, params=params))
 
-    async def deliver_queued(self) -> int:
-        """No worker runs here: record a successful attempt for every queued delivery, as the
-        worker would (a retry needs an earlier attempt). Returns how many were recorded."""
+    async def deliver_queued(self, *, failed: bool = False) -> int:
+        """No worker runs here: record a successful (or failed) attempt for every queued
+        delivery, as the worker would (a retry needs an earlier attempt), and schedule no retry.
+        Returns how many were recorded."""
         backend = self.system.backend
         tasks = await backend.claim(1000, 60_000)
         outcomes = [
@@ -154,11 +155,11 @@ class Api:
                     destination_id=t.destination_id,
                     destination_type="webhook",
                     topic=t.event.topic,
-                    status="success",
+                    status="failed" if failed else "success",
                     time=int(time.time() * 1000),
                     attempt_number=t.attempt_number,
                     manual=t.manual,
-                    code="200",
+                    code="500" if failed else "200",
                     latency_ms=1,
                 ),
                 cancel_retry=True,

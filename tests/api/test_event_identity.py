@@ -12,9 +12,6 @@ from typing import Any
 
 import pytest
 
-from outpost.core.models import Attempt, Outcome
-from outpost.core.timefmt import now_ms
-
 from ._support import Api, assert_error, ok, unique
 from .conftest import MakeApi
 
@@ -23,29 +20,8 @@ pytestmark = pytest.mark.anyio
 
 async def _deliver_all(api: Api) -> None:
     """Every queued task finished with a successful attempt of its own event."""
-    backend = api.system.backend
-    while tasks := await backend.claim(100, 60_000):
-        await backend.finish(
-            [
-                Outcome(
-                    task,
-                    Attempt(
-                        id=unique("atm"),
-                        tenant_id=task.event.tenant_id,
-                        event_id=task.event.id,
-                        destination_id=task.destination_id,
-                        destination_type="webhook",
-                        topic=task.event.topic,
-                        status="success",
-                        time=now_ms(),
-                        attempt_number=task.attempt_number,
-                        manual=task.manual,
-                        code="200",
-                    ),
-                )
-                for task in tasks
-            ]
-        )
+    while await api.deliver_queued():
+        pass
 
 
 async def _two_tenants(api: Api) -> tuple[str, str, str, str]:

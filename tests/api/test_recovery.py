@@ -7,12 +7,10 @@ failed ones below), and the job runner is stepped by the test.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from outpost.core.models import Attempt, Outcome
 from outpost.recovery import RecoveryRunner
 
 from ._support import Api, assert_error, ok, unique
@@ -23,31 +21,7 @@ pytestmark = pytest.mark.anyio
 
 async def fail_queued(api: Api) -> int:
     """Record a failed attempt for every queued delivery (no retry is scheduled)."""
-    backend = api.system.backend
-    tasks = await backend.claim(1000, 60_000)
-    await backend.finish(
-        [
-            Outcome(
-                t,
-                Attempt(
-                    id=unique("atm"),
-                    tenant_id=t.event.tenant_id,
-                    event_id=t.event.id,
-                    destination_id=t.destination_id,
-                    destination_type="webhook",
-                    topic=t.event.topic,
-                    status="failed",
-                    time=int(time.time() * 1000),
-                    attempt_number=t.attempt_number,
-                    manual=t.manual,
-                    code="500",
-                ),
-                cancel_retry=True,
-            )
-            for t in tasks
-        ]
-    )
-    return len(tasks)
+    return await api.deliver_queued(failed=True)
 
 
 async def scenario(api: Api) -> tuple[str, str, list[str]]:
