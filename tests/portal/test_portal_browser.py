@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -432,3 +433,152 @@ def test_branding_settings_shape_the_page(
         # A light brand colour gets dark text, so the button stays readable.
         assert style == ["rgb(250, 204, 21)", "rgb(0, 0, 0)"]
         snap(page, screenshots / "branded-dark.png")
+
+
+def drawn(page: Page) -> None:
+    """Waits until the attempts list is the one for the address now shown (a filter change
+    redraws it after its request)."""
+    query = urlsplit(page.url).query
+    expect(page.locator(f'section[data-query="{"?" + query if query else ""}"]')).to_have_count(1)
+
+
+def publish(
+    api: httpx.Client, tenant_id: str, topic: str, *, retry: bool = True, to: str | None = None
+) -> str:
+    event_id = unique_id("evt")
+    body = {
+        "id": event_id,
+        "tenant_id": tenant_id,
+        "topic": topic,
+        "data": {"n": event_id},
+        "eligible_for_retry": retry,
+    }
+    if to:
+        body["destination_id"] = to
+    assert api.post("/publish", json=body).status_code == 202
+    return event_id
+
+
+def test_attempts_filters_retries_recovery_and_test_events(
+    server: ServerProcess,
+    api: httpx.Client,
+    receiver: Receiver,
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    tenant_id = new_tenant(api, "recover")
+    down_path = receiver.new_path("down")
+    flaky_path = receiver.new_path("flaky")
+    receiver.configure(down_path, status=503, body="maintenance")
+    receiver.configure(flaky_path, fail_first_per_event=1)
+    ids = []
+    for path in (down_path, flaky_path):
+        body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(path)}}
+        response = api.post(f"/tenants/{tenant_id}/destinations", json=body)
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    down_id, flaky_id = ids
+    created, updated, deleted = (
+        publish(api, tenant_id, topic, retry=False)
+        for topic in ("user.created", "user.updated", "user.deleted")
+    )
+    receiver.wait_for(3, down_path)
+    late = publish(api, tenant_id, "user.created", to=flaky_id)
+    receiver.wait_for(5, flaky_path)  # the three above fail once each, then `late` twice
+
+    for destination_id, count in ((down_id, 3), (flaky_id, 5)):
+        attempts = f"/tenants/{tenant_id}/destinations/{destination_id}/attempts"
+        deadline = time.monotonic() + 15
+        while len(api.get(attempts).json()["models"]) < count:
+            assert time.monotonic() < deadline, "the attempts were not recorded"
+            time.sleep(0.1)
+
+    page = new_page()
+    page.goto(portal_url(api, tenant_id))
+    page.get_by_role("link", name=receiver.url(down_path)).click()
+    rows = page.locator("tr[data-attempt]")
+    expect(rows).to_have_count(3)
+
+    # Several topics at once, kept in the address.
+    menu = page.locator(".multi__summary")
+    menu.click()
+    page.get_by_role("checkbox", name="user.created").check()
+    expect(page).to_have_url(re.compile(r"\?topic=user\.created$"))
+    expect(menu).to_have_text("Topics: user.created")  # the list was drawn again
+    menu.click()
+    page.get_by_role("checkbox", name="user.updated").check()
+    expect(page).to_have_url(re.compile(r"topic=user\.created&topic=user\.updated"))
+    expect(rows).to_have_count(2)
+    expect(attempt_rows(page, deleted)).to_have_count(0)
+
+    # A time range: the last hour holds them all; a custom window in the past holds none.
+    page.get_by_label("Time").select_option("1h")
+    expect(page).to_have_url(re.compile(r"range=1h"))
+    drawn(page)
+    expect(rows).to_have_count(2)
+    page.get_by_label("Time").select_option("custom")
+    page.get_by_label("From", exact=True).fill("2020-01-01T00:00")
+    page.get_by_label("To", exact=True).fill("2020-01-02T00:00")
+    expect(page.get_by_text("No attempts match these filters.")).to_be_visible()
+
+    # Search by event id (the other filters cleared).
+    page.goto(f"{server.root_url}/destinations/{down_id}")
+    page.get_by_label("Event ID").fill(updated)
+    page.get_by_label("Event ID").press("Enter")
+    expect(rows).to_have_count(1)
+    expect(attempt_rows(page, updated)).to_have_count(1)
+    page.get_by_label("Event ID").fill("")
+    page.get_by_label("Event ID").press("Enter")
+    expect(rows).to_have_count(3)
+
+    # Retry from a row, once the endpoint is back.
+    receiver.set_status(down_path, 200)
+    page.get_by_role("button", name=f"Retry {created}").click()
+    expect(page.get_by_role("button", name=f"Retry {created}")).to_have_text("Queued")
+    refresh_until(page, lambda: attempt_rows(page, created).filter(has_text="#2 (manual)"))
+
+    # Retry everything failed in this view: a recovery job, with its progress.
+    page.get_by_label("Status").select_option("failed")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    drawn(page)
+    page.get_by_role("button", name="Retry all failed in this view").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Retry 2 failed events?")  # `created` was delivered
+    dialog.get_by_role("button", name="Retry them").click()
+    panel = page.locator("[data-recovery]")
+    expect(panel).to_have_attribute("data-state", "finished", timeout=20_000)
+    expect(panel).to_contain_text("2 of 2 queued · 2 delivered · 0 failed")
+    delivered = {r.event_id for r in receiver.wait_for(6, down_path)}
+    assert {created, updated, deleted} <= delivered
+    # Every failed row of the view now says its event got through later.
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator('[data-marker="delivered-later"]')).to_have_count(3)
+    snap(page, screenshots / "recovery.png")
+
+    # A test event, found in the list by its id.
+    page.get_by_role("button", name="Send test event").click()
+    test_event = page.locator("[data-test-event]").inner_text()
+    page.get_by_label("Status").select_option("")
+    expect(page).not_to_have_url(re.compile(r"status=failed"))
+    drawn(page)
+    refresh_until(page, lambda: attempt_rows(page, test_event))
+    assert test_event in {r.event_id for r in receiver.wait_for(7, down_path)}
+
+    # The type's guide to receiving and verifying.
+    page.get_by_text("Receiving Webhook events and verifying them").click()
+    guide = page.locator("[data-guide]")
+    expect(guide.get_by_role("heading", name="Checking the signature")).to_be_visible()
+    expect(guide.locator("table")).to_contain_text("x-outpost-signature")
+    expect(page.locator(".toast--shown")).to_have_count(0, timeout=10_000)
+    guide.screenshot(path=screenshots / "guide.png")
+
+    # A failed attempt whose event got through on a later attempt says so.
+    page.get_by_role("link", name="All destinations").click()
+    page.get_by_role("link", name=receiver.url(flaky_path)).click()
+    first = refresh_until(page, lambda: attempt_rows(page, late).filter(has_text="#2"))
+    expect(first).to_contain_text("Successful")
+    failed_first = attempt_rows(page, late).filter(has_text="#1")
+    expect(failed_first.locator('[data-marker="delivered-later"]')).to_have_text("Delivered later")
+    # `created` never reached this one (not eligible for retry): no marker.
+    expect(attempt_rows(page, created)).to_contain_text("Failed")
+    expect(attempt_rows(page, created).locator("[data-marker]")).to_have_count(0)
