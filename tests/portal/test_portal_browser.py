@@ -137,6 +137,14 @@ def test_create_a_webhook_publish_and_retry(
     expect(page.locator("pre").first).to_contain_text('"user_id": "u-42"')
     expect(page.get_by_text("HTTP 200")).to_be_visible()
     expect(page.locator("[data-latency]")).to_have_text(re.compile(r"^\d+ ms$"))
+    # What exists can be copied; the request's headers are not recorded, and it says so.
+    expect(page.get_by_text("Request headers are not recorded")).to_be_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy response").click()
+    expect(page.get_by_role("button", name="Copy response")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == 'HTTP 200\n\n{\n  "ok": true\n}'
+    page.get_by_role("button", name="Copy request body").click()
+    assert '"user_id": "u-42"' in page.evaluate("navigator.clipboard.readText()")
     snap(page, screenshots / "attempt.png")
     page.get_by_role("button", name="Retry").click()
     expect(page.get_by_text("Retry queued.")).to_be_visible()
@@ -230,12 +238,20 @@ def test_dark_theme_and_phone_width(
     page.goto(portal_url(api, tenant_id, theme="dark"))
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(page.locator("tbody tr")).to_have_count(2)
+    ok_row = page.locator("tbody tr", has=page.get_by_role("link", name=receiver.url(ok_path)))
+    failing_row = page.locator(
+        "tbody tr", has=page.get_by_role("link", name=receiver.url(failing_path))
+    )
+    expect(ok_row.locator("[data-health]")).to_have_attribute("data-health", "100")
+    expect(failing_row.locator("[data-health]")).to_have_attribute("data-health", "0")
+    expect(ok_row.locator(".health__cell--ok")).to_have_count(1)
     page.get_by_role("link", name=receiver.url(failing_path)).click()
     failed = page.locator("tr[data-attempt]").filter(has_text="Failed")
     expect(failed.first).to_be_visible()
     failed_stat = page.locator('[data-stat="failed"]')
     expect(failed_stat).not_to_have_text("0")
-    assert metrics_answers == [200]  # the chart came from GET /metrics/attempts
+    # One metrics request drew every health strip of the list, one more the chart.
+    assert metrics_answers == [200, 200]
     page.get_by_label("Status").select_option("failed")
     expect(page).to_have_url(re.compile(r"\?status=failed$"))
     expect(page.get_by_label("Status")).to_have_value("failed")
@@ -353,7 +369,7 @@ def test_edit_disable_rotate_and_delete(
     expect(page.get_by_role("alert")).to_contain_text("config.url")
     expect(page.get_by_label("Endpoint URL")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Endpoint URL").fill(second_url)
-    page.get_by_role("checkbox", name="user.updated").check()
+    page.get_by_role("checkbox", name="user.updated").click()
     page.get_by_label("Filter").fill('{"data": {"plan": "pro"}}')
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name=second_url, level=1)).to_be_visible()
@@ -502,11 +518,12 @@ def test_attempts_filters_retries_recovery_and_test_events(
     # Several topics at once, kept in the address.
     menu = page.locator(".multi__summary")
     menu.click()
-    page.get_by_role("checkbox", name="user.created").check()
+    # click, not check: the list redraws at once, so the box it toggled is gone afterwards
+    page.get_by_role("checkbox", name="user.created").click()
     expect(page).to_have_url(re.compile(r"\?topic=user\.created$"))
     expect(menu).to_have_text("Topics: user.created")  # the list was drawn again
     menu.click()
-    page.get_by_role("checkbox", name="user.updated").check()
+    page.get_by_role("checkbox", name="user.updated").click()
     expect(page).to_have_url(re.compile(r"topic=user\.created&topic=user\.updated"))
     expect(rows).to_have_count(2)
     expect(attempt_rows(page, deleted)).to_have_count(0)
