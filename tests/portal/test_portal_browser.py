@@ -599,3 +599,48 @@ def test_attempts_filters_retries_recovery_and_test_events(
     # `created` never reached this one (not eligible for retry): no marker.
     expect(attempt_rows(page, created)).to_contain_text("Failed")
     expect(attempt_rows(page, created).locator("[data-marker]")).to_have_count(0)
+
+
+def test_a_failed_attempt_says_when_an_automatic_retry_follows(
+    tmp_path: Path, receiver: Receiver, new_page: NewPage
+) -> None:
+    """An hour between retries, so the scheduled retry is still pending while the page looks."""
+    env = {"RETRY_INTERVAL_SECONDS": "3600", "MAX_RETRY_LIMIT": "2"}
+    with ServerProcess(env, workdir=tmp_path) as slow, slow.http() as admin:
+        tenant_id = new_tenant(admin, "retrying")
+        path = receiver.new_path("retrying")
+        receiver.configure(path, status=503)
+        body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(path)}}
+        destination_id = admin.post(f"/tenants/{tenant_id}/destinations", json=body).json()["id"]
+        will_retry = publish(admin, tenant_id, "user.created")
+        never = publish(admin, tenant_id, "user.updated", retry=False)
+        receiver.wait_for(2, path)
+        # A manual retry of attempt #2 is #3: over the budget of 2, nothing follows it.
+        spent = publish(admin, tenant_id, "user.deleted")
+        receiver.wait_for(3, path)
+        attempts = f"/tenants/{tenant_id}/destinations/{destination_id}/attempts"
+
+        def recorded(count: int) -> None:
+            deadline = time.monotonic() + 15
+            while len(admin.get(attempts).json()["models"]) < count:
+                assert time.monotonic() < deadline, f"{count} attempts were not recorded"
+                time.sleep(0.1)
+
+        recorded(3)
+        # Each manual retry numbers itself after the latest recorded attempt: one at a time.
+        for count in (4, 5):
+            retry = {"event_id": spent, "destination_id": destination_id}
+            assert admin.post("/retry", json=retry).status_code == 202
+            recorded(count)
+
+        page = new_page()
+        page.goto(portal_url(admin, tenant_id))
+        page.get_by_role("link", name=receiver.url(path)).click()
+        expect(page.locator("tr[data-attempt]")).to_have_count(5)
+        scheduled = page.locator('[data-marker="retrying"]')
+        expect(scheduled).to_have_count(1)
+        expect(attempt_rows(page, will_retry).locator("[data-marker]")).to_have_text(
+            "Retry scheduled"
+        )
+        expect(attempt_rows(page, never).locator("[data-marker]")).to_have_count(0)
+        expect(attempt_rows(page, spent).locator("[data-marker]")).to_have_count(0)

@@ -123,19 +123,38 @@ function filtersForm(ctx, destination, query, topicChoices) {
   );
 }
 
-// The latest successful attempt number of each failed row's event, in one request: a failed row
-// whose event succeeded on a later attempt is marked so.
-async function laterSuccesses(ctx, destinationId, models) {
+// The other attempts of the failed rows' events, in one request: per event, its latest attempt
+// number and its latest successful one. A failed row whose event succeeded later is marked so.
+async function eventHistory(ctx, destinationId, models) {
   const failedIds = [...new Set(models.filter((a) => a.status !== "success").map((a) => a.event_id))];
-  if (!failedIds.length) return new Map();
+  const history = new Map();
+  if (!failedIds.length) return history;
   try {
-    const page = await ctx.api.listAttempts(destinationId, { event_id: failedIds, status: "success", limit: 1000 });
-    const best = new Map();
-    for (const a of page.models) best.set(a.event_id, Math.max(best.get(a.event_id) || 0, a.attempt_number));
-    return best;
+    const page = await ctx.api.listAttempts(destinationId, { event_id: failedIds, limit: 1000 });
+    for (const a of page.models) {
+      const seen = history.get(a.event_id) || { latest: 0, success: 0 };
+      seen.latest = Math.max(seen.latest, a.attempt_number);
+      if (a.status === "success") seen.success = Math.max(seen.success, a.attempt_number);
+      history.set(a.event_id, seen);
+    }
   } catch {
-    return new Map(); // markers are a hint; the list stands without them
+    // markers are a hint; the list stands without them
   }
+  return history;
+}
+
+// "Retry scheduled": the server's own rule for scheduling an automatic retry (failed, the event
+// eligible, the attempt within the retry budget), on the event's latest attempt. The API does not
+// say *when* the retry is due, so no time is shown.
+function retryScheduled(ctx, destination, attempt, seen) {
+  const limit = Number(ctx.settings.RETRY_LIMIT);
+  return attempt.status !== "success" && !destination.disabled_at && Number.isFinite(limit)
+    && seen && seen.latest === attempt.attempt_number && !seen.success
+    && attempt.event?.eligible_for_retry !== false && attempt.attempt_number <= limit;
+}
+
+function marker(kind, text, title) {
+  return h("span", { class: "badge badge--hint", "data-marker": kind, title }, text);
 }
 
 function rowRetry(ctx, destination, attempt) {
@@ -171,15 +190,18 @@ export async function attemptsSection(ctx, destination, topics) {
     next: query.next,
     prev: query.prev,
   });
-  const later = await laterSuccesses(ctx, id, page.models);
+  const history = await eventHistory(ctx, id, page.models);
   const topicChoices = topics.length ? topics : (destination.topics || []).filter((t) => t !== "*" && !t.includes("*"));
 
   const rows = page.models.map((a) => {
     const href = `/destinations/${encodeURIComponent(id)}/attempts/${encodeURIComponent(a.id)}`;
-    const deliveredLater = a.status !== "success" && (later.get(a.event_id) || 0) > a.attempt_number;
+    const seen = history.get(a.event_id);
+    const deliveredLater = a.status !== "success" && seen && seen.success > a.attempt_number;
+    const retrying = !deliveredLater && retryScheduled(ctx, destination, a, seen);
     return h("tr", { "data-attempt": a.id },
       h("td", { "data-label": "Status" }, h("span", { class: "status-cell" }, statusBadge(a.status), a.code ? h("span", { class: "code" }, a.code) : null,
-        deliveredLater ? h("span", { class: "badge badge--hint", "data-marker": "delivered-later", title: "A later attempt of this event succeeded" }, "Delivered later") : null)),
+        deliveredLater ? marker("delivered-later", "Delivered later", "A later attempt of this event succeeded") : null,
+        retrying ? marker("retrying", "Retry scheduled", "An automatic retry of this event follows") : null)),
       h("td", { "data-label": "Topic" }, a.event?.topic || "—"),
       h("td", { "data-label": "Event", class: "cell-mono" }, h("a", { href, "data-link": "", class: "row-link" }, a.event_id)),
       h("td", { "data-label": "Attempt" }, `#${a.attempt_number}${a.manual ? " (manual)" : ""}`),
