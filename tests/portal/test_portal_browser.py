@@ -578,7 +578,8 @@ def test_attempts_filters_retries_recovery_and_test_events(
     page.get_by_label("Status").select_option("")
     expect(page).not_to_have_url(re.compile(r"status=failed"))
     drawn(page)
-    refresh_until(page, lambda: attempt_rows(page, test_event))
+    test_row = refresh_until(page, lambda: attempt_rows(page, test_event))
+    expect(test_row.locator('[data-marker="test"]')).to_have_text("Test event")
     assert test_event in {r.event_id for r in receiver.wait_for(7, down_path)}
 
     # The type's guide to receiving and verifying.
