@@ -223,8 +223,9 @@ export async function attemptsSection(ctx, destination, topics) {
         h("tbody", {}, rows))
     : h("p", { class: "empty muted" }, filtered ? "No attempts match these filters." : "No attempts yet. They appear here as events are delivered.");
 
-  // A recovery job covers topics and a time window, not a single event id.
-  const bulk = destination.disabled_at || query.event
+  // A recovery job covers topics and a time window (of event time; the list filters on attempt
+  // time), not a single event id; a view of successes has nothing failed in it.
+  const bulk = destination.disabled_at || query.event || query.status === "success"
     ? null
     : retryFailedButton(ctx, destination, query, window_, (recoveryId) =>
         ctx.navigate(attemptsUrl(id, { ...keep, recovery: recoveryId }), { replaceState: true }));
