@@ -118,6 +118,18 @@ def _url(*schemes: str, host: bool = True) -> Check:
     return check
 
 
+def _site_url(value: str) -> str | None:
+    """An http(s) origin with nothing after it: the portal lives at the root of its host (its
+    assets and API calls use absolute paths), so a path, query or fragment could never work."""
+    problem = _url("http", "https")(value)
+    if problem or not value:
+        return problem
+    parsed = urlsplit(value)
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        return f"expected a scheme and host only (no path, query or fragment), not {_mask_url(value)!r}"
+    return None
+
+
 def _networks(value: tuple[str, ...]) -> str | None:
     for entry in value:
         try:
@@ -806,6 +818,12 @@ class Config:
         "`DELETE /tenants/{id}` also erases that tenant's events and attempts (opt-in; `outpost erase-logs --tenant` does it on demand).",
     )
     # Portal (used for portal URLs)
+    portal_public_url: str = _setting(
+        "PORTAL_PUBLIC_URL",
+        "",
+        "Where tenants reach the portal, e.g. `https://portal.example.com`: the base of the `redirect_url` that `GET /tenants/{id}/portal` returns. Empty: the scheme and Host header of that admin call (which hands tenants an unreachable link when your backend calls a private API hostname).",
+        fmt=_site_url,
+    )
     portal_referer_url: str = _setting(
         "PORTAL_REFERER_URL", "", "Where the portal sends a user whose session cannot start."
     )

@@ -68,6 +68,45 @@ async def test_the_portal_url_opens_the_page(api: Api) -> None:
     assert '<div id="app"' in response.text
 
 
+async def test_portal_links_use_the_host_of_the_admin_call_by_default(api: Api) -> None:
+    tenant = await api.tenant()
+    response = await api.call(
+        "GET", f"/tenants/{tenant}/portal", headers={"Host": "outpost.internal:3333"}
+    )
+    assert ok(response)["redirect_url"].startswith("http://outpost.internal:3333?token=")
+
+
+async def test_portal_links_use_the_public_url_behind_a_private_api_hostname(
+    make_api: MakeApi,
+) -> None:
+    api = await make_api(PORTAL_PUBLIC_URL="https://portal.acme.test/")
+    tenant = await api.tenant()
+    response = await api.call(
+        "GET",
+        f"/tenants/{tenant}/portal",
+        params={"theme": "dark"},
+        headers={"Host": "outpost.internal:3333"},
+    )
+    redirect = ok(response)["redirect_url"]
+    assert redirect.startswith("https://portal.acme.test?token=")
+    assert redirect.endswith("&theme=dark")
+    assert "internal" not in redirect
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "portal.acme.test",
+        "ftp://portal.acme.test",
+        "https://acme.test/portal",
+        "https://acme.test/?a=1",
+    ],
+)
+def test_a_public_portal_url_that_cannot_work_is_refused_at_start(value: str) -> None:
+    with pytest.raises(ConfigError, match="PORTAL_PUBLIC_URL"):
+        load({"PORTAL_PUBLIC_URL": value})
+
+
 @pytest.mark.parametrize(
     "path",
     ["/", "/new", "/new/webhook", "/destinations/d1", "/destinations/d1/attempts/a1"],
@@ -158,6 +197,8 @@ async def test_outposts_settings_script_is_served_too(make_api: MakeApi) -> None
         # ours, beside Outpost's: the flow-limit defaults the destination page shows
         "DESTINATION_MAX_CONCURRENCY",
         "DESTINATION_RATE_LIMIT_PER_SECOND",
+        # ours: the retry budget behind the attempts list's "Retry scheduled" marker
+        "RETRY_LIMIT",
     }
 
 

@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -136,6 +137,14 @@ def test_create_a_webhook_publish_and_retry(
     expect(page.locator("pre").first).to_contain_text('"user_id": "u-42"')
     expect(page.get_by_text("HTTP 200")).to_be_visible()
     expect(page.locator("[data-latency]")).to_have_text(re.compile(r"^\d+ ms$"))
+    # What exists can be copied; the request's headers are not recorded, and it says so.
+    expect(page.get_by_text("Request headers are not recorded")).to_be_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy response").click()
+    expect(page.get_by_role("button", name="Copy response")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == 'HTTP 200\n\n{\n  "ok": true\n}'
+    page.get_by_role("button", name="Copy request body").click()
+    assert '"user_id": "u-42"' in page.evaluate("navigator.clipboard.readText()")
     snap(page, screenshots / "attempt.png")
     page.get_by_role("button", name="Retry").click()
     expect(page.get_by_text("Retry queued.")).to_be_visible()
@@ -229,12 +238,20 @@ def test_dark_theme_and_phone_width(
     page.goto(portal_url(api, tenant_id, theme="dark"))
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(page.locator("tbody tr")).to_have_count(2)
+    ok_row = page.locator("tbody tr", has=page.get_by_role("link", name=receiver.url(ok_path)))
+    failing_row = page.locator(
+        "tbody tr", has=page.get_by_role("link", name=receiver.url(failing_path))
+    )
+    expect(ok_row.locator("[data-health]")).to_have_attribute("data-health", "100")
+    expect(failing_row.locator("[data-health]")).to_have_attribute("data-health", "0")
+    expect(ok_row.locator(".health__cell--ok")).to_have_count(1)
     page.get_by_role("link", name=receiver.url(failing_path)).click()
     failed = page.locator("tr[data-attempt]").filter(has_text="Failed")
     expect(failed.first).to_be_visible()
     failed_stat = page.locator('[data-stat="failed"]')
     expect(failed_stat).not_to_have_text("0")
-    assert metrics_answers == [200]  # the chart came from GET /metrics/attempts
+    # One metrics request drew every health strip of the list, one more the chart.
+    assert metrics_answers == [200, 200]
     page.get_by_label("Status").select_option("failed")
     expect(page).to_have_url(re.compile(r"\?status=failed$"))
     expect(page.get_by_label("Status")).to_have_value("failed")
@@ -352,7 +369,7 @@ def test_edit_disable_rotate_and_delete(
     expect(page.get_by_role("alert")).to_contain_text("config.url")
     expect(page.get_by_label("Endpoint URL")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Endpoint URL").fill(second_url)
-    page.get_by_role("checkbox", name="user.updated").check()
+    page.get_by_role("checkbox", name="user.updated").click()
     page.get_by_label("Filter").fill('{"data": {"plan": "pro"}}')
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name=second_url, level=1)).to_be_visible()
@@ -432,3 +449,199 @@ def test_branding_settings_shape_the_page(
         # A light brand colour gets dark text, so the button stays readable.
         assert style == ["rgb(250, 204, 21)", "rgb(0, 0, 0)"]
         snap(page, screenshots / "branded-dark.png")
+
+
+def drawn(page: Page) -> None:
+    """Waits until the attempts list is the one for the address now shown (a filter change
+    redraws it after its request)."""
+    query = urlsplit(page.url).query
+    expect(page.locator(f'section[data-query="{"?" + query if query else ""}"]')).to_have_count(1)
+
+
+def publish(
+    api: httpx.Client, tenant_id: str, topic: str, *, retry: bool = True, to: str | None = None
+) -> str:
+    event_id = unique_id("evt")
+    body = {
+        "id": event_id,
+        "tenant_id": tenant_id,
+        "topic": topic,
+        "data": {"n": event_id},
+        "eligible_for_retry": retry,
+    }
+    if to:
+        body["destination_id"] = to
+    assert api.post("/publish", json=body).status_code == 202
+    return event_id
+
+
+def test_attempts_filters_retries_recovery_and_test_events(
+    server: ServerProcess,
+    api: httpx.Client,
+    receiver: Receiver,
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    tenant_id = new_tenant(api, "recover")
+    down_path = receiver.new_path("down")
+    flaky_path = receiver.new_path("flaky")
+    receiver.configure(down_path, status=503, body="maintenance")
+    receiver.configure(flaky_path, fail_first_per_event=1)
+    ids = []
+    for path in (down_path, flaky_path):
+        body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(path)}}
+        response = api.post(f"/tenants/{tenant_id}/destinations", json=body)
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    down_id, flaky_id = ids
+    created, updated, deleted = (
+        publish(api, tenant_id, topic, retry=False)
+        for topic in ("user.created", "user.updated", "user.deleted")
+    )
+    receiver.wait_for(3, down_path)
+    late = publish(api, tenant_id, "user.created", to=flaky_id)
+    receiver.wait_for(5, flaky_path)  # the three above fail once each, then `late` twice
+
+    for destination_id, count in ((down_id, 3), (flaky_id, 5)):
+        attempts = f"/tenants/{tenant_id}/destinations/{destination_id}/attempts"
+        deadline = time.monotonic() + 15
+        while len(api.get(attempts).json()["models"]) < count:
+            assert time.monotonic() < deadline, "the attempts were not recorded"
+            time.sleep(0.1)
+
+    page = new_page()
+    page.goto(portal_url(api, tenant_id))
+    page.get_by_role("link", name=receiver.url(down_path)).click()
+    rows = page.locator("tr[data-attempt]")
+    expect(rows).to_have_count(3)
+
+    # Several topics at once, kept in the address.
+    menu = page.locator(".multi__summary")
+    menu.click()
+    # click, not check: the list redraws at once, so the box it toggled is gone afterwards
+    page.get_by_role("checkbox", name="user.created").click()
+    expect(page).to_have_url(re.compile(r"\?topic=user\.created$"))
+    expect(menu).to_have_text("Topics: user.created")  # the list was drawn again
+    menu.click()
+    page.get_by_role("checkbox", name="user.updated").click()
+    expect(page).to_have_url(re.compile(r"topic=user\.created&topic=user\.updated"))
+    expect(rows).to_have_count(2)
+    expect(attempt_rows(page, deleted)).to_have_count(0)
+
+    # A time range: the last hour holds them all; a custom window in the past holds none.
+    page.get_by_label("Time").select_option("1h")
+    expect(page).to_have_url(re.compile(r"range=1h"))
+    drawn(page)
+    expect(rows).to_have_count(2)
+    page.get_by_label("Time").select_option("custom")
+    page.get_by_label("From", exact=True).fill("2020-01-01T00:00")
+    page.get_by_label("To", exact=True).fill("2020-01-02T00:00")
+    expect(page.get_by_text("No attempts match these filters.")).to_be_visible()
+
+    # Search by event id (the other filters cleared).
+    page.goto(f"{server.root_url}/destinations/{down_id}")
+    page.get_by_label("Event ID").fill(updated)
+    page.get_by_label("Event ID").press("Enter")
+    expect(rows).to_have_count(1)
+    expect(attempt_rows(page, updated)).to_have_count(1)
+    page.get_by_label("Event ID").fill("")
+    page.get_by_label("Event ID").press("Enter")
+    expect(rows).to_have_count(3)
+
+    # Retry from a row, once the endpoint is back.
+    receiver.set_status(down_path, 200)
+    page.get_by_role("button", name=f"Retry {created}").click()
+    expect(page.get_by_role("button", name=f"Retry {created}")).to_have_text("Queued")
+    refresh_until(page, lambda: attempt_rows(page, created).filter(has_text="#2 (manual)"))
+
+    # Retry everything failed in this view: a recovery job, with its progress.
+    page.get_by_label("Status").select_option("failed")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    drawn(page)
+    page.get_by_role("button", name="Retry all failed in this view").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Retry 2 failed events?")  # `created` was delivered
+    dialog.get_by_role("button", name="Retry them").click()
+    panel = page.locator("[data-recovery]")
+    expect(panel).to_have_attribute("data-state", "finished", timeout=20_000)
+    expect(panel).to_contain_text("2 of 2 queued · 2 delivered · 0 failed")
+    delivered = {r.event_id for r in receiver.wait_for(6, down_path)}
+    assert {created, updated, deleted} <= delivered
+    # Every failed row of the view now says its event got through later.
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator('[data-marker="delivered-later"]')).to_have_count(3)
+    snap(page, screenshots / "recovery.png")
+
+    # A test event, found in the list by its id.
+    page.get_by_role("button", name="Send test event").click()
+    test_event = page.locator("[data-test-event]").inner_text()
+    page.get_by_label("Status").select_option("")
+    expect(page).not_to_have_url(re.compile(r"status=failed"))
+    drawn(page)
+    test_row = refresh_until(page, lambda: attempt_rows(page, test_event))
+    expect(test_row.locator('[data-marker="test"]')).to_have_text("Test event")
+    assert test_event in {r.event_id for r in receiver.wait_for(7, down_path)}
+
+    # The type's guide to receiving and verifying.
+    page.get_by_text("Receiving Webhook events and verifying them").click()
+    guide = page.locator("[data-guide]")
+    expect(guide.get_by_role("heading", name="Checking the signature")).to_be_visible()
+    expect(guide.locator("table")).to_contain_text("x-outpost-signature")
+    expect(page.locator(".toast--shown")).to_have_count(0, timeout=10_000)
+    guide.screenshot(path=screenshots / "guide.png")
+
+    # A failed attempt whose event got through on a later attempt says so.
+    page.get_by_role("link", name="All destinations").click()
+    page.get_by_role("link", name=receiver.url(flaky_path)).click()
+    first = refresh_until(page, lambda: attempt_rows(page, late).filter(has_text="#2"))
+    expect(first).to_contain_text("Successful")
+    failed_first = attempt_rows(page, late).filter(has_text="#1")
+    expect(failed_first.locator('[data-marker="delivered-later"]')).to_have_text("Delivered later")
+    # `created` never reached this one (not eligible for retry): no marker.
+    expect(attempt_rows(page, created)).to_contain_text("Failed")
+    expect(attempt_rows(page, created).locator("[data-marker]")).to_have_count(0)
+
+
+def test_a_failed_attempt_says_when_an_automatic_retry_follows(
+    tmp_path: Path, receiver: Receiver, new_page: NewPage
+) -> None:
+    """An hour between retries, so the scheduled retry is still pending while the page looks."""
+    env = {"RETRY_INTERVAL_SECONDS": "3600", "MAX_RETRY_LIMIT": "2"}
+    with ServerProcess(env, workdir=tmp_path) as slow, slow.http() as admin:
+        tenant_id = new_tenant(admin, "retrying")
+        path = receiver.new_path("retrying")
+        receiver.configure(path, status=503)
+        body = {"type": "webhook", "topics": "*", "config": {"url": receiver.url(path)}}
+        destination_id = admin.post(f"/tenants/{tenant_id}/destinations", json=body).json()["id"]
+        will_retry = publish(admin, tenant_id, "user.created")
+        never = publish(admin, tenant_id, "user.updated", retry=False)
+        receiver.wait_for(2, path)
+        # A manual retry of attempt #2 is #3: over the budget of 2, nothing follows it.
+        spent = publish(admin, tenant_id, "user.deleted")
+        receiver.wait_for(3, path)
+        attempts = f"/tenants/{tenant_id}/destinations/{destination_id}/attempts"
+
+        def recorded(count: int) -> None:
+            deadline = time.monotonic() + 15
+            while len(admin.get(attempts).json()["models"]) < count:
+                assert time.monotonic() < deadline, f"{count} attempts were not recorded"
+                time.sleep(0.1)
+
+        recorded(3)
+        # Each manual retry numbers itself after the latest recorded attempt: one at a time.
+        for count in (4, 5):
+            retry = {"event_id": spent, "destination_id": destination_id}
+            assert admin.post("/retry", json=retry).status_code == 202
+            recorded(count)
+
+        page = new_page()
+        page.goto(portal_url(admin, tenant_id))
+        page.get_by_role("link", name=receiver.url(path)).click()
+        expect(page.locator("tr[data-attempt]")).to_have_count(5)
+        scheduled = page.locator('[data-marker="retrying"]')
+        expect(scheduled).to_have_count(1)
+        expect(attempt_rows(page, will_retry).locator("[data-marker]")).to_have_text(
+            "Retry scheduled"
+        )
+        expect(attempt_rows(page, never).locator("[data-marker]")).to_have_count(0)
+        expect(attempt_rows(page, spent).locator("[data-marker]")).to_have_count(0)

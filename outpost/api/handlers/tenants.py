@@ -81,8 +81,13 @@ async def token(request: Request, ctx: Context) -> JSON:
 
 async def portal(request: Request, ctx: Context) -> JSON:
     tenant_id = ctx.path_tenant.id
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    url = f"{request.url.scheme}://{host}?token={ctx.services.auth.issue(tenant_id)}"
+    # A configured public address wins: the admin call may come through a private hostname
+    # that the tenant's browser cannot reach.
+    base = ctx.services.config.portal_public_url.rstrip("/")
+    if not base:
+        host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+        base = f"{request.url.scheme}://{host}"
+    url = f"{base}?token={ctx.services.auth.issue(tenant_id)}"
     theme = request.query_params.get("theme")
     if theme in ("light", "dark"):
         url += f"&theme={theme}"

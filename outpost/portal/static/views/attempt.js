@@ -1,4 +1,5 @@
-// `/destinations/:id/attempts/:attempt`: what was sent, what came back, and a manual retry.
+// `/destinations/:id/attempts/:attempt`: what was sent, what came back (with copy buttons),
+// how long it took, and a manual retry.
 
 import { h, replace, time } from "../dom.js";
 import { backLink, errorBox, pageTitle, statusBadge } from "./common.js";
@@ -15,10 +16,31 @@ function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
-function block(title, text, empty) {
-  return h("section", { class: "card" },
-    h("h2", { class: "card__title" }, title),
-    text ? h("pre", { class: "code-block", tabindex: "0" }, h("code", {}, text)) : h("p", { class: "muted" }, empty),
+/** A button that copies `text`; without clipboard access it selects `target` for Ctrl+C. */
+function copyButton(label, text, target) {
+  const button = h("button", { type: "button", class: "btn btn--ghost btn--small", "aria-label": `Copy ${label}` }, "Copy");
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(target);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      button.textContent = "Selected: press Ctrl+C";
+    }
+    setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  });
+  return button;
+}
+
+function block(title, text, empty, note) {
+  const pre = text ? h("pre", { class: "code-block", tabindex: "0" }, h("code", {}, text)) : null;
+  return h("section", { class: "card", "aria-label": title },
+    h("div", { class: "block-head" }, h("h2", { class: "card__title" }, title), pre ? copyButton(title.toLowerCase(), text, pre) : null),
+    note ? h("p", { class: "muted" }, note) : null,
+    pre || h("p", { class: "muted" }, empty),
   );
 }
 
@@ -51,6 +73,7 @@ export async function renderAttempt(ctx, token, destinationId, attemptId) {
     ? [response.status ?? response.status_code ? `HTTP ${response.status ?? response.status_code}` : "", pretty(response.body ?? response.error ?? response)].filter(Boolean).join("\n\n")
     : "";
 
+  const eventCode = h("code", {}, attempt.event_id);
   replace(ctx.main,
     backLink(back, "Back to the destination"),
     h("div", { class: "page-head" },
@@ -60,10 +83,10 @@ export async function renderAttempt(ctx, token, destinationId, attemptId) {
     status,
     h("section", { class: "card" },
       h("dl", { class: "details" },
-        h("dt", {}, "Event"), h("dd", {}, h("code", {}, attempt.event_id)),
+        h("dt", {}, "Event"), h("dd", {}, h("span", { class: "secret-row" }, eventCode, copyButton("event id", attempt.event_id, eventCode))),
         h("dt", {}, "Topic"), h("dd", {}, event.topic || "—"),
         h("dt", {}, "Response code"), h("dd", {}, attempt.code || "—"),
-        h("dt", {}, "Latency"), h("dd", { "data-latency": "" }, attempt.latency_ms == null ? "—" : `${attempt.latency_ms} ms`),
+        h("dt", {}, "Latency"), h("dd", {}, h("span", { "data-latency": "" }, attempt.latency_ms == null ? "—" : `${attempt.latency_ms} ms`)),
         h("dt", {}, "Attempted"), h("dd", {}, time(attempt.time)),
         h("dt", {}, "Event time"), h("dd", {}, time(event.time)),
         h("dt", {}, "Kind"), h("dd", {}, attempt.manual ? "Manual retry" : attempt.attempt_number > 1 ? "Automatic retry" : "First delivery"),
@@ -71,7 +94,10 @@ export async function renderAttempt(ctx, token, destinationId, attemptId) {
       ),
     ),
     h("div", { class: "grid-2" },
-      block("Event data", pretty(event.data), "This event has no data."),
+      // The server records what was sent (the event) and what came back, not the request's
+      // headers: the destination type's guide lists the headers every request carries.
+      block("Request body", pretty(event.data), "This event has no data.",
+        "Request headers are not recorded for an attempt; every request carries the event id and topic headers described in the destination's guide."),
       block("Response", responseText, "No response was received (for example, the connection failed)."),
     ),
     event.metadata && Object.keys(event.metadata).length ? block("Event metadata", pretty(event.metadata), "") : null,

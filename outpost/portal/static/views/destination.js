@@ -1,9 +1,11 @@
-// `/destinations/:id`: one destination — its details and actions, recent activity, and its
-// attempts with status/topic filters and cursor paging (kept in the URL, so Back works).
+// `/destinations/:id`: one destination — its details and actions, recent activity, how to
+// receive its events, and its attempts (views/attempts.js).
 
 import { activityChart, recentActivity } from "../chart.js";
-import { h, replace, time, typeIcon, uid } from "../dom.js";
-import { backLink, confirmDialog, enabledBadge, errorBox, pageTitle, statusBadge, topicsList, typeLabel } from "./common.js";
+import { h, replace, time, typeIcon } from "../dom.js";
+import { renderMarkdown } from "../markdown.js";
+import { attemptsSection } from "./attempts.js";
+import { backLink, confirmDialog, enabledBadge, errorBox, pageTitle, topicsList, typeLabel } from "./common.js";
 
 function detail(term, ...value) {
   return [h("dt", {}, term), h("dd", {}, ...value)];
@@ -86,100 +88,21 @@ function actions(ctx, destination, reload) {
     ctx.announce("Secret rotated");
     await reload();
   }));
+  const test = destination.disabled_at
+    ? null
+    : h("button", { type: "button", class: "btn btn--ghost" }, "Send test event");
+  test?.addEventListener("click", () => run(test, async () => {
+    const sent = await ctx.api.sendTestEvent(id);
+    ctx.announce("Test event sent");
+    status.replaceChildren(h("p", { class: "alert alert--ok", role: "status" },
+      "Test event ", h("code", { "data-test-event": "" }, sent.event_id), ` (${sent.topic}) sent. Its attempt appears below; press Refresh to see it.`));
+  }));
   return h("div", {},
     h("div", { class: "actions" },
       h("a", { href: `/destinations/${encodeURIComponent(id)}/edit`, class: "btn", "data-link": "" }, "Edit"),
-      toggle, rotate, remove,
+      test, toggle, rotate, remove,
     ),
     status,
-  );
-}
-
-function attemptsQuery() {
-  const params = new URLSearchParams(window.location.search);
-  return {
-    status: params.get("status") || "",
-    topic: params.get("topic") || "",
-    next: params.get("next") || "",
-    prev: params.get("prev") || "",
-  };
-}
-
-function attemptsUrl(id, query) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
-  const text = params.toString();
-  return `/destinations/${encodeURIComponent(id)}${text ? `?${text}` : ""}`;
-}
-
-async function attemptsSection(ctx, token, destination, topics) {
-  const id = destination.id;
-  const query = attemptsQuery();
-  const page = await ctx.api.listAttempts(id, {
-    include: ["event"],
-    status: query.status,
-    topic: query.topic ? [query.topic] : undefined,
-    limit: 20,
-    next: query.next,
-    prev: query.prev,
-  });
-  const statusId = uid("status");
-  const topicId = uid("topic");
-  const topicChoices = topics.length ? topics : (destination.topics || []).filter((t) => t !== "*" && !t.includes("*"));
-  const statusSelect = h("select", { id: statusId, class: "input input--inline", name: "status" },
-    [["", "All statuses"], ["success", "Successful"], ["failed", "Failed"]].map(([value, label]) =>
-      h("option", { value, selected: query.status === value }, label)),
-  );
-  const topicControl = topicChoices.length
-    ? h("select", { id: topicId, class: "input input--inline", name: "topic" },
-        h("option", { value: "" }, "All topics"),
-        topicChoices.map((t) => h("option", { value: t, selected: query.topic === t }, t)))
-    : h("input", { id: topicId, class: "input input--inline", name: "topic", value: query.topic, placeholder: "Any topic", autocomplete: "off" });
-  const applyFilters = (event) => {
-    event?.preventDefault();
-    ctx.navigate(attemptsUrl(id, { status: statusSelect.value, topic: topicControl.value.trim() }), { replaceState: true });
-  };
-  statusSelect.addEventListener("change", applyFilters);
-  if (topicControl.tagName === "SELECT") topicControl.addEventListener("change", applyFilters);
-
-  const filters = h("form", { class: "filters", role: "search", "aria-label": "Filter attempts", onsubmit: applyFilters },
-    h("span", { class: "filters__group" }, h("label", { for: statusId, class: "filters__label" }, "Status"), statusSelect),
-    h("span", { class: "filters__group" }, h("label", { for: topicId, class: "filters__label" }, "Topic"), topicControl),
-    topicControl.tagName === "SELECT" ? null : h("button", { type: "submit", class: "btn btn--ghost btn--small" }, "Apply"),
-    h("button", { type: "button", class: "btn btn--ghost btn--small", onclick: () => ctx.navigate(attemptsUrl(id, query), { replaceState: true }) }, "Refresh"),
-  );
-
-  const rows = page.models.map((a) => {
-    const href = `/destinations/${encodeURIComponent(id)}/attempts/${encodeURIComponent(a.id)}`;
-    return h("tr", { "data-attempt": a.id },
-      h("td", { "data-label": "Status" }, h("span", {}, statusBadge(a.status), a.code ? h("span", { class: "code" }, a.code) : null)),
-      h("td", { "data-label": "Topic" }, a.event?.topic || "—"),
-      h("td", { "data-label": "Event", class: "cell-mono" }, h("a", { href, "data-link": "", class: "row-link" }, a.event_id)),
-      h("td", { "data-label": "Attempt" }, `#${a.attempt_number}${a.manual ? " (manual)" : ""}`),
-      h("td", { "data-label": "Time" }, time(a.time)),
-    );
-  });
-  const { next, prev } = page.pagination;
-  const pager = h("nav", { class: "pager", "aria-label": "Attempt pages" },
-    h("button", {
-      type: "button", class: "btn btn--ghost btn--small", disabled: !prev,
-      onclick: () => ctx.navigate(attemptsUrl(id, { status: query.status, topic: query.topic, prev })),
-    }, "← Newer"),
-    h("button", {
-      type: "button", class: "btn btn--ghost btn--small", disabled: !next,
-      onclick: () => ctx.navigate(attemptsUrl(id, { status: query.status, topic: query.topic, next })),
-    }, "Older →"),
-  );
-  const table = page.models.length
-    ? h("table", { class: "table table--stack", "aria-label": "Attempts" },
-        h("thead", {}, h("tr", {}, ["Status", "Topic", "Event", "Attempt", "Time"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, rows))
-    : h("p", { class: "empty muted" }, query.status || query.topic ? "No attempts match these filters." : "No attempts yet. They appear here as events are delivered.");
-  return h("section", { class: "card", "aria-labelledby": "attempts-title" },
-    h("h2", { id: "attempts-title", class: "card__title" }, "Attempts"),
-    filters,
-    table,
-    next || prev ? pager : null,
   );
 }
 
@@ -213,7 +136,7 @@ export async function renderDestination(ctx, token, id) {
     h("p", { class: "loading muted" }, "Loading…"),
   );
   const [attempts] = await Promise.all([
-    attemptsSection(ctx, token, destination, topics),
+    attemptsSection(ctx, destination, topics),
     recentActivity(ctx.api, destination.id).then(
       (data) => activity.lastChild.replaceWith(activityChart(data)),
       (err) => activity.lastChild.replaceWith(h("p", { class: "muted" }, `Activity is unavailable: ${err.message}`)),
@@ -232,5 +155,15 @@ export async function renderDestination(ctx, token, id) {
       activity,
     ),
     attempts,
+    guide(type),
+  );
+}
+
+/** The type's own guide (its `instructions.md`): receiving events and checking signatures. */
+function guide(type) {
+  if (!type || !type.instructions) return null;
+  return h("details", { class: "card guide", "data-guide": "" },
+    h("summary", { class: "card__title guide__summary" }, `Receiving ${type.label} events and verifying them`),
+    h("div", { class: "guide__body" }, renderMarkdown(type.instructions, 3)),
   );
 }

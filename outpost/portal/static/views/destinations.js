@@ -1,4 +1,5 @@
 import { h, replace, typeIcon } from "../dom.js";
+import { healthByDestination, healthStrip } from "../health.js";
 import { enabledBadge, pageTitle, topicsList, typeLabel } from "./common.js";
 
 /** `/`: every destination of the tenant. */
@@ -24,21 +25,28 @@ export async function renderDestinations(ctx, token) {
     return;
   }
 
+  // Drawn without waiting: the strips fill in when the one metrics request answers.
+  const strips = new Map(destinations.map((d) => [d.id, h("td", { "data-label": "Last 24 h" }, h("span", { class: "muted" }, "…"))]));
+  healthByDestination(ctx.api).then(
+    (health) => { for (const [id, cell] of strips) cell.replaceChildren(healthStrip(health.get(id))); },
+    () => { for (const cell of strips.values()) cell.replaceChildren(h("span", { class: "muted" }, "—")); },
+  );
   const rows = destinations.map((d) => {
     const type = types.find((t) => t.type === d.type);
-    return h("tr", {},
+    return h("tr", { "data-destination": d.id },
       h("td", { "data-label": "Type" }, h("span", { class: "type-cell" }, typeIcon(type), typeLabel(types, d.type))),
       h("td", { "data-label": "Target", class: "cell-target" },
         h("a", { href: `/destinations/${encodeURIComponent(d.id)}`, "data-link": "", class: "row-link" }, d.target || d.id),
       ),
       h("td", { "data-label": "Topics" }, topicsList(d.topics)),
+      strips.get(d.id),
       h("td", { "data-label": "Status" }, enabledBadge(d)),
     );
   });
   replace(ctx.main, head, h("section", { class: "card card--flush" },
     h("table", { class: "table table--stack" },
       h("caption", { class: "sr-only" }, `${destinations.length} destinations`),
-      h("thead", {}, h("tr", {}, ["Type", "Target", "Topics", "Status"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Type", "Target", "Topics", "Last 24 h", "Status"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows),
     ),
   ));
