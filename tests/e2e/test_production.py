@@ -950,3 +950,49 @@ def test_rabbitmq_restart_under_load_loses_nothing(cluster: Cluster, receiver: R
     problems += crashes(cluster)
     assert not problems, "\n\n".join(problems)
     assert shown.delivered == len(accepted) == EVENTS + len(probes) + AFTER_EVENTS
+
+
+FAIR_TIMEOUT_S = 2.0
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        {
+            "DELIVERY_MAX_CONCURRENCY": "16",
+            "DELIVERY_TIMEOUT_SECONDS": str(FAIR_TIMEOUT_S),
+            "DELIVERY_CIRCUIT_FAILURE_THRESHOLD": "2",
+            "RETRY_SCHEDULE": "30,90",
+        }
+    ],
+    indirect=True,
+    ids=["16-slots"],
+)
+def test_with_two_delivery_processes_hanging_endpoints_do_not_delay_another_tenant(
+    cluster: Cluster, receiver: Receiver
+) -> None:
+    """Fair delivery holds per delivery process, so with two of them a tenant whose 20 endpoints
+    never answer in time holds at most its capped share of each process's slots: another
+    tenant's event is delivered while they hang, not after their timeouts."""
+    admin = cluster.apis[0].admin_client()
+    noisy = unique_id("noisy")
+    admin.tenants.upsert(tenant_id=noisy)
+    hanging = receiver.new_path("hang")
+    url = receiver.configure(hanging, delay=FAIR_TIMEOUT_S + 3)
+    for _ in range(20):
+        create_webhook(admin, noisy, url)
+    for n in range(4):  # 80 deliveries, far more than the 2 × 16 slots
+        admin.publish(request={"tenant_id": noisy, "topic": "user.created", "data": {"n": n}})
+    receiver.wait_for(16, path=hanging, timeout=15)  # both processes hold hanging slots now
+
+    quiet = unique_id("quiet")
+    admin.tenants.upsert(tenant_id=quiet)
+    healthy = receiver.new_path("healthy")
+    create_webhook(admin, quiet, receiver.configure(healthy))
+    sent = time.monotonic()
+    admin.publish(request={"tenant_id": quiet, "topic": "user.created", "data": {"quiet": 1}})
+    [request] = receiver.wait_for(1, path=healthy, timeout=FAIR_TIMEOUT_S * 0.75)
+    assert request.arrived_at - sent < FAIR_TIMEOUT_S * 0.75, "delivered while the others hang"
+    by_agent = Counter(r.header("user-agent") for r in receiver.requests_for(hanging))
+    assert by_agent[agent(0)] > 0 and by_agent[agent(1)] > 0, by_agent  # both were busy
+    assert crashes(cluster) == []
