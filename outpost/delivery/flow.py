@@ -107,6 +107,7 @@ def flow_defaults(settings: FlowSettings) -> Overrides:
 @dataclass(slots=True)
 class _Destination:
     limits: Limits | None = None  # None until the destination was looked up
+    metadata: Mapping[str, str] | None = None  # what `limits` was read from
     waiting: collections.deque[DeliveryTask] = field(default_factory=collections.deque)
     started: dict[int, int] = field(default_factory=dict)  # task id → start time (ms)
     failures: int = 0  # consecutive attempts that got no answer
@@ -136,8 +137,13 @@ class Flow:
         self, tenant_id: str, destination_id: str, metadata: Mapping[str, str] | None
     ) -> None:
         """The destination's limits, from its metadata (called on every look-up, so an edit
-        applies from the next delivery on)."""
-        self._state((tenant_id, destination_id)).limits = self._settings.limits(metadata)
+        applies from the next delivery on). The cached destination hands back the same metadata
+        object until it changes, so the limits are parsed once per change, not per delivery."""
+        state = self._state((tenant_id, destination_id))
+        if state.limits is not None and state.metadata is metadata:
+            return
+        state.metadata = metadata
+        state.limits = self._settings.limits(metadata)
 
     def unknown(self, tasks: list[DeliveryTask]) -> set[Key]:
         """Destinations among `tasks` whose limits have not been learnt yet."""
