@@ -4,15 +4,12 @@ dead run left, and the Prometheus counters of attempts, retries and exhausted re
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from outpost.core.backoff import RetryPolicy
-from outpost.core.models import Destination
-from outpost.core.timefmt import now_ms
 from outpost.prometheus.exporter import PrometheusExporter
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
@@ -36,18 +33,6 @@ WORKER_LOG = "outpost.delivery.worker"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    backend = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
-    await backend.open()
-    await backend.upsert_tenant("t", None, now_ms())
-    await backend.create_destination(
-        Destination("d", "t", "webhook", ("*",), {}, {}, now_ms(), now_ms()), limit=20
-    )
-    yield backend
-    await backend.close()
 
 
 def exhausted_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -8,7 +8,7 @@ Webhook delivery itself is covered end to end in tests/e2e.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,18 +66,6 @@ class StandIn:
 
     async def close(self) -> None:
         return None
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    backend = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
-    await backend.open()
-    await backend.upsert_tenant("t", None, now_ms())
-    await backend.create_destination(
-        Destination("d", "t", "webhook", ("*",), {}, {}, now_ms(), now_ms()), limit=20
-    )
-    yield backend
-    await backend.close()
 
 
 def worker_for(
