@@ -36,7 +36,7 @@ from outpost.destinations.registry import Registry
 from outpost.errors import ConfigError
 from outpost.operator import setup
 from outpost.operator.records import OperatorRecord
-from outpost.operator.sinks import HttpSink, SinkError, signature
+from outpost.operator.sinks import HttpSink, Sink, SinkError, signature
 from outpost.storage.memory import MemoryBackend
 from outpost.transport.http import HttpClient
 
@@ -139,6 +139,23 @@ def test_a_sink_needs_its_destination_type() -> None:
         build(operator_events_aws_sqs_queue_url="http://127.0.0.1:4566/000000000000/q")
 
 
+async def _sent_through(sink: Sink, exchange_name: str) -> tuple[str, bytes]:
+    """Send RECORD through `sink` and read it back from `exchange_name`: (routing key, body)."""
+    connection = await aio_pika.connect(AMQP, timeout=10)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(exchange_name, auto_delete=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key=RECORD.topic)
+        await sink.send(RECORD)
+        message = await queue.get(timeout=10, fail=True)
+        assert message is not None
+        await message.ack()
+        return str(message.routing_key), message.body
+    finally:
+        await connection.close()
+
+
 def test_the_rabbitmq_sink_publishes_routed_by_topic() -> None:
     exchange_name = f"operator-test-{uuid.uuid4().hex[:8]}"
 
@@ -156,19 +173,9 @@ def test_the_rabbitmq_sink_publishes_routed_by_topic() -> None:
             "test",
         )
         assert built.relay is not None
-        connection = await aio_pika.connect(AMQP, timeout=10)
         try:
-            channel = await connection.channel()
-            exchange = await channel.declare_exchange(exchange_name, auto_delete=True)
-            queue = await channel.declare_queue(exclusive=True)
-            await queue.bind(exchange, routing_key=RECORD.topic)
-            await built.relay.sink.send(RECORD)
-            message = await queue.get(timeout=10, fail=True)
-            assert message is not None
-            await message.ack()
-            return str(message.routing_key), message.body
+            return await _sent_through(built.relay.sink, exchange_name)
         finally:
-            await connection.close()
             await provider.close()
 
     routing_key, body = asyncio.run(main())
@@ -194,19 +201,10 @@ def test_the_operators_sink_is_not_a_tenants_destination(tmp_path: Path) -> None
         )
         system = bootstrap.build(settings)
         assert system.relay is not None
-        connection = await aio_pika.connect(AMQP, timeout=10)
         try:
-            channel = await connection.channel()
-            exchange = await channel.declare_exchange(exchange_name, auto_delete=True)
-            queue = await channel.declare_queue(exclusive=True)
-            await queue.bind(exchange, routing_key=RECORD.topic)
-            await system.relay.sink.send(RECORD)
-            message = await queue.get(timeout=10, fail=True)
-            assert message is not None
-            await message.ack()
-            return message.body
+            _, body = await _sent_through(system.relay.sink, exchange_name)
+            return body
         finally:
-            await connection.close()
             await system.relay.sink.close()
             await system.registry.close()
 
