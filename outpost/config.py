@@ -1356,5 +1356,13 @@ def markdown_table() -> str:
             if shown in (None, "")
             else f"`{str(shown).lower() if isinstance(default, bool) else shown}`"
         )
-        rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
+        rows.append(f"| `{f.metadata['env']}` | {shown} | {_described(f)} |")
     return "\n".join(rows) + "\n"
+
+
+def _described(f: Any) -> str:
+    """A setting's doc, and the setting it needs when the doc does not say so already."""
+    doc: str = f.metadata["doc"]
+    needs = f.metadata["rule"].needs
+    needed = _FIELDS[needs[0]].metadata["env"] if needs else ""
+    return f"{doc} Needs `{needed}`." if needed and needed not in doc else doc
