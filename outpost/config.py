@@ -1217,12 +1217,6 @@ def load(
     return report.config
 
 
-def check(config: Config) -> None:
-    problems = find_problems(config)
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
 def find_problems(config: Config) -> list[str]:
     """Each setting against its declaration, then the rules that involve several settings."""
     problems = [problem for f in fields(Config) if (problem := _problem(config, f))]
