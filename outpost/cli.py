@@ -1,4 +1,5 @@
-"""`outpost serve`, `config`, `migrate`, `erase-logs`, `backup` and `restore`."""
+"""`outpost serve`, `config`, `migrate`, `erase-logs`, `backup` and `restore`; the recovery
+commands (`undelivered`, `recover`, `recoveries`, `send-test`) are in recovery_cli.py."""
 
 from __future__ import annotations
 

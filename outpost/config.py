@@ -2,9 +2,11 @@
 
 Sources, lowest precedence first: the defaults below; one config file (`CONFIG`, or the first of
 `CONFIG_SEARCH_PATH` that exists: `.env` files hold `NAME=value` lines, YAML files hold the same
-names in snake_case); the process environment. Every setting is declared once, in `SETTINGS`,
-with its default and what it does: `outpost config --markdown` prints that table, and
-docs/configuration.md is that output.
+names in snake_case, or nested as in Outpost's file); the process environment. Every setting is
+declared once, as a field of `Config`: its variable name, default, what it does, and its rule
+(choices, bounds, format, whether it is secret, the setting it needs). `outpost config` prints
+the table of them that docs/configuration.md holds (`scripts/docs` regenerates it); `find_problems`
+checks the rules, and the few that involve several settings.
 """
 
 from __future__ import annotations
