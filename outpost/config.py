@@ -1171,38 +1171,47 @@ def inspect(env: Mapping[str, str] | None = None, config_file: str | None = None
         problems.append(str(exc))
     names = known_names()
     for origin, given in (("", env), (f" (in {path})", from_file)):
-        for name in given:
-            doubt = _doubtful(name, names)
-            if doubt:
-                warnings.append(doubt + origin)
+        warnings += [doubt + origin for name in given if (doubt := _doubtful(name, names))]
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for f in fields(Config):
-        rule: Rule = f.metadata["rule"]
-        found = next(
-            (
-                (origin, source[name], name)
-                for origin, source in (("environment", env), (str(path), from_file))
-                for name in (f.metadata["env"], *f.metadata["aliases"])
-                if name in source
-            ),
-            None,
-        )
+        found = _given(f, (("environment", env), (str(path), from_file)))
         if found is None:
             continue
         origin, raw, name = found
         try:
-            value = _parse(f.type, raw, name)
+            values[f.name] = _read(f, raw, name)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if rule.choices and isinstance(value, str):  # stored as declared, matched in any case
-            value = next((c for c in rule.choices if c.lower() == value.lower()), value)
-        values[f.name] = value
         sources[f.name] = origin
     config = Config(**values)
     problems.extend(find_problems(config))
     return Report(config, sources, problems, warnings, path)
+
+
+def _given(
+    f: Any, sources: tuple[tuple[str, Mapping[str, Any]], ...]
+) -> tuple[str, Any, str] | None:
+    """(where, raw value, variable name) of a setting in the first source that gives it."""
+    return next(
+        (
+            (origin, source[name], name)
+            for origin, source in sources
+            for name in (f.metadata["env"], *f.metadata["aliases"])
+            if name in source
+        ),
+        None,
+    )
+
+
+def _read(f: Any, raw: Any, name: str) -> Any:
+    """A given value as its setting's type; a choice is matched in any case and kept as declared."""
+    value = _parse(f.type, raw, name)
+    choices = f.metadata["rule"].choices
+    if choices and isinstance(value, str):
+        value = next((c for c in choices if c.lower() == value.lower()), value)
+    return value
 
 
 def load(
