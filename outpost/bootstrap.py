@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from outpost import __version__
@@ -77,19 +77,7 @@ class System:
 
 def _compat_signature(config: Config) -> CompatSignature | None:
     if not config.destinations_webhook_compat_signature_header_name.strip():
-        # Outpost ignores the other compat settings without a header name; a setting that
-        # would do nothing is refused instead, so that a typo cannot pass unnoticed.
-        default = Config()
-        for f in fields(Config):
-            env = f.metadata["env"]
-            if env.startswith("DESTINATIONS_WEBHOOK_COMPAT_") and getattr(
-                config, f.name
-            ) != getattr(default, f.name):
-                raise ConfigError(
-                    f"{env} is set but does nothing without "
-                    "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME"
-                )
-        return None
+        return None  # its other settings are refused without it (config.py declares so)
     return CompatSignature(
         header_name=config.destinations_webhook_compat_signature_header_name,
         algorithm=config.destinations_webhook_compat_signature_algorithm,

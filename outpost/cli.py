@@ -1,4 +1,5 @@
-"""`outpost serve`, `config`, `migrate`, `erase-logs`, `backup` and `restore`."""
+"""`outpost serve`, `config`, `migrate`, `erase-logs`, `backup` and `restore`; the recovery
+commands (`undelivered`, `recover`, `recoveries`, `send-test`) are in recovery_cli.py."""
 
 from __future__ import annotations
 
@@ -239,9 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", help="a .env or YAML settings file")
-    serve.add_argument(
-        "--service", choices=["all", "api", "delivery"], help="overrides SERVICE (default all)"
-    )
+    services = [choice for choice in settings.choices("service") if choice]
+    serve.add_argument("--service", choices=services, help="overrides SERVICE (default all)")
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations, then exit")
     migrate.add_argument("--config", help="a .env or YAML settings file")

@@ -2,9 +2,11 @@
 
 Sources, lowest precedence first: the defaults below; one config file (`CONFIG`, or the first of
 `CONFIG_SEARCH_PATH` that exists: `.env` files hold `NAME=value` lines, YAML files hold the same
-names in snake_case); the process environment. Every setting is declared once, in `SETTINGS`,
-with its default and what it does: `outpost config --markdown` prints that table, and
-docs/configuration.md is that output.
+names in snake_case, or nested as in Outpost's file); the process environment. Every setting is
+declared once, as a field of `Config`: its variable name, default, what it does, and its rule
+(choices, bounds, format, whether it is secret, the setting it needs). `outpost config` prints
+the table of them that docs/configuration.md holds (`scripts/docs` regenerates it); `find_problems`
+checks the rules, and the few that involve several settings.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Rule:
 
     Choices are matched case-insensitively when read (and stored as declared); numbers must be
     finite and within the bounds (each entry, for a list); `fmt` checks anything else (formats).
+    `needs` names the setting (its attribute) without which this one, set, cannot work, and the
+    message that says so; `find_problems` checks it, seeing all the settings.
     """
 
     choices: tuple[str, ...] = ()
@@ -54,6 +58,7 @@ class Rule:
     above: float | None = None
     fmt: Check | None = None
     secret: bool = False  # masked wherever settings are shown
+    needs: tuple[str, str] | None = None
 
     def problem(self, name: str, value: Any) -> str | None:
         if value is None:  # `int | None` settings: empty turns the feature off
@@ -64,19 +69,25 @@ class Rule:
         for number in value if isinstance(value, tuple) else (value,):
             if isinstance(number, bool) or not isinstance(number, int | float):
                 continue
-            if not math.isfinite(number):
-                return f"{name} must be a finite number, not {number!r}"
-            low, high = self.at_least, self.at_most
-            outside = (low is not None and number < low) or (high is not None and number > high)
-            if outside and low is not None and high is not None:
-                return f"{name} must be between {low:g} and {high:g}, not {number!r}"
-            if outside:
-                bound = f"at least {low:g}" if low is not None else f"at most {high:g}"
-                return f"{name} must be {bound}, not {number!r}"
-            if self.above is not None and number <= self.above:
-                return f"{name} must be more than {self.above:g}, not {number!r}"
+            problem = self._number_problem(name, number)
+            if problem:
+                return problem
         problem = self.fmt(value) if self.fmt is not None else None
         return f"{name}: {problem}" if problem else None
+
+    def _number_problem(self, name: str, number: float) -> str | None:
+        if not math.isfinite(number):
+            return f"{name} must be a finite number, not {number!r}"
+        low, high = self.at_least, self.at_most
+        outside = (low is not None and number < low) or (high is not None and number > high)
+        if outside and low is not None and high is not None:
+            return f"{name} must be between {low:g} and {high:g}, not {number!r}"
+        if outside:
+            bound = f"at least {low:g}" if low is not None else f"at most {high:g}"
+            return f"{name} must be {bound}, not {number!r}"
+        if self.above is not None and number <= self.above:
+            return f"{name} must be more than {self.above:g}, not {number!r}"
+        return None
 
 
 def _setting(
@@ -90,15 +101,30 @@ def _setting(
     above: float | None = None,
     fmt: Check | None = None,
     secret: bool = False,
+    needs: tuple[str, str] | None = None,
 ) -> Any:
-    rule = Rule(choices, at_least, at_most, above, fmt, secret)
+    rule = Rule(choices, at_least, at_most, above, fmt, secret, needs)
     return field(
         default=default, metadata={"env": env, "doc": doc, "aliases": aliases, "rule": rule}
     )
 
 
+# The compat signature's settings do nothing without its header name (Outpost ignores them then;
+# a setting that would do nothing is refused instead, so that a typo cannot pass unnoticed).
+_COMPAT = (
+    "destinations_webhook_compat_signature_header_name",
+    "{name} is set but does nothing without {needed}",
+)
+
+
 def _non_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
+
+
+def _not_blank(value: str) -> str | None:
+    return (
+        "must not be only spaces (leave it empty instead)" if value and not value.strip() else None
+    )
 
 
 def _url(*schemes: str, host: bool = True) -> Check:
@@ -534,44 +560,52 @@ class Config:
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME",
         "",
         "Setting it sends a second signature, in an older scheme, under this exact header name, alongside the primary one (for receivers migrating between schemes).",
+        fmt=_not_blank,
     )
     destinations_webhook_compat_signature_algorithm: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ALGORITHM",
         "hmac-sha256",
         "Compat signature: `hmac-sha256` or `hmac-sha1`.",
         choices=("hmac-sha256", "hmac-sha1"),
+        needs=_COMPAT,
     )
     destinations_webhook_compat_signature_encoding: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ENCODING",
         "hex",
         "Compat signature: `hex` or `base64`.",
         choices=("hex", "base64"),
+        needs=_COMPAT,
     )
     destinations_webhook_compat_signature_content_template: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_CONTENT_TEMPLATE",
         "{{.Body}}",
         "Compat signature: what is signed (the primary content template's variables).",
+        needs=_COMPAT,
     )
     destinations_webhook_compat_signature_header_template: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_TEMPLATE",
         'v0={{.Signatures | join ","}}',
         "Compat signature: the header's value (the primary header template's variables).",
+        needs=_COMPAT,
     )
     destinations_webhook_compat_signature_secret_encoding: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_SECRET_ENCODING",
         "raw",
         "Compat signature: `raw`, `hex` or `base64`; a destination whose secret does not decode gets no compat signature (nor the compat headers).",
         choices=("", "raw", "hex", "base64"),
+        needs=_COMPAT,
     )
     destinations_webhook_compat_signature_secret_prefix: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_SECRET_PREFIX",
         "",
         "Compat signature: prefix stripped from the secret before it is decoded.",
+        needs=_COMPAT,
     )
     destinations_webhook_compat_headers: str = _setting(
         "DESTINATIONS_WEBHOOK_COMPAT_HEADERS",
         "",
         "Extra headers sent with the compat signature: `name=template` pairs separated by commas (`\\,` for a literal comma); templates may use `{{.EventID}}`, `{{.Topic}}`, `{{.Timestamp}}`, `{{.Timestamp.Unix}}`.",
+        needs=_COMPAT,
     )
     destinations_webhook_max_response_body_bytes: int = _setting(
         "DESTINATIONS_WEBHOOK_MAX_RESPONSE_BODY_BYTES",
@@ -762,6 +796,7 @@ class Config:
         "With POSTGRES_URL: hand delivery tasks out through RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/`. PostgreSQL stays the source of truth.",
         fmt=_url("amqp", "amqps"),
         secret=True,
+        needs=("postgres_url", "{name} needs {needed} (the queue's source of truth)"),
     )
     rabbitmq_exchange: str = _setting(
         "RABBITMQ_EXCHANGE",
@@ -897,6 +932,9 @@ class Config:
     )
 
 
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
 def _parse(kind: Any, raw: Any, name: str) -> Any:
     if not isinstance(raw, str):
         if kind in ("tuple[str, ...]", "tuple[int, ...]") and isinstance(raw, list):
@@ -1018,6 +1056,12 @@ _OUR_PREFIXES = (
 _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
+def choices(attribute: str) -> tuple[str, ...]:
+    """The values a setting may take, as its declaration lists them (empty: any)."""
+    rule: Rule = _FIELDS[attribute].metadata["rule"]
+    return rule.choices
+
+
 def known_names() -> dict[str, str]:
     """Every variable name a setting is read from (aliases included) → its attribute."""
     return {
@@ -1127,38 +1171,47 @@ def inspect(env: Mapping[str, str] | None = None, config_file: str | None = None
         problems.append(str(exc))
     names = known_names()
     for origin, given in (("", env), (f" (in {path})", from_file)):
-        for name in given:
-            doubt = _doubtful(name, names)
-            if doubt:
-                warnings.append(doubt + origin)
+        warnings += [doubt + origin for name in given if (doubt := _doubtful(name, names))]
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for f in fields(Config):
-        rule: Rule = f.metadata["rule"]
-        found = next(
-            (
-                (origin, source[name], name)
-                for origin, source in (("environment", env), (str(path), from_file))
-                for name in (f.metadata["env"], *f.metadata["aliases"])
-                if name in source
-            ),
-            None,
-        )
+        found = _given(f, (("environment", env), (str(path), from_file)))
         if found is None:
             continue
         origin, raw, name = found
         try:
-            value = _parse(f.type, raw, name)
+            values[f.name] = _read(f, raw, name)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if rule.choices and isinstance(value, str):  # stored as declared, matched in any case
-            value = next((c for c in rule.choices if c.lower() == value.lower()), value)
-        values[f.name] = value
         sources[f.name] = origin
     config = Config(**values)
     problems.extend(find_problems(config))
     return Report(config, sources, problems, warnings, path)
+
+
+def _given(
+    f: Any, sources: tuple[tuple[str, Mapping[str, Any]], ...]
+) -> tuple[str, Any, str] | None:
+    """(where, raw value, variable name) of a setting in the first source that gives it."""
+    return next(
+        (
+            (origin, source[name], name)
+            for origin, source in sources
+            for name in (f.metadata["env"], *f.metadata["aliases"])
+            if name in source
+        ),
+        None,
+    )
+
+
+def _read(f: Any, raw: Any, name: str) -> Any:
+    """A given value as its setting's type; a choice is matched in any case and kept as declared."""
+    value = _parse(f.type, raw, name)
+    choices = f.metadata["rule"].choices
+    if choices and isinstance(value, str):
+        value = next((c for c in choices if c.lower() == value.lower()), value)
+    return value
 
 
 def load(
@@ -1175,24 +1228,26 @@ def load(
     return report.config
 
 
-def check(config: Config) -> None:
-    problems = find_problems(config)
-    if problems:
-        raise ConfigError("; ".join(problems))
-
-
 def find_problems(config: Config) -> list[str]:
-    """Each setting against its declared rule, then the rules that involve several settings."""
+    """Each setting against its declaration, then the rules that involve several settings."""
+    problems = [problem for f in fields(Config) if (problem := _problem(config, f))]
+    problems += _timing_problems(config)
+    problems += _deployment_problems(config)
+    problems += _topic_problems(config)
+    return problems
+
+
+def _timing_problems(config: Config) -> list[str]:
     problems = []
-    for f in fields(Config):
-        name = " or ".join((f.metadata["env"], *f.metadata["aliases"]))
-        problem = f.metadata["rule"].problem(name, getattr(config, f.name))
-        if problem:
-            problems.append(problem)
     if not config.retry_schedule and config.retry_interval_seconds < 1:
         problems.append("RETRY_INTERVAL_SECONDS must be at least 1 (or set RETRY_SCHEDULE)")
     if config.delivery_lease_seconds <= config.delivery_timeout_seconds:
         problems.append("DELIVERY_LEASE_SECONDS must exceed DELIVERY_TIMEOUT_SECONDS")
+    return problems
+
+
+def _deployment_problems(config: Config) -> list[str]:
+    problems = []
     # Processes on several machines must agree: with PostgreSQL nothing is generated per folder.
     needs_keys = config.postgres_url and config.service != "delivery"
     if needs_keys and not (config.api_key and config.api_jwt_secret):
@@ -1204,10 +1259,13 @@ def find_problems(config: Config) -> list[str]:
         problems.append(
             "SERVICE=api or delivery needs POSTGRES_URL: the embedded store is one process"
         )
-    if config.rabbitmq_server_url and not config.postgres_url:
-        problems.append("RABBITMQ_SERVER_URL needs POSTGRES_URL (the queue's source of truth)")
     if config.prometheus_enabled and config.prometheus_port == config.port:
         problems.append("PROMETHEUS_PORT must differ from PORT (0 serves /metrics on the API port)")
+    return problems
+
+
+def _topic_problems(config: Config) -> list[str]:
+    problems = []
     patterns = [t for t in config.topics if "*" in t]
     if patterns and not config.topics_allow_wildcards:
         problems.append(
@@ -1217,6 +1275,20 @@ def find_problems(config: Config) -> list[str]:
     if too_long:
         problems.append(f"TOPICS: {too_long[0]!r} is longer than MAX_TOPIC_LENGTH")
     return problems
+
+
+def _problem(config: Config, f: Any) -> str | None:
+    """What is wrong with one setting, by its declaration (its rule, and what it needs)."""
+    rule: Rule = f.metadata["rule"]
+    value = getattr(config, f.name)
+    problem = rule.problem(" or ".join((f.metadata["env"], *f.metadata["aliases"])), value)
+    if problem or rule.needs is None or value == f.default:
+        return problem
+    needed, message = rule.needs
+    given = getattr(config, needed)
+    if (given.strip() if isinstance(given, str) else given) != _FIELDS[needed].default:
+        return None
+    return message.format(name=f.metadata["env"], needed=_FIELDS[needed].metadata["env"])
 
 
 def mask(f: Any, value: Any) -> str:
@@ -1289,5 +1361,13 @@ def markdown_table() -> str:
             if shown in (None, "")
             else f"`{str(shown).lower() if isinstance(default, bool) else shown}`"
         )
-        rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
+        rows.append(f"| `{f.metadata['env']}` | {shown} | {_described(f)} |")
     return "\n".join(rows) + "\n"
+
+
+def _described(f: Any) -> str:
+    """A setting's doc, and the setting it needs when the doc does not say so already."""
+    doc: str = f.metadata["doc"]
+    needs = f.metadata["rule"].needs
+    needed = _FIELDS[needs[0]].metadata["env"] if needs else ""
+    return f"{doc} Needs `{needed}`." if needed and needed not in doc else doc

@@ -162,8 +162,9 @@ class Publisher:
         Only a pair with an earlier attempt can be retried (SDK 1.7.0): a retry never sends an
         event to a destination it was not delivered to. Stored events that never reached a
         destination are replayed by the bulk recovery API, not here.
-        Events are their tenant's: with no `tenant_id` (the admin's call), the id must be one
-        tenant's only (LogStore.get_event answers 400 otherwise).
+        Events are their tenant's: with no `tenant_id` (the admin's call), the tenant whose
+        attempts of the event went to the destination is meant; when that does not settle it,
+        the id must be one tenant's only (LogStore.get_event answers 400 otherwise).
         """
         if tenant_id is None:
             tenant_id = await self._only_tenant_with_attempts(event_id, destination_id)

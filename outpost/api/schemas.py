@@ -158,7 +158,3 @@ def recovery(job: RecoveryJob) -> dict[str, Any]:
         "updated_at": format_ms(job.updated_at),
         "finished_at": None if job.finished_at is None else format_ms(job.finished_at),
     }
-
-
-def test_event(e: Event) -> dict[str, Any]:
-    return {"event_id": e.id, "destination_id": e.destination_id, "topic": e.topic, "test": True}

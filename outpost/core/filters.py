@@ -2,8 +2,9 @@
 
 A filter is a JSON object matched against the event document built by `event_document`. Plain keys
 descend into the document; `$`-keys are operators. Arrays in the document are matched "contains"-
-style. Evaluation never raises: an operator applied to values of the wrong type simply fails, and
-`$nin`/`$neq`-style negations do not turn that failure into a match.
+style. Evaluation raises only `OverBudget` (when given a budget it spends): an operator applied to
+values of the wrong type simply fails, and `$nin`/`$neq`-style negations do not turn that failure
+into a match.
 
 Documented superset of Outpost: `$not` works at every level (Outpost only honours it next to field
 keys of an object), and a missing field is evaluated like any other value instead of by a special

@@ -79,8 +79,6 @@ _KINDS: dict[str, Callable[[], str]] = {
     "nanoid": _nanoid,
 }
 
-ID_TYPES = tuple(_KINDS)
-
 
 @dataclass(frozen=True, slots=True)
 class IdGenerator:

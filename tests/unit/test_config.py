@@ -161,6 +161,53 @@ def test_each_setting_is_refused_outside_its_declared_rule(
         config.load(env)
 
 
+COMPAT_HEADER = "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_HEADER_NAME"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ALGORITHM": "hmac-sha1"},
+            f"DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ALGORITHM is set but does nothing without "
+            f"{COMPAT_HEADER}",
+        ),
+        (
+            {"DESTINATIONS_WEBHOOK_COMPAT_HEADERS": "x=1", COMPAT_HEADER: "  "},
+            "DESTINATIONS_WEBHOOK_COMPAT_HEADERS is set but does nothing without",
+        ),
+        ({COMPAT_HEADER: "  "}, f"{COMPAT_HEADER}: must not be only spaces"),
+        (
+            {"RABBITMQ_SERVER_URL": "amqp://127.0.0.1:5672/"},
+            "RABBITMQ_SERVER_URL needs POSTGRES_URL (the queue's source of truth)",
+        ),
+    ],
+)
+def test_a_setting_is_refused_without_the_one_it_declares_it_needs(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(env)
+
+
+def test_a_needed_setting_given_lets_the_others_through() -> None:
+    loaded = config.load(
+        {COMPAT_HEADER: "X-Old", "DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ALGORITHM": "hmac-sha1"}
+    )
+    assert loaded.destinations_webhook_compat_signature_algorithm == "hmac-sha1"
+    # a compat setting given its default value is not "set"
+    assert config.load({"DESTINATIONS_WEBHOOK_COMPAT_SIGNATURE_ENCODING": "hex"})
+
+
+def test_the_cli_offers_the_services_service_declares() -> None:
+    from outpost import cli
+
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["serve", "--service", "portal"])
+    assert refused.value.code == 2
+    assert [c for c in config.choices("service") if c] == ["all", "api", "delivery"]
+
+
 def test_every_problem_is_named_at_once_on_one_line() -> None:
     report = config.inspect({"PORT": "70000", "LOG_FORMAT": "xml", "MAX_RETRY_LIMIT": "x"})
     assert len(report.problems) == 3

@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from outpost.core.ids import ID_TYPES, IdGenerator
+from outpost import config
+from outpost.core.ids import IdGenerator
 
 
 def test_uuidv4_ids_are_valid_version_4_uuids() -> None:
@@ -31,7 +32,7 @@ def test_nanoid_ids_are_26_alphanumerics() -> None:
     assert re.fullmatch(r"[0-9A-Za-z]{26}", IdGenerator("nanoid").destination())
 
 
-@pytest.mark.parametrize("kind", ID_TYPES)
+@pytest.mark.parametrize("kind", config.choices("idgen_type"))  # each one IDGEN_TYPE declares
 def test_prefixes_are_prepended_verbatim_and_ids_do_not_repeat(kind: str) -> None:
     ids = IdGenerator(kind, event_prefix="evt_", destination_prefix="des_", attempt_prefix="atm_")
     assert ids.event().startswith("evt_")
