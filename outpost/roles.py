@@ -30,6 +30,10 @@ class Roles:
     `worker`: the delivery worker, the recovery runner and the broker's consumer run here.
     `delivery_process`: embedded mode's second process, either side: `child` is that process
     (it runs the worker, never the API nor retention), otherwise this server supervises one.
+
+    The rest follows: every server process answers HTTP (/healthz at least), sweeps retention
+    (`LOG_RETENTION_TTL_DAYS`) and serves Prometheus when on; the operator relay runs in every
+    process, the child included, when operator events are configured.
     """
 
     api: bool
@@ -54,10 +58,10 @@ def delivery_process_wanted(config: Config) -> bool:
 
 def roles(config: Config, *, child: bool = False) -> Roles:
     """This process's roles; `child`: embedded mode's delivery process (same settings)."""
-    api, delivery = SERVICES[config.service]
-    separate = delivery_process_wanted(config)
     if child:
         return Roles(api=False, delivers=True, worker=True, delivery_process=True, child=True)
+    api, delivery = SERVICES[config.service]
+    separate = delivery_process_wanted(config)
     return Roles(
         api=api, delivers=delivery, worker=delivery and not separate, delivery_process=separate
     )
