@@ -99,7 +99,7 @@ def role(pid: int) -> str:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "other"
-    if b"outpost.delivery.process" in command or b"delivery\0" in command:
+    if b"outpost.runner.delivery_process" in command or b"delivery\0" in command:
         return "delivery"
     return "api" if b"outpost\0serve" in command else "other"
 

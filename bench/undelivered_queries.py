@@ -191,7 +191,7 @@ CASES: list[Case] = [
 
 
 async def time_cases(backend: Backend, runs: int) -> dict[str, tuple[float, int]]:
-    recovery = Recovery(backend, backend)
+    recovery = Recovery(tenants=backend, store=backend)
     results = {}
     for name, case in CASES:
         timings, found = [], 0

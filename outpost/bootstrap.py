@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from outpost import __version__
+from outpost.api.app import build as build_app
 from outpost.api.auth import Authenticator
 from outpost.api.context import Services
 from outpost.api.ratelimit import HitCounter, MemoryHitCounter, RateLimiter
 from outpost.config import Config
-from outpost.core.backoff import RetryPolicy
 from outpost.core.filters import FilterLimits
 from outpost.core.ids import IdGenerator
 from outpost.core.limits import MetadataLimits
 from outpost.core.topics import TopicLimits
 from outpost.delivery.flow import flow_defaults, flow_settings
-from outpost.delivery.process import DeliveryProcess
-from outpost.delivery.process import wanted as wants_delivery_process
+from outpost.delivery.retry import retry_policy
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
 from outpost.destinations.aws.clients import AwsSettings
 from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
@@ -41,11 +43,15 @@ from outpost.destinations.webhook.settings import CompatSignature, WebhookSettin
 from outpost.errors import ConfigError
 from outpost.operator import setup as operator_setup
 from outpost.operator.relay import Relay
+from outpost.portal.serving import portal_routes
 from outpost.prometheus import Exporter
 from outpost.prometheus import start as start_prometheus
+from outpost.prometheus.serving import metrics_route
 from outpost.publishing import Publisher
 from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.recovery import Recovery, RecoveryRunner
+from outpost.roles import Roles
+from outpost.roles import roles as role_of
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.ratelimit import PostgresHitCounter
 from outpost.storage.protocols import Backend, DeliveryQueue
@@ -53,7 +59,7 @@ from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.telemetry import Telemetry
 from outpost.telemetry import start as start_telemetry
-from outpost.telemetry.hooks import either
+from outpost.telemetry.hooks import DeliveryObserver, OutcomeObserver, PublishObserver, either
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
 
@@ -63,16 +69,16 @@ AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due
 @dataclass
 class System:
     config: Config
+    roles: Roles  # what this process runs (outpost.roles)
     backend: Backend
     registry: Registry
     services: Services
     worker: DeliveryWorker
+    recovery_runner: RecoveryRunner  # runs recovery jobs where delivery runs
     broker: RabbitQueue | None = None  # set when tasks are handed out through RabbitMQ
     telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
-    delivery_process: DeliveryProcess | None = None  # embedded mode on two cores
     prometheus: Exporter | None = None  # set when PROMETHEUS_ENABLED is
-    recovery_runner: RecoveryRunner | None = None  # runs recovery jobs where delivery runs
 
 
 def _compat_signature(config: Config) -> CompatSignature | None:
@@ -144,15 +150,6 @@ def address_guard(config: Config) -> AddressGuard | None:
         raise ConfigError(f"DESTINATIONS_ALLOWED_NETWORKS: {exc}") from None
 
 
-def retry_policy(config: Config) -> RetryPolicy:
-    return RetryPolicy(
-        max_retries=config.max_retry_limit,
-        interval_seconds=config.retry_interval_seconds,
-        schedule=config.retry_schedule,
-        retry_after_max_seconds=config.retry_after_max_seconds,
-    )
-
-
 def sealer(config: Config) -> Sealer:
     """Seals destination credentials at rest; the secret is given, or generated (embedded mode)."""
     if not config.aes_encryption_secret:
@@ -160,9 +157,10 @@ def sealer(config: Config) -> Sealer:
     return Sealer(config.aes_encryption_secret, (config.aes_encryption_secret_previous,))
 
 
-def open_backend(config: Config, *, in_delivery_process: bool = False) -> Backend:
-    """The configured store. `in_delivery_process`: embedded mode's delivery process opens it,
-    beside the server that owns it."""
+def open_backend(config: Config, roles: Roles | None = None) -> Backend:
+    """The configured store. `roles`: the process that opens it (default: the settings'); embedded
+    mode's delivery process opens it beside the server that owns it."""
+    roles = roles or role_of(config)
     if config.postgres_url:
         return PostgresBackend(
             config.postgres_url,
@@ -177,15 +175,17 @@ def open_backend(config: Config, *, in_delivery_process: bool = False) -> Backen
         sealer=sealer(config),
         synchronous=config.sqlite_synchronous.upper(),
         batch_limit=config.log_batch_size,
-        owner=not in_delivery_process,
-        shared=wants_delivery_process(config),
+        owner=not roles.child,
+        shared=roles.delivery_process,
     )
 
 
 def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
     if not config.rabbitmq_server_url:
         return None
-    assert isinstance(backend, PostgresBackend), "config.check() requires POSTGRES_URL"
+    assert isinstance(backend, PostgresBackend), (
+        "find_problems requires POSTGRES_URL with RABBITMQ_SERVER_URL"
+    )
     queue = config.rabbitmq_delivery_queue
     settings = RabbitSettings(
         url=config.rabbitmq_server_url,
@@ -201,125 +201,219 @@ def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
     return RabbitQueue(backend, settings)
 
 
-def build(config: Config, *, in_delivery_process: bool = False) -> System:
-    """The system one process runs; `in_delivery_process`: embedded mode's delivery process."""
-    ids = IdGenerator(
+def build(
+    config: Config,
+    *,
+    roles: Roles | None = None,
+    delivery_health: Callable[[], bool] | None = None,
+) -> System:
+    """The system one process runs. `roles`: what it runs (default: the settings'; embedded
+    mode's delivery process passes its own). `delivery_health`: whether deliveries made
+    elsewhere on this server's behalf (its delivery process) can go on; default: its worker's."""
+    roles = roles or role_of(config)
+    ids = id_generator(config)
+    backend = open_backend(config, roles)
+    broker = open_broker(config, backend)
+    queue: DeliveryQueue = broker or backend
+    registry, operator = _destinations_and_operator(config, backend)
+    dependencies = _dependencies(backend, broker)
+    # The exporter reads the worker's health at scrape time and the worker reports each outcome
+    # to the exporter: `health` reads the worker's once it is built.
+    health = _DeliveryHealth(roles, delivery_health)
+    telemetry = start_telemetry(config)
+    prometheus = _start_prometheus(config, roles, backend, registry, dependencies, health)
+    worker = health.worker = delivery_worker(
+        config, queue, backend, registry, ids, observer=telemetry, outcomes=prometheus
+    )
+    recovery = _recovery(config, backend, operator)
+    services = Services(
+        config=config,
+        tenants=operator.tenants,  # the backend, observed for tenant.subscription.updated
+        log=backend,
+        publisher=publisher(config, backend, queue, ids, either(telemetry, prometheus)),
+        registry=registry,
+        auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
+        rules=editing_rules(config, registry, ids),
+        health=health.workers,
+        dependencies=dependencies,
+        metrics=backend,
+        retention=backend,
+        rate_limiter=rate_limiter(config),
+        earliest_due=backend.next_visible_at if roles.delivers else None,
+        recovery=recovery,
+    )
+    return System(
+        config=config,
+        roles=roles,
+        backend=backend,
+        registry=registry,
+        services=services,
+        worker=worker,
+        recovery_runner=recovery_runner(config, recovery, backend),
+        broker=broker,
+        telemetry=telemetry,
+        relay=operator.relay,
+        prometheus=prometheus,
+    )
+
+
+def http_app(system: System) -> ASGIApp:
+    """The HTTP application this process serves: the API's operations where it serves the API
+    (/healthz alone otherwise), and beside them /metrics (on the API port unless
+    `PROMETHEUS_PORT` gives it its own) and the tenant portal (§7.3, with the operations)."""
+    config, services = system.config, system.services
+    mounted = []
+    if system.prometheus is not None and not config.prometheus_port:
+        mounted.append(metrics_route(system.prometheus, services.auth))  # the admin key's
+    if system.roles.api:
+        mounted += portal_routes(config)
+    return build_app(
+        services, operations=system.roles.api, observer=system.telemetry, mounted=mounted
+    )
+
+
+def id_generator(config: Config) -> IdGenerator:
+    return IdGenerator(
         config.idgen_type,
         config.idgen_event_prefix,
         config.idgen_destination_prefix,
         config.idgen_attempt_prefix,
     )
-    backend = open_backend(config, in_delivery_process=in_delivery_process)
-    broker = open_broker(config, backend)
-    queue: DeliveryQueue = broker or backend
-    settings = webhook_settings(config)
-    settings.check()
+
+
+def _destinations_and_operator(
+    config: Config, backend: Backend
+) -> tuple[Registry, operator_setup.Operator]:
+    """The destination types, and the operator events and alerts (which may deliver through
+    them); the backend is told the operator's judge (None: recording attempts does nothing
+    more)."""
+    webhook = webhook_settings(config)
+    webhook.check()
     client = HttpClient(
         max_connections=max(config.delivery_max_concurrency, 10),
-        user_agent=settings.user_agent,
+        user_agent=webhook.user_agent,
         proxy_url=config.destinations_webhook_proxy_url,
         guard=address_guard(config),
     )
-    registry = registry_for(config, destination_providers(config, settings, client))
+    registry = registry_for(config, destination_providers(config, webhook, client))
     sink_registry = None
     if address_guard(config) is not None and operator_setup.wants_provider_sink(config):
         # The operator's sink may well be on a private network: its providers have no guard.
         unguarded = replace(config, destinations_allow_private_networks=True)
-        sink_registry = Registry(destination_providers(unguarded, settings, client))
+        sink_registry = Registry(destination_providers(unguarded, webhook, client))
     operator = operator_setup.build(
-        config, backend, registry, settings.user_agent, sink_registry=sink_registry
+        config, backend, registry, webhook.user_agent, sink_registry=sink_registry
     )
-    backend.judge_outcomes(operator.judge)  # None: recording attempts does nothing more
-    publisher = Publisher(
-        backend,
-        backend,
-        queue,
-        ids,
+    backend.judge_outcomes(operator.judge)
+    return registry, operator
+
+
+def _dependencies(
+    backend: Backend, broker: RabbitQueue | None
+) -> dict[str, Callable[[], Awaitable[None]]]:
+    """What /healthz checks with one cheap round trip each: name → check (raises if down)."""
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": backend.ping}
+    if broker is not None:
+        checks["rabbitmq"] = broker.ping
+    return checks
+
+
+def _start_prometheus(
+    config: Config,
+    roles: Roles,
+    backend: Backend,
+    registry: Registry,
+    dependencies: dict[str, Callable[[], Awaitable[None]]],
+    health: _DeliveryHealth,
+) -> Exporter | None:
+    return start_prometheus(
+        config,
+        backlog=backend,
+        delivery_health=health.deliverymq,
+        dependencies=dependencies,
+        destination_types=registry.types(),
+        shared_with_child=roles.supervises_child,
+        in_delivery_process=roles.child,
+    )
+
+
+def _recovery(config: Config, backend: Backend, operator: operator_setup.Operator) -> Recovery:
+    return Recovery(
+        tenants=backend,
+        store=backend,
+        wanted_topics=frozenset(config.operator_events_topics) if operator.relay else frozenset(),
+        deployment_id=config.deployment_id,
+    )
+
+
+def recovery_runner(config: Config, recovery: Recovery, backend: Backend) -> RecoveryRunner:
+    return RecoveryRunner(
+        recovery=recovery,
+        store=backend,
+        batch_size=max(1, config.recovery_batch_size),
+        lease_ms=max(1, config.recovery_lease_seconds) * 1000,
+    )
+
+
+def publisher(
+    config: Config,
+    backend: Backend,
+    queue: DeliveryQueue,
+    ids: IdGenerator,
+    observer: PublishObserver | None,
+) -> Publisher:
+    return Publisher(
+        tenants=backend,
+        log=backend,
+        queue=queue,
+        ids=ids,
         configured_topics=config.topics,
         idempotency_ttl_seconds=config.publish_idempotency_key_ttl,
         metadata_limits=metadata_limits(config),
         topic_limits=topic_limits(config),
+        observer=observer,
     )
-    worker = DeliveryWorker(
-        queue,
-        backend,
-        backend,
-        registry,
-        retry_policy(config),
-        ids,
-        WorkerSettings(
+
+
+def delivery_worker(
+    config: Config,
+    queue: DeliveryQueue,
+    backend: Backend,
+    registry: Registry,
+    ids: IdGenerator,
+    *,
+    observer: DeliveryObserver | None,
+    outcomes: OutcomeObserver | None,
+) -> DeliveryWorker:
+    return DeliveryWorker(
+        queue=queue,
+        scheduler=backend,
+        destinations=backend,
+        registry=registry,
+        policy=retry_policy(config),
+        ids=ids,
+        settings=WorkerSettings(
             concurrency=config.delivery_max_concurrency,
             lease_ms=config.delivery_lease_seconds * 1000,
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
             flow=flow_settings(config),
         ),
+        observer=observer,
+        outcomes=outcomes,
     )
-    child = None  # the embedded server's delivery process, when it starts one
-    serving = not in_delivery_process
-    if serving and isinstance(backend, SqliteBackend) and wants_delivery_process(config):
-        child = DeliveryProcess(config, backend)
-    services = Services(
-        config=config,
-        tenants=operator.tenants,  # the backend, observed for tenant.subscription.updated
-        log=backend,
-        publisher=publisher,
-        registry=registry,
-        auth=Authenticator(config.api_key, config.api_jwt_secret, config.deployment_id),
-        rules=Rules(
-            registry,
-            ids,
-            config.topics,
-            config.topics_allow_wildcards,
-            metadata_limits(config),
-            topic_limits(config),
-            FilterLimits(config.max_filter_bytes, config.max_filter_nodes),
-            flow_defaults(flow_settings(config)),
-        ),
-        health=lambda: _worker_health(config, worker, child),
-        dependencies={"database": backend.ping, **({"rabbitmq": broker.ping} if broker else {})},
-        metrics=backend,
-        retention=backend,
-        rate_limiter=rate_limiter(config),
-        earliest_due=backend.next_visible_at if config.service != "api" else None,
-    )
-    recovery = Recovery(
-        backend,
-        backend,
-        wanted_topics=frozenset(config.operator_events_topics) if operator.relay else frozenset(),
-        deployment_id=config.deployment_id,
-    )
-    services.recovery = recovery
-    runner = RecoveryRunner(
-        recovery,
-        backend,
-        batch_size=max(1, config.recovery_batch_size),
-        lease_ms=max(1, config.recovery_lease_seconds) * 1000,
-    )
-    telemetry = start_telemetry(config)
-    prometheus = start_prometheus(
-        config,
-        backlog=backend,
-        delivery_health=lambda: _delivery_healthy(config, worker, child),
-        dependencies=services.dependencies,
-        destination_types=registry.types(),
-        shared_with_child=child is not None,
-        in_delivery_process=in_delivery_process,
-    )
-    publisher.observer = either(telemetry, prometheus)
-    worker.observer = telemetry
-    worker.outcomes = services.prometheus = prometheus
-    return System(
-        config,
-        backend,
+
+
+def editing_rules(config: Config, registry: Registry, ids: IdGenerator) -> Rules:
+    """What destination create/update requests are checked against."""
+    return Rules(
         registry,
-        services,
-        worker,
-        broker,
-        telemetry,
-        relay=operator.relay,
-        delivery_process=child,
-        prometheus=prometheus,
-        recovery_runner=runner,
+        ids,
+        config.topics,
+        config.topics_allow_wildcards,
+        metadata_limits(config),
+        topic_limits(config),
+        FilterLimits(config.max_filter_bytes, config.max_filter_nodes),
+        flow_defaults(flow_settings(config)),
     )
 
 
@@ -438,17 +532,27 @@ def aws_settings(config: Config) -> AwsSettings:
     )
 
 
-def _delivery_healthy(
-    config: Config, worker: DeliveryWorker, child: DeliveryProcess | None
-) -> bool | None:
-    """Whether this server can deliver now (None: an API-only process does not deliver)."""
-    return _worker_health(config, worker, child).get("deliverymq-consumer")
+class _DeliveryHealth:
+    """/healthz's and the exporter's view of delivery: the worker's health, or that of the
+    delivery process where deliveries run (`elsewhere`); nothing in an API-only process."""
 
+    def __init__(self, roles: Roles, elsewhere: Callable[[], bool] | None) -> None:
+        self._roles = roles
+        self._elsewhere = elsewhere
+        self.worker: DeliveryWorker | None = None  # this process's, once built
 
-def _worker_health(
-    config: Config, worker: DeliveryWorker, child: DeliveryProcess | None
-) -> dict[str, bool]:
-    if config.service == "api":
-        return {}
-    healthy = child.healthy if child is not None else worker.healthy
-    return {"deliverymq-consumer": healthy, "retrymq-consumer": healthy}
+    def _healthy(self) -> bool:
+        if self._elsewhere is not None:
+            return self._elsewhere()
+        assert self.worker is not None, "read before the worker was built"
+        return self.worker.healthy
+
+    def workers(self) -> dict[str, bool]:
+        if not self._roles.delivers:
+            return {}
+        healthy = self._healthy()
+        return {"deliverymq-consumer": healthy, "retrymq-consumer": healthy}
+
+    def deliverymq(self) -> bool | None:
+        """Whether this server can deliver now (None: an API-only process does not deliver)."""
+        return self.workers().get("deliverymq-consumer")

@@ -17,21 +17,21 @@ from outpost import __version__, recovery_cli
 from outpost import config as settings
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, OutpostError
-from outpost.observability import logs
 from outpost.storage.retention import Deleted
+from outpost.telemetry import logs
 
 log = logging.getLogger("outpost")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from outpost import bootstrap, services
+    from outpost.runner import server
 
     warnings: list[str] = []
     try:
         overrides = {"SERVICE": args.service} if args.service else {}
         config = settings.load({**os.environ, **overrides}, args.config, warnings)
         config, generated = settings.with_generated_secrets(config)
-        system = bootstrap.build(config)
+        served = server.build(config)
     except OutpostError as exc:
         return _refuse(exc)
     logs.configure(config.log_level, config.log_format)
@@ -39,7 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     _banner(config, generated)
     try:
-        uvloop.run(services.run(system))
+        uvloop.run(server.run(served))
     except OutpostError as exc:
         return _refuse(exc)
     except Exception as exc:  # a bug: the operator's line first, then the traceback in the log

@@ -107,20 +107,23 @@ def _matching_each(destinations: Sequence[Destination], event: Event) -> list[st
 
 
 class Publisher:
-    observer: PublishObserver | None = None  # set when telemetry is on
-
     def __init__(
         self,
+        *,
         tenants: TenantStore,
         log: LogStore,
         queue: DeliveryQueue,
         ids: IdGenerator,
-        *,
         configured_topics: tuple[str, ...],
         idempotency_ttl_seconds: int,
         metadata_limits: MetadataLimits = DEFAULT_METADATA_LIMITS,
         topic_limits: TopicLimits = DEFAULT_TOPIC_LIMITS,
+        observer: PublishObserver | None = None,
     ) -> None:
+        """`tenants`: whose destinations an event matches; `log`: where events are read back;
+        `queue`: where an accepted event and its tasks are written. `observer`: telemetry or
+        Prometheus (or both), when on."""
+        self._observer = observer
         self._tenants = tenants
         self._log = log
         self._queue = queue
@@ -141,7 +144,7 @@ class Publisher:
 
     async def publish(self, event: Event) -> Published:
         """Durably accept `event` and queue its deliveries; an empty id gets a generated one."""
-        observer = self.observer
+        observer = self._observer
         started = observer.publishing() if observer is not None else 0
         self.check_topic(event.topic)
         self._metadata_limits.check("metadata", event.metadata)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from outpost.core import cursor, filters, topics
 from outpost.core.models import Destination, Event
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.paging import Page, PageRequest, TimeRange
 from outpost.core.recovery import (
     JOB_CANCELLED,
@@ -39,7 +40,6 @@ from outpost.core.recovery import (
 from outpost.core.timefmt import now_ms
 from outpost.errors import InputError, NotFoundError
 from outpost.operator import envelope
-from outpost.operator.records import OperatorRecord
 from outpost.publishing import OFF_LOOP_STEPS
 from outpost.storage.protocols import RecoveryStore, TenantStore
 
@@ -88,9 +88,9 @@ class Filter:
 class Recovery:
     def __init__(
         self,
+        *,
         tenants: TenantStore,
         store: RecoveryStore,
-        *,
         wanted_topics: frozenset[str] = frozenset(),
         deployment_id: str = "",
     ) -> None:
@@ -274,9 +274,9 @@ class RecoveryRunner:
 
     def __init__(
         self,
+        *,
         recovery: Recovery,
         store: RecoveryStore,
-        *,
         batch_size: int,
         lease_ms: int,
     ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -20,10 +20,8 @@ from outpost.api.ratelimit import rate_limited
 from outpost.api.responses import error
 from outpost.api.routes import OPERATIONS, Operation
 from outpost.errors import ForbiddenError, InputError, NotFoundError, StoreError, StoreUnavailable
-from outpost.observability.requests import RequestContext
-from outpost.portal.serving import portal_routes
-from outpost.prometheus.serving import metrics_route
 from outpost.telemetry.hooks import ApiObserver
+from outpost.telemetry.requests import RequestContext
 
 PREFIX = "/api/v1"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -88,10 +86,15 @@ def _limited(
 
 
 def build(
-    services: Services, *, operations: bool = True, observer: ApiObserver | None = None
+    services: Services,
+    *,
+    operations: bool = True,
+    observer: ApiObserver | None = None,
+    mounted: Sequence[Route] = (),
 ) -> ASGIApp:
-    """The API; with `operations=False` only /healthz (a delivery-only process). Every request
-    gets a request id (`observability.requests`); `observer` receives API metrics."""
+    """The API; with `operations=False` only /healthz (a delivery-only process). `mounted`: what
+    the composition root serves beside it (/metrics, the tenant portal), outside /api. Every
+    request gets a request id (`telemetry.requests`); `observer` receives API metrics."""
 
     async def health(request: Request) -> Response:
         return await system.health(services)
@@ -100,14 +103,12 @@ def build(
         return error(404, "not found")
 
     routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
-    if services.prometheus is not None and not services.config.prometheus_port:
-        routes.append(metrics_route(services.prometheus, services.auth))  # the admin key's
     if operations:
         routes += [
             Route(PREFIX + op.path, _limited(services, endpoint(services, op)), methods=[op.method])
             for op in OPERATIONS
         ]
-        routes += portal_routes(services.config)  # the tenant portal, outside /api (§7.3)
+    routes += mounted
     routes.append(Route("/{rest:path}", not_found, methods=ALL_METHODS))
     router = ExactRoutes(Starlette(routes=routes), routes[:-1])
     return RequestContext(router, observer=observer)

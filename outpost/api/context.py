@@ -19,7 +19,6 @@ from outpost.destinations.editing import Rules
 from outpost.destinations.registry import Registry
 from outpost.errors import ForbiddenError, InputError
 from outpost.health import HealthBook
-from outpost.prometheus import Exporter
 from outpost.publishing import Publisher
 from outpost.recovery import Recovery
 from outpost.storage.protocols import LogRetention, LogStore, MetricsStore, TenantStore
@@ -43,7 +42,6 @@ class Services:
     # When the earliest queued task is (or was) due: /healthz reports delivery falling behind.
     earliest_due: Callable[[], Awaitable[int | None]] | None = None
     health_book: HealthBook = field(default_factory=HealthBook)
-    prometheus: Exporter | None = None  # PROMETHEUS_ENABLED: /metrics here or on its own port
     recovery: Recovery | None = None  # the recovery extension (undelivered events, jobs)
 
 

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from outpost.core.backoff import RetryPolicy
 from outpost.core.models import Attempt, DeliveryResult, DeliveryTask, Outcome
+
+if TYPE_CHECKING:
+    from outpost.config import Config
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    """The settings' retry schedule (also told to the portal, which shows the retry budget)."""
+    return RetryPolicy(
+        max_retries=config.max_retry_limit,
+        interval_seconds=config.retry_interval_seconds,
+        schedule=config.retry_schedule,
+        retry_after_max_seconds=config.retry_after_max_seconds,
+    )
 
 
 def next_step(

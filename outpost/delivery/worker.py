@@ -24,8 +24,8 @@ from outpost.delivery.recorder import Recorder
 from outpost.delivery.retry import exhausted, next_step
 from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError, OutpostError
-from outpost.observability import context
 from outpost.storage.protocols import DeliveryQueue
+from outpost.telemetry import context
 from outpost.telemetry.hooks import DeliveryObserver, OutcomeObserver
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,6 @@ RECORD_BACKLOG = 4  # concurrencies' worth of outcomes waiting for their write b
 
 
 class DeliveryWorker:
-    observer: DeliveryObserver | None = None  # set when telemetry is on
-    outcomes: OutcomeObserver | None = None  # set when Prometheus is on
-
     @staticmethod
     def messages_in_hand(concurrency: int) -> int:
         """Most tasks between claim and record at once: in slots, claimed ahead, unrecorded."""
@@ -72,6 +69,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
+        *,
         queue: DeliveryQueue,
         scheduler: Scheduler,
         destinations: DestinationLookup,
@@ -79,7 +77,14 @@ class DeliveryWorker:
         policy: RetryPolicy,
         ids: IdGenerator,
         settings: WorkerSettings,
+        observer: DeliveryObserver | None = None,
+        outcomes: OutcomeObserver | None = None,
     ) -> None:
+        """`queue`: where tasks are claimed and finished; `scheduler`: where retries are
+        scheduled; `destinations`: where a task's destination is looked up (in one store, the
+        same backend for all three). `observer`: telemetry, when on; `outcomes`: Prometheus."""
+        self._observer = observer
+        self._outcomes = outcomes
         self._queue = queue
         self._scheduler = scheduler
         self._flow = Flow(settings.flow_settings())
@@ -236,7 +241,7 @@ class DeliveryWorker:
         destination = await self._destinations.get_destination(event.tenant_id, task.destination_id)
         if destination is None or not destination.enabled:
             return Outcome(task)  # deleted or disabled since publish: dropped, no attempt
-        observer = self.observer
+        observer = self._observer
         if observer is None:
             result = await self._publish(task, destination)
         else:
@@ -267,8 +272,8 @@ class DeliveryWorker:
                 task.attempt_number,
                 result.code or result.status,
             )
-        if self.outcomes is not None:
-            self.outcomes.attempted(outcome)
+        if self._outcomes is not None:
+            self._outcomes.attempted(outcome)
         return outcome
 
     async def _publish(self, task: DeliveryTask, destination: Destination) -> DeliveryResult:

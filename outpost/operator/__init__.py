@@ -1,7 +1,8 @@
 """Operator events and alerts (contract §7.4): what happened to deliveries, told to the operator.
 
-- `records`: what the store keeps (outbox rows, per-destination health) and the judge seam the
-  store calls inside the commit that records attempts.
+- `core/operator_records.py` (below storage, which imports it): what the store keeps (outbox
+  rows, per-destination health) and the judge seam the store calls inside the commit that
+  records attempts.
 - `envelope`: the JSON an operator receives, and the projections it carries.
 - `alerts`: the judge: which events an attempt causes, and when a destination is disabled.
 - `subscriptions`: `tenant.subscription.updated` after destination edits.

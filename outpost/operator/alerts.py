@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outpost.core.models import Attempt, Destination, Outcome
+from outpost.core.operator_records import Health, OperatorRecord, Verdict
 from outpost.core.timefmt import format_ms
 from outpost.operator import envelope
-from outpost.operator.records import Health, OperatorRecord, Verdict
 
 ATTEMPT_SUCCESS = "attempt.success"
 ATTEMPT_FAILED = "attempt.failed"

@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 
 from outpost.core.models import Attempt, Destination, Event
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.timefmt import format_ms
-from outpost.operator.records import OperatorRecord
 
 _encode = msgspec.json.Encoder().encode
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.timefmt import now_ms
-from outpost.operator.records import OperatorRecord
 from outpost.operator.sinks import Sink, SinkError
 from outpost.storage.protocols import OperatorStore
 

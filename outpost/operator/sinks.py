@@ -14,9 +14,9 @@ import hmac
 from typing import Protocol
 
 from outpost.core.models import Destination, Event
+from outpost.core.operator_records import OperatorRecord
 from outpost.destinations.provider import Provider
 from outpost.errors import DeliveryInfrastructureError
-from outpost.operator.records import OperatorRecord
 from outpost.transport.http import HttpClient, HttpTransportError
 
 SIGNATURE_HEADER = "X-Outpost-Signature"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from outpost.bootstrap import retry_policy
 from outpost.config import Config
 from outpost.delivery.flow import flow_settings
+from outpost.delivery.retry import retry_policy
 
 
 def _flag(value: bool) -> str:

@@ -16,30 +16,12 @@ per scrape target, with the client's ordinary in-memory registry.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from outpost.telemetry.hooks import OutcomeObserver, PublishObserver
+from outpost.prometheus.seams import MULTIPROCESS_ENV, Backlog, Exporter
 
 if TYPE_CHECKING:
     from outpost.config import Config
-
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the client's own variable
-
-
-class Exporter(PublishObserver, OutcomeObserver, Protocol):
-    async def scrape(self) -> tuple[bytes, str]:
-        """The exposition (body, content type), the store's figures read now."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Backlog(Protocol):
-    """What a store tells a scrape about its queue (cheap, indexed reads)."""
-
-    async def count_due(self, now: int, limit: int) -> int: ...
-
-    async def next_visible_at(self) -> int | None: ...
 
 
 def start(
@@ -70,4 +52,4 @@ def start(
     )
 
 
-__all__ = ["Backlog", "Exporter", "start"]
+__all__ = ["MULTIPROCESS_ENV", "Backlog", "Exporter", "start"]

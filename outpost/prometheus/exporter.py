@@ -20,7 +20,7 @@ from outpost.core.models import Event, Outcome
 from outpost.core.timefmt import now_ms
 from outpost.delivery.retry import exhausted
 from outpost.errors import StoreError
-from outpost.prometheus import MULTIPROCESS_ENV, Backlog
+from outpost.prometheus.seams import MULTIPROCESS_ENV, Backlog
 
 # The multiprocess mode is chosen when the client is first imported: see `_folder`.
 _LEGACY_ENV = "prometheus_multiproc_dir"

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from outpost.api.auth import Authenticator, Unauthorized
 from outpost.api.responses import error
-from outpost.prometheus import Exporter
+from outpost.prometheus.seams import Exporter
 
 PATH = "/metrics"
 log = logging.getLogger(__name__)

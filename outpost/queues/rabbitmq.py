@@ -39,7 +39,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import aio_pika
 import msgspec
@@ -47,7 +47,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from outpost.core.models import DeliveryTask, Event, Outcome
 from outpost.errors import StoreUnavailable
-from outpost.storage.postgres.backend import PostgresBackend
+from outpost.storage.protocols import DeliveryQueue
 
 log = logging.getLogger(__name__)
 OPEN_ATTEMPTS = 5
@@ -103,10 +103,27 @@ class _Carrier:
         self.settled = False  # acked, nacked or rejected: its tasks answer to nothing now
 
 
+class HoldingStore(DeliveryQueue, Protocol):
+    """What the hand-out needs of the store that stays the truth (PostgreSQL's backend): the
+    delivery queue, tasks accepted held back from database claims, and claims by task id."""
+
+    async def accept_held(
+        self, event: Event, now: int, dedupe_after: int, *, hold_ms: int
+    ) -> tuple[bool, list[int]]: ...
+
+    async def enqueue_manual_held(
+        self, event: Event, destination_id: str, attempt_number: int, *, hold_ms: int
+    ) -> int: ...
+
+    async def claim_ids(self, ids: list[int], lease_ms: int) -> list[DeliveryTask]: ...
+
+    async def next_visible_at(self) -> int | None: ...
+
+
 class RabbitQueue:
     """A `DeliveryQueue` over PostgreSQL (truth) and RabbitMQ (hand-out)."""
 
-    def __init__(self, store: PostgresBackend, settings: RabbitSettings) -> None:
+    def __init__(self, store: HoldingStore, settings: RabbitSettings) -> None:
         self._store = store
         self._settings = settings
         self._connection: AbstractRobustConnection | None = None

@@ -1,4 +1,4 @@
-"""What the backends share when a judge sees recorded attempts (see outpost/operator/records.py).
+"""What the backends share when a judge sees recorded attempts (core/operator_records.py).
 
 A backend, inside the commit that records a batch of attempts: finds which attempts are new,
 reads (and, with several writers, locks) the health of their destinations, lets `verdicts` judge
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from outpost.core.models import Destination, Outcome
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge, Verdict
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge, Verdict
 
 DestinationKey = tuple[str, str]  # (tenant id, destination id)
 

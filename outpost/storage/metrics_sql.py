@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
+from outpost.core.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
 from outpost.storage.keyset import Where
 
 

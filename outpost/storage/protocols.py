@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.core.models import (
     Attempt,
     DeliveryTask,
@@ -15,10 +16,9 @@ from outpost.core.models import (
     StrMap,
     Tenant,
 )
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
-from outpost.metrics import MetricsQuery, Tally
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage.retention import Deleted
 
 

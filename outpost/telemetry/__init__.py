@@ -1,7 +1,14 @@
-"""OpenTelemetry, on when `OTEL_SERVICE_NAME` is set (contract §7.7).
+"""What the server tells its operator about itself: logs, request ids, traces and metrics.
 
-This module and `hooks`/`tracing_ids` never import `opentelemetry`: with telemetry off, the server
-neither imports nor pays for it. `start` imports the SDK only when the setting is there.
+One concern, so one package (it was two: `observability/` for the logs, this for OpenTelemetry;
+the request middleware and the delivery worker used both):
+- `logs`, `context`: log lines in text or JSON, carrying what is being handled (`context.bind`);
+- `requests`: request ids and the API call observer around the ASGI app;
+- `hooks`: the observers the publisher, the worker and the API call (None when off);
+- OpenTelemetry (contract §7.7), on when `OTEL_SERVICE_NAME` is set: `sdk` (which alone imports
+  `opentelemetry`), `signals`, `tracing_ids`. With telemetry off the server neither imports
+  nor pays for it: `start` imports the SDK only when the setting is there.
+(Prometheus, with its own optional client and endpoint, is `outpost/prometheus/`.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ import httpx
 import jwt
 
 from outpost import bootstrap, config
-from outpost.api.app import build as build_app
 from outpost.core.models import Attempt, Outcome
 
 API_KEY = "api-suite-admin-key"
@@ -230,7 +229,7 @@ async def running_api(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[A
     system = bootstrap.build(load_config(data_dir, env))
     await system.backend.open()
     try:
-        transport = httpx.ASGITransport(app=build_app(system.services))
+        transport = httpx.ASGITransport(app=bootstrap.http_app(system))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield Api(client, system)
     finally:

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from outpost import bootstrap
-from outpost.api.app import build as build_app
 from outpost.config import load
 from outpost.errors import ConfigError
 from outpost.portal.serving import STATIC
+from outpost.roles import Roles
 
 from ._support import API_KEY, JWT_SECRET, Api, assert_error, load_config, ok, unique
 from .conftest import MakeApi
@@ -287,10 +287,11 @@ def test_an_unknown_forced_theme_is_refused_at_start() -> None:
 
 
 async def test_a_delivery_only_process_serves_no_portal(tmp_path: Path) -> None:
-    system = bootstrap.build(load_config(tmp_path / "data", {}))
+    delivery_only = Roles(api=False, delivers=True, worker=True, delivery_process=False)
+    system = bootstrap.build(load_config(tmp_path / "data", {}), roles=delivery_only)
     await system.backend.open()
     try:
-        app = build_app(system.services, operations=False)
+        app = bootstrap.http_app(system)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=ROOT) as client:
             assert_error(await client.get("/"), 404, "not found")

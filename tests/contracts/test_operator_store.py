@@ -16,9 +16,9 @@ from typing import Any, Protocol, cast
 import pytest
 
 from outpost.core.models import AttemptStatus, Destination, Outcome
+from outpost.core.operator_records import Health, OperatorRecord
 from outpost.core.timefmt import now_ms
 from outpost.operator.alerts import AlertJudge, AlertSettings
-from outpost.operator.records import Health, OperatorRecord
 from outpost.storage.protocols import OperatorStore
 
 from ._support import HOUR, Backend, MakeBackend, attempt, destination, event, uid

@@ -97,8 +97,7 @@ async def test_attempts_retries_and_exhausted_retries_are_counted(store: SqliteB
         store, lambda: True, {}, ("webhook", "aws_sqs"), folder=None, owns_folder=False
     )
     provider = StandIn(lambda event: ok(event) if event.id.startswith("ok") else refused(event))
-    worker = worker_for(store, provider, RetryPolicy(schedule=(1,)))
-    worker.outcomes = exporter
+    worker = worker_for(store, provider, RetryPolicy(schedule=(1,)), outcomes=exporter)
     for n in range(3):
         await publish(store, f"ok{n}")
     await publish(store, "bad")

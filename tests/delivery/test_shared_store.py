@@ -68,7 +68,13 @@ def worker_on(store: SqliteBackend, provider: StandIn, concurrency: int = 4) -> 
     settings = WorkerSettings(concurrency=concurrency, lease_ms=60_000, idle_poll_ms=60_000)
     policy = RetryPolicy(max_retries=0, interval_seconds=1)
     return DeliveryWorker(
-        store, store, store, Registry([provider]), policy, IdGenerator(), settings
+        queue=store,
+        scheduler=store,
+        destinations=store,
+        registry=Registry([provider]),
+        policy=policy,
+        ids=IdGenerator(),
+        settings=settings,
     )
 
 

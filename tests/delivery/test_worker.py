@@ -28,6 +28,7 @@ from outpost.destinations.registry import Registry
 from outpost.errors import DeliveryInfrastructureError
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
+from outpost.telemetry.hooks import OutcomeObserver
 
 pytestmark = pytest.mark.anyio
 Behaviour = Callable[[Event], Awaitable[DeliveryResult]]
@@ -69,11 +70,21 @@ class StandIn:
 
 
 def worker_for(
-    store: SqliteBackend, provider: StandIn, policy: RetryPolicy = NO_RETRIES
+    store: SqliteBackend,
+    provider: StandIn,
+    policy: RetryPolicy = NO_RETRIES,
+    outcomes: OutcomeObserver | None = None,
 ) -> DeliveryWorker:
     settings = WorkerSettings(concurrency=4, lease_ms=60_000, idle_poll_ms=50, release_delay_ms=0)
     return DeliveryWorker(
-        store, store, store, Registry([provider]), policy, IdGenerator(), settings
+        queue=store,
+        scheduler=store,
+        destinations=store,
+        registry=Registry([provider]),
+        policy=policy,
+        ids=IdGenerator(),
+        settings=settings,
+        outcomes=outcomes,
     )
 
 
@@ -275,7 +286,13 @@ async def test_deliveries_held_back_by_a_rate_limit_go_back_unattempted_and_unco
         flow=FlowSettings(4, 4, 4, rate_per_second=1.0, circuit_failures=0),
     )
     worker = DeliveryWorker(
-        store, store, store, Registry([provider]), NO_RETRIES, IdGenerator(), limited
+        queue=store,
+        scheduler=store,
+        destinations=store,
+        registry=Registry([provider]),
+        policy=NO_RETRIES,
+        ids=IdGenerator(),
+        settings=limited,
     )
     for n in range(3):
         await publish(store, f"e{n}")

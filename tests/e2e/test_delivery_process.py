@@ -29,6 +29,7 @@ pytestmark = [
     pytest.mark.skipif(BACKEND != "sqlite", reason="the delivery process is embedded mode's"),
 ]
 
+CHILD = b"outpost.runner.delivery_process"  # the delivery process runs `python -m` this
 SPLIT = {"SQLITE_DELIVERY_PROCESS": "true", "RETRY_POLL_BACKOFF_MS": "100"}
 
 
@@ -44,7 +45,7 @@ def delivery_process(server: ServerProcess) -> int:
     assert server.pid is not None
 
     def probe() -> int | None:
-        kids = [p for p in children(server.pid or 0) if b"outpost.delivery" in _cmdline(p)]
+        kids = [p for p in children(server.pid or 0) if CHILD in _cmdline(p)]
         with httpx.Client(timeout=5) as client:
             healthy = client.get(f"{server.root_url}/healthz").status_code == 200
         return kids[0] if len(kids) == 1 and healthy else None

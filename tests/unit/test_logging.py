@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from outpost.observability import context, logs
-from outpost.observability.requests import RequestContext
+from outpost.telemetry import context, logs
+from outpost.telemetry.requests import RequestContext
 
 HANDLER_LOG = logging.getLogger("outpost.test.handler")
 anyio = pytest.mark.anyio

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome
+from outpost.core.operator_records import Health, Verdict
 from outpost.operator.alerts import AlertJudge, AlertSettings
-from outpost.operator.records import Health, Verdict
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 EVENT = Event("evt_1", "acme", "user.created", NOW - 5, b'{"b":1,"a":[1.50]}')

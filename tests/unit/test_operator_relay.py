@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from support.receiver import Receiver
 
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.timefmt import now_ms
-from outpost.operator.records import OperatorRecord
 from outpost.operator.relay import Relay, backoff_ms
 from outpost.operator.sinks import HttpSink
 from outpost.storage.memory import MemoryBackend

@@ -29,13 +29,13 @@ from support.waiting import poll_until
 from outpost import bootstrap
 from outpost.bootstrap import aws_settings
 from outpost.config import Config, load
+from outpost.core.operator_records import OperatorRecord
 from outpost.destinations.aws_sqs.provider import AwsSqsProvider
 from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import Registry
 from outpost.errors import ConfigError
 from outpost.operator import setup
-from outpost.operator.records import OperatorRecord
 from outpost.operator.sinks import HttpSink, Sink, SinkError, signature
 from outpost.storage.memory import MemoryBackend
 from outpost.transport.http import HttpClient

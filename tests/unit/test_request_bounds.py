@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from outpost import metrics
-from outpost.core import filters, topics
+from outpost.core import filters, metrics, topics
 from outpost.core.limits import json_too_deep
 from outpost.errors import ValidationError
 

@@ -21,13 +21,13 @@ from outpost.telemetry.tracing_ids import event_span_ids
 _PROBE = """
 import asyncio, json, os, sys
 import httpx
-from outpost import bootstrap, cli, config, services
-from outpost.api.app import build
+from outpost import bootstrap, cli, config
+from outpost.runner import server
 
 async def main():
     system = bootstrap.build(config.load())
     await system.backend.open()
-    app = build(system.services, observer=system.telemetry)
+    app = bootstrap.http_app(system)
     auth = {"Authorization": "Bearer k"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         await c.put("/api/v1/tenants/t1", headers=auth)

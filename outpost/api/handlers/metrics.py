@@ -12,8 +12,8 @@ from starlette.requests import Request
 from outpost.api import params
 from outpost.api.context import Context
 from outpost.api.responses import JSON
+from outpost.core.metrics import Kind, MetricsQuery, answer, build_query
 from outpost.errors import ForbiddenError, StoreError
-from outpost.metrics import Kind, MetricsQuery, answer, build_query
 
 # filters[<key>], filters[<key>][] and filters[<key>][<index>]
 _FILTER = re.compile(r"^filters\[(?P<key>[^\[\]]+)\](?:\[(?P<index>\d*)\])?$")

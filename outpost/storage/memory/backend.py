@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.core.models import (
     Attempt,
     DeliveryTask,
@@ -38,12 +39,11 @@ from outpost.core.models import (
     StrMap,
     Tenant,
 )
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan, Tried
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, ConflictError, StoreError
-from outpost.metrics import MetricsQuery, Tally
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging, retention, rows
 from outpost.storage.memory import listing
 from outpost.storage.memory import metrics as memory_metrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from outpost.core.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
 from outpost.core.models import Attempt, Event
-from outpost.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
 
 Group = tuple[int | None, tuple[DimensionValue, ...]]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from outpost.core.models import Destination, Outcome
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging
 from outpost.storage.judging import DestinationKey
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.core.models import (
     Attempt,
     DeliveryTask,
@@ -20,11 +21,10 @@ from outpost.core.models import (
     StrMap,
     Tenant,
 )
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.core.timefmt import now_ms
-from outpost.metrics import MetricsQuery, Tally
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging, retention
 from outpost.storage.destination_cache import DestinationCache, find
 from outpost.storage.postgres import metrics_ops, operator_ops, ops, recovery_ops, retention_ops

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outpost.metrics import MetricsQuery, Tally
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.storage import metrics_sql
 from outpost.storage.keyset import numbered
 from outpost.storage.postgres.database import Conn

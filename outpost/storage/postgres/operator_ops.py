@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from outpost.core.models import Destination, Outcome
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging
 from outpost.storage.judging import DestinationKey
 from outpost.storage.postgres import ops

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
-from outpost.operator.records import OperatorRecord
 from outpost.storage import keyset, recovery_sql, rows
 from outpost.storage.keyset import Where, numbered
 from outpost.storage.postgres import operator_ops

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.core.models import (
     Attempt,
     DeliveryTask,
@@ -31,12 +32,11 @@ from outpost.core.models import (
     StrMap,
     Tenant,
 )
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
-from outpost.metrics import MetricsQuery, Tally
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging, retention
 from outpost.storage.destination_cache import DestinationCache, find
 from outpost.storage.sealing import Sealer

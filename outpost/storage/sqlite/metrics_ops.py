@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from outpost.metrics import MetricsQuery, Tally
+from outpost.core.metrics import MetricsQuery, Tally
 from outpost.storage import metrics_sql
 
 _MONTH = (

@@ -1,7 +1,7 @@
 """Operator events in SQLite: the outbox, destination health, and judging recorded attempts.
 
 Synchronous functions of a connection, run by `Database` inside a group commit; see
-outpost/operator/records.py for the judge and storage/judging.py for the steps.
+outpost/core/operator_records.py for the judge and storage/judging.py for the steps.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 
 from outpost.core.models import Destination, Outcome
-from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
+from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging
 from outpost.storage.judging import DestinationKey
 from outpost.storage.sqlite import task_ops

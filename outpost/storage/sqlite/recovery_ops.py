@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from outpost.core.operator_records import OperatorRecord
 from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
-from outpost.operator.records import OperatorRecord
 from outpost.storage import keyset, recovery_sql, rows
 from outpost.storage.keyset import Where
 from outpost.storage.sqlite import operator_ops

@@ -1,6 +1,7 @@
 """What the store keeps for operator events and alerts, and the seam it calls while recording.
 
-Pure: no I/O. Storage imports this module the way it imports `core.models`.
+Pure: no I/O. Storage imports this module the way it imports `core.models`; the rest of the
+operator events (what is judged, sent and how) lives in `outpost/operator/`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from outpost.observability import context
+from outpost.telemetry import context
 from outpost.telemetry.hooks import ApiObserver
 
 Scope = MutableMapping[str, Any]

@@ -1,4 +1,5 @@
-"""Runs the API and the delivery worker in one TaskGroup, and drains them on SIGTERM/SIGINT."""
+"""Runs what one process serves (outpost.roles) in one TaskGroup: the HTTP server, the delivery
+worker or embedded mode's delivery process, retention, the relay; drains them on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import uvicorn
 
-from outpost.api.app import build as build_app
+from outpost import bootstrap
 from outpost.api.protocol import server_protocol
 from outpost.bootstrap import System
+from outpost.config import Config
 from outpost.prometheus.serving import standalone_app
 from outpost.retention import RetentionSweeper
+from outpost.roles import roles as role_of
+from outpost.runner.supervisor import DeliveryProcess
+from outpost.storage.sqlite.backend import SqliteBackend
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +33,34 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def run(system: System) -> None:
+@dataclass
+class Server:
+    """A server process: its system, and embedded mode's delivery process when it has one."""
+
+    system: System
+    delivery_process: DeliveryProcess | None = None
+
+
+def build(config: Config) -> Server:
+    """The server `SERVICE` asks for; refusals (`OutpostError`) come from here, before `run`."""
+    roles = role_of(config)
+    child = DeliveryProcess(config) if roles.supervises_child else None
+    system = bootstrap.build(
+        config, roles=roles, delivery_health=child.is_healthy if child is not None else None
+    )
+    return Server(system, child)
+
+
+async def run(served: Server) -> None:
     """Serve `SERVICE`: the API, the delivery worker, or both. Every process answers /healthz."""
-    config = system.config
+    system, child = served.system, served.delivery_process
+    config, roles = system.config, system.roles
     await system.backend.open()
     if system.broker is not None:
-        await system.broker.open(consume=config.service in ("", "all", "delivery"))
-    runs_api = config.service in ("", "all", "api")
-    runs_delivery = config.service in ("", "all", "delivery")
-    child = system.delivery_process  # embedded: delivery runs in a process of its own
-    if child is not None:
-        runs_delivery = False
+        await system.broker.open(consume=roles.worker)
     server = _Server(
         uvicorn.Config(
-            build_app(system.services, operations=runs_api, observer=system.telemetry),
+            bootstrap.http_app(system),
             host=config.host,
             port=config.port,
             http=server_protocol(
@@ -76,7 +96,7 @@ async def run(system: System) -> None:
         if child is not None:
             child.stop()
         sweeper.stop()
-        if system.relay is not None and not runs_delivery:
+        if system.relay is not None and not roles.worker:
             system.relay.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -88,10 +108,11 @@ async def run(system: System) -> None:
                 group.create_task(scrape.serve())
             if sweeper.enabled:
                 group.create_task(sweeper.run())
-            if runs_delivery:
+            if roles.worker:
                 group.create_task(deliver(system))
             if child is not None:
-                group.create_task(child.run())
+                assert isinstance(system.backend, SqliteBackend)  # embedded mode's
+                group.create_task(child.run(system.backend))
             if system.relay is not None:
                 group.create_task(system.relay.run())
     finally:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from outpost.observability import context
+from outpost.telemetry import context
 
 LEVELS = {
     "trace": logging.DEBUG,  # Outpost accepts `trace`; Python has nothing finer than DEBUG
@@ -30,7 +30,6 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-FORMATS = ("text", "json")
 
 # What every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
