@@ -13,11 +13,10 @@ releases the delivery process's leases itself whenever that process has ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -37,9 +36,11 @@ from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
 from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
-from outpost.storage import judging, retention
-from outpost.storage.destination_cache import DestinationCache, find
+from outpost.storage import retention
+from outpost.storage.destination_cache import DestinationCache
+from outpost.storage.judging import DestinationKey
 from outpost.storage.sealing import Sealer
+from outpost.storage.sql_backend import SqlBackend
 from outpost.storage.sqlite import (
     log_ops,
     metrics_ops,
@@ -56,7 +57,7 @@ from outpost.storage.sqlite.peer import Peer
 log = logging.getLogger(__name__)
 
 
-class SqliteBackend:
+class SqliteBackend(SqlBackend):
     def __init__(
         self,
         data_dir: Path,
@@ -67,7 +68,9 @@ class SqliteBackend:
         owner: bool = True,
         shared: bool = False,
     ):
-        self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
+        # The cache is safe: only this process writes this database, or it hears of the other's
+        # writes.
+        super().__init__(sealer, DestinationCache())
         self._dir = data_dir
         self._owner = owner
         self._db = Database(
@@ -82,11 +85,6 @@ class SqliteBackend:
         )
         self._lock: IO[str] | None = None
         self._peer: Peer | None = None
-        # Safe: only this process writes this database, or it hears of the other's writes.
-        self._cache = DestinationCache()
-        self._work = asyncio.Event()
-        self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
-        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         if not self._owner:  # the owner has locked, migrated and repaired the database
@@ -157,7 +155,7 @@ class SqliteBackend:
         return await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
 
     def _forget(self, tenant_id: str) -> None:
-        self._cache.forget(tenant_id)
+        super()._forget(tenant_id)
         if self._peer is not None:
             self._peer.forget(tenant_id)
 
@@ -193,16 +191,10 @@ class SqliteBackend:
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
         return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
 
-    async def list_destinations(self, tenant_id: str) -> list[Destination]:
-        return await self._cache.get(
-            tenant_id,
-            lambda: self._db.read(
-                lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
-            ),
+    async def _read_destinations(self, tenant_id: str) -> list[Destination]:
+        return await self._db.read(
+            lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
         )
-
-    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
-        return find(await self.list_destinations(tenant_id), destination_id)
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
@@ -310,31 +302,17 @@ class SqliteBackend:
     async def count_due(self, now: int, limit: int) -> int:
         return await self._db.read(lambda c: task_ops.count_due(c, now, limit))
 
-    def wake(self) -> None:
-        self._work.set()
-
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return when new work was queued by this process, or after `timeout` seconds."""
-        if timeout > 0 and not self._work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), timeout)
-        self._work.clear()
-
     # Operator events and alerts
 
-    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
-        self._judge = judge
-
-    async def _finish_judged(self, outcomes: list[Outcome], judge: OutcomeJudge) -> None:
-        destinations = await judging.destinations_of(outcomes, self.get_destination)
-        disabled, queued = await self._db.write(
+    async def _write_judged(
+        self,
+        outcomes: list[Outcome],
+        destinations: Mapping[DestinationKey, Destination | None],
+        judge: OutcomeJudge,
+    ) -> tuple[dict[DestinationKey, str], int]:
+        return await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
-        judging.report_disabled(disabled)
-        for tenant_id in {tenant_id for tenant_id, _ in disabled}:
-            self._forget(tenant_id)
-        if queued:
-            self._operator_work.set()
 
     async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
         if events:
@@ -351,13 +329,6 @@ class SqliteBackend:
 
     async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
         return await self._db.read(lambda c: operator_ops.health(c, tenant_id, destination_id))
-
-    async def wait_for_operator_events(self, timeout: float) -> None:
-        """Return when this process queued operator events, or after `timeout` seconds."""
-        if timeout > 0 and not self._operator_work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._operator_work.wait(), timeout)
-        self._operator_work.clear()
 
     # Recovery
 
