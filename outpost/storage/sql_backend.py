@@ -22,6 +22,9 @@ from outpost.storage.judging import DestinationKey
 from outpost.storage.sealing import Sealer
 from outpost.storage.waker import Waker
 
+Seen = Mapping[DestinationKey, Destination | None]  # the destinations the worker saw
+Judged = tuple[dict[DestinationKey, str], int]  # (destinations disabled, events queued)
+
 
 class SqlBackend(abc.ABC):
     def __init__(self, sealer: Sealer | None, cache: DestinationCache) -> None:
@@ -39,13 +42,9 @@ class SqlBackend(abc.ABC):
 
     @abc.abstractmethod
     async def _write_judged(
-        self,
-        outcomes: list[Outcome],
-        destinations: Mapping[DestinationKey, Destination | None],
-        judge: OutcomeJudge,
-    ) -> tuple[dict[DestinationKey, str], int]:
-        """`operator_ops.finish_judged` in the next commit: (destinations disabled, events
-        queued)."""
+        self, outcomes: list[Outcome], destinations: Seen, judge: OutcomeJudge
+    ) -> Judged:
+        """`operator_ops.finish_judged` in the next commit."""
 
     def _forget(self, tenant_id: str) -> None:
         """Drop the tenant's cached destinations after this process changed them."""

@@ -6,7 +6,7 @@ tenant while the LISTEN connection that invalidates them is up, and read through
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from outpost.core.models import (
     Attempt,
@@ -25,7 +25,6 @@ from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import retention
 from outpost.storage.destination_cache import DestinationCache
-from outpost.storage.judging import DestinationKey
 from outpost.storage.postgres import (
     log_ops,
     metrics_ops,
@@ -38,7 +37,7 @@ from outpost.storage.postgres import (
 from outpost.storage.postgres.channels import DESTINATIONS_CHANNEL, TASKS_CHANNEL
 from outpost.storage.postgres.database import Conn, Database
 from outpost.storage.sealing import Sealer
-from outpost.storage.sql_backend import SqlBackend
+from outpost.storage.sql_backend import Judged, Seen, SqlBackend
 
 
 class PostgresBackend(SqlBackend):
@@ -231,11 +230,8 @@ class PostgresBackend(SqlBackend):
     # Operator events and alerts
 
     async def _write_judged(
-        self,
-        outcomes: list[Outcome],
-        destinations: Mapping[DestinationKey, Destination | None],
-        judge: OutcomeJudge,
-    ) -> tuple[dict[DestinationKey, str], int]:
+        self, outcomes: list[Outcome], destinations: Seen, judge: OutcomeJudge
+    ) -> Judged:
         return await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )

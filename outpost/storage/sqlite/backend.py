@@ -16,7 +16,7 @@ import asyncio
 import fcntl
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -38,9 +38,8 @@ from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import retention
 from outpost.storage.destination_cache import DestinationCache
-from outpost.storage.judging import DestinationKey
 from outpost.storage.sealing import Sealer
-from outpost.storage.sql_backend import SqlBackend
+from outpost.storage.sql_backend import Judged, Seen, SqlBackend
 from outpost.storage.sqlite import (
     log_ops,
     metrics_ops,
@@ -305,11 +304,8 @@ class SqliteBackend(SqlBackend):
     # Operator events and alerts
 
     async def _write_judged(
-        self,
-        outcomes: list[Outcome],
-        destinations: Mapping[DestinationKey, Destination | None],
-        judge: OutcomeJudge,
-    ) -> tuple[dict[DestinationKey, str], int]:
+        self, outcomes: list[Outcome], destinations: Seen, judge: OutcomeJudge
+    ) -> Judged:
         return await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
