@@ -9,8 +9,7 @@ from typing import Any
 from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.operator.records import OperatorRecord
-from outpost.storage import keyset, recovery_sql, rows
-from outpost.storage.keyset import Where
+from outpost.storage import recovery_sql, rows
 from outpost.storage.postgres import operator_ops
 from outpost.storage.postgres.channels import TASKS_CHANNEL, notify
 from outpost.storage.postgres.database import Conn, fetch
@@ -56,16 +55,8 @@ async def create(
 
 
 async def list_(conn: Conn, tenant_ids: tuple[str, ...], request: PageRequest) -> Page[RecoveryJob]:
-    plan = keyset.plan(
-        kind="rcv",
-        select=recovery_sql.SELECT_JOBS,
-        where=Where().any_of("tenant_id", tenant_ids),
-        sort="created_at",
-        id_column="id",
-        request=request,
-    )
-    found = await fetch(conn, plan.sql, plan.params)
-    return keyset.page(plan, found, recovery_sql.job, lambda j: (j.created_at, j.id))
+    plan = recovery_sql.jobs_plan(tenant_ids, request)
+    return recovery_sql.jobs_page(plan, await fetch(conn, plan.sql, plan.params))
 
 
 async def cancel(
