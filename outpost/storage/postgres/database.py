@@ -23,6 +23,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from outpost.errors import ConfigError, InputError, StoreError, StoreUnavailable
+from outpost.storage.group_commit import settle
 from outpost.storage.keyset import numbered
 
 T = TypeVar("T")
@@ -284,13 +285,7 @@ class Database:
         else:
             failure = StoreError("write kept conflicting")
             outcomes = [(write.future, None, failure) for write in batch]
-        for future, result, error in outcomes:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+        settle(outcomes)
 
     async def _run(
         self, batch: list[_Write]
