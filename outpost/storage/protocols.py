@@ -16,7 +16,7 @@ from outpost.core.models import (
     StrMap,
     Tenant,
 )
-from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
+from outpost.core.operator_records import OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.storage.retention import Deleted
@@ -106,7 +106,6 @@ class OperatorStore(Protocol):
         """Delete the `done` events; make each `(id, visible_at)` of `retry` due again then."""
         ...
 
-    async def destination_health(self, tenant_id: str, destination_id: str) -> Health: ...
     async def wait_for_operator_events(self, timeout: float) -> None: ...
 
 

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from outpost.core.models import Event
+from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, JobSpec, RecoveryJob, Scan, Tried
-from outpost.storage import rows
-from outpost.storage.keyset import Where
+from outpost.storage import keyset, rows
+from outpost.storage.keyset import Plan, Where
 
 
 def scan_sql(scan: Scan) -> tuple[str, tuple[Any, ...]]:
@@ -139,6 +140,22 @@ def job(row: Any) -> RecoveryJob:
 
 
 # A running job whose lease has run out (or was never taken), oldest first.
+def jobs_plan(tenant_ids: tuple[str, ...], request: PageRequest) -> Plan:
+    """The tenants' jobs, a page by creation time (keyset paging)."""
+    return keyset.plan(
+        kind="rcv",
+        select=SELECT_JOBS,
+        where=Where().any_of("tenant_id", tenant_ids),
+        sort="created_at",
+        id_column="id",
+        request=request,
+    )
+
+
+def jobs_page(plan: Plan, found: Sequence[Any]) -> Page[RecoveryJob]:
+    return keyset.page(plan, found, job, lambda j: (j.created_at, j.id))
+
+
 CLAIM_JOB = (
     "UPDATE recoveries SET lease_owner = ?, lease_until = ? WHERE id = (SELECT id FROM "
     "recoveries WHERE state = 'running' AND lease_until <= ? ORDER BY lease_until, created_at "

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
+from support.memory_store import MemoryBackend
 
-from outpost.storage.memory import MemoryBackend
 from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 

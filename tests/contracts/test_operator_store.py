@@ -29,7 +29,10 @@ LEASE = 60_000
 
 
 class OperatorBackend(Backend, OperatorStore, Protocol):
-    pass
+    async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
+        """A destination's alert health: not a seam (nothing outside storage reads it), but
+        every backend keeps it for these tests."""
+        ...
 
 
 @pytest.fixture

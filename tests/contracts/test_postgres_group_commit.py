@@ -1,9 +1,10 @@
 """PostgreSQL's group commit: writes of one kind merged into one statement, each keeps its answer.
 
 `Database.write_batched` merges the writes of one commit that share a function into one call;
-publishes are merged this way into one INSERT over arrays (`ops.accept_events`), and `ops.finish`
-settles a batch with one statement per kind of row. These tests look at that machinery directly:
-which calls were merged, what each caller got, and what the tables hold afterwards.
+publishes are merged this way into one INSERT over arrays (`task_ops.accept_events`), and
+`task_ops.finish` settles a batch with one statement per kind of row. These tests look at that
+machinery directly: which calls were merged, what each caller got, and what the tables hold
+afterwards.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from outpost.core.models import Event, Outcome
 from outpost.core.timefmt import now_ms
 from outpost.errors import StoreError
-from outpost.storage.postgres import ops
+from outpost.storage.postgres import task_ops
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.database import Conn, Database
 
@@ -135,11 +136,12 @@ async def test_the_same_id_twice_in_one_statement_is_settled_in_order(
     replacing = event(unmatched.id, tenant_id, matched=("d1",))
     now = now_ms()
     acceptances = [
-        ops.Acceptance(e, now, now - HOUR, now + HOUR) for e in (first, unmatched, again, replacing)
+        task_ops.Acceptance(e, now, now - HOUR, now + HOUR)
+        for e in (first, unmatched, again, replacing)
     ]
 
     async def accept_all(conn: Conn) -> list[tuple[bool, list[int]]]:
-        return await ops.accept_events(conn, acceptances)
+        return await task_ops.accept_events(conn, acceptances)
 
     answers = await backend._db.write(accept_all)
     assert [duplicate for duplicate, _ in answers] == [False, False, True, False]

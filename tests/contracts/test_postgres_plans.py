@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from outpost.storage.postgres import ops
+from outpost.storage.postgres import log_ops, task_ops
 from outpost.storage.postgres.backend import PostgresBackend
 from outpost.storage.postgres.database import Conn
 
@@ -43,14 +43,14 @@ async def test_the_events_of_attempts_are_found_by_index(
 ) -> None:
     """get_events (include=event): (id, tenant_id) pairs, each found through the primary key."""
     async with postgres_backend._db.pool.acquire() as conn:
-        await conn.execute(f"PREPARE events_of(text[], text[]) AS {ops.EVENTS_OF}")
+        await conn.execute(f"PREPARE events_of(text[], text[]) AS {log_ops.EVENTS_OF}")
         plan = await _kept_plan(conn, "EXECUTE events_of('{e1,e2}', '{t,t}')", fills=(_EVENTS,))
     assert "Index Scan" in plan and "Seq Scan" not in plan, plan
 
 
 async def test_a_claim_joins_its_events_by_index(postgres_backend: PostgresBackend) -> None:
     async with postgres_backend._db.pool.acquire() as conn:
-        await conn.execute(f"PREPARE claim(bigint, int, bigint) AS {ops._CLAIM}")
+        await conn.execute(f"PREPARE claim(bigint, int, bigint) AS {task_ops._CLAIM}")
         plan = await _kept_plan(conn, "EXECUTE claim(1, 2, 0)", fills=(_EVENTS, _TASKS))
     assert "Index Scan using events_pkey" in plan and "Seq Scan" not in plan, plan
 
@@ -60,7 +60,7 @@ async def test_the_due_backlog_a_scrape_counts_walks_the_visibility_index(
 ) -> None:
     """/metrics counts due tasks at every scrape: a bounded range of tasks_by_visibility."""
     async with postgres_backend._db.pool.acquire() as conn:
-        await conn.execute(f"PREPARE count_due(bigint, int) AS {ops.COUNT_DUE}")
+        await conn.execute(f"PREPARE count_due(bigint, int) AS {task_ops.COUNT_DUE}")
         plan = await _kept_plan(conn, "EXECUTE count_due(1, 10000)", fills=(_EVENTS, _TASKS))
     assert "tasks_by_visibility" in plan and "Seq Scan" not in plan, plan
     assert await postgres_backend.count_due(1, 10_000) == 10_000  # 20,000 due: the cap holds

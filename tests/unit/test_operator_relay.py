@@ -8,13 +8,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from support.memory_store import MemoryBackend
 from support.receiver import Receiver
 
 from outpost.core.operator_records import OperatorRecord
 from outpost.core.timefmt import now_ms
 from outpost.operator.relay import Relay, backoff_ms
 from outpost.operator.sinks import HttpSink
-from outpost.storage.memory import MemoryBackend
 from outpost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)

@@ -18,6 +18,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from support.memory_store import MemoryBackend
 from support.moto import KEY as AWS_KEY
 from support.moto import SECRET as AWS_SECRET
 from support.moto import client as aws_client
@@ -37,7 +38,6 @@ from outpost.destinations.registry import Registry
 from outpost.errors import ConfigError
 from outpost.operator import setup
 from outpost.operator.sinks import HttpSink, Sink, SinkError, signature
-from outpost.storage.memory import MemoryBackend
 from outpost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)

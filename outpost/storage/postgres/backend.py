@@ -6,8 +6,6 @@ tenant while the LISTEN connection that invalidates them is up, and read through
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from outpost.core.metrics import MetricsQuery, Tally
@@ -25,14 +23,24 @@ from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.core.timefmt import now_ms
-from outpost.storage import judging, retention
-from outpost.storage.destination_cache import DestinationCache, find
-from outpost.storage.postgres import metrics_ops, operator_ops, ops, recovery_ops, retention_ops
+from outpost.storage import retention
+from outpost.storage.destination_cache import DestinationCache
+from outpost.storage.postgres import (
+    log_ops,
+    metrics_ops,
+    operator_ops,
+    recovery_ops,
+    retention_ops,
+    task_ops,
+    tenant_ops,
+)
+from outpost.storage.postgres.channels import DESTINATIONS_CHANNEL, TASKS_CHANNEL
 from outpost.storage.postgres.database import Conn, Database
 from outpost.storage.sealing import Sealer
+from outpost.storage.sql_backend import Judged, Seen, SqlBackend
 
 
-class PostgresBackend:
+class PostgresBackend(SqlBackend):
     def __init__(
         self,
         dsn: str,
@@ -43,28 +51,25 @@ class PostgresBackend:
         batch_limit: int = 1000,
         migrate: bool = True,
     ) -> None:
+        # The cache is live only while the LISTEN connection that carries other processes'
+        # writes is up.
+        super().__init__(sealer, DestinationCache(live=False))
         self._db = Database(dsn, pool_size=pool_size, timeout=timeout, batch_limit=batch_limit)
         self._migrate = migrate
-        self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
-        self._work = asyncio.Event()
-        # Live only while the LISTEN connection that carries other processes' writes is up.
-        self._cache = DestinationCache(live=False)
-        self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
-        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         await self._db.open(run_migrations=self._migrate)
         if self._sealer is not None:
             try:
-                self._sealer.refuse_unknown_keys(await self._db.read(ops.sealed_key_ids))
+                self._sealer.refuse_unknown_keys(await self._db.read(tenant_ops.sealed_key_ids))
             except BaseException:
                 await self._db.close()
                 raise
         if self._migrate and self._sealer is not None:  # the processes that migrate also reseal
             sealer = self._sealer
-            await self._db.write(lambda c: ops.reseal_credentials(c, sealer))
-        self._db.listen(ops.TASKS_CHANNEL, lambda _: self._work.set(), lambda _: self._work.set())
-        self._db.listen(ops.DESTINATIONS_CHANNEL, self._cache.forget, self._cache.set_live)
+            await self._db.write(lambda c: tenant_ops.reseal_credentials(c, sealer))
+        self._db.listen(TASKS_CHANNEL, lambda _: self._work.set(), lambda _: self._work.set())
+        self._db.listen(DESTINATIONS_CHANNEL, self._cache.forget, self._cache.set_live)
 
     async def close(self) -> None:
         await self._db.close()
@@ -75,77 +80,73 @@ class PostgresBackend:
     # Tenants and destinations
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        return await self._db.read(lambda c: ops.get_tenant(c, tenant_id))
+        return await self._db.read(lambda c: tenant_ops.get_tenant(c, tenant_id))
 
     async def upsert_tenant(
         self, tenant_id: str, metadata: StrMap | None, now: int
     ) -> tuple[Tenant, bool]:
-        return await self._db.write(lambda c: ops.upsert_tenant(c, tenant_id, metadata, now))
+        return await self._db.write(lambda c: tenant_ops.upsert_tenant(c, tenant_id, metadata, now))
 
     async def delete_tenant(self, tenant_id: str, now: int) -> bool:
         try:
-            return await self._db.write(lambda c: ops.delete_tenant(c, tenant_id, now))
+            return await self._db.write(lambda c: tenant_ops.delete_tenant(c, tenant_id, now))
         finally:
-            self._cache.forget(tenant_id)
+            self._forget(tenant_id)
 
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
-        return await self._db.read(lambda c: ops.list_tenants(c, ids, request))
+        return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
 
-    async def list_destinations(self, tenant_id: str) -> list[Destination]:
-        return await self._cache.get(
-            tenant_id,
-            lambda: self._db.read(lambda c: ops.list_destinations(c, tenant_id, self._sealer)),
+    async def _read_destinations(self, tenant_id: str) -> list[Destination]:
+        return await self._db.read(
+            lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
         )
-
-    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
-        return find(await self.list_destinations(tenant_id), destination_id)
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
             await self._db.write(
-                lambda c: ops.create_destination(c, destination, limit, self._sealer)
+                lambda c: tenant_ops.create_destination(c, destination, limit, self._sealer)
             )
         finally:
-            self._cache.forget(destination.tenant_id)
+            self._forget(destination.tenant_id)
 
     async def update_destination(self, destination: Destination) -> bool:
         try:
             return await self._db.write(
-                lambda c: ops.update_destination(c, destination, self._sealer)
+                lambda c: tenant_ops.update_destination(c, destination, self._sealer)
             )
         finally:
-            self._cache.forget(destination.tenant_id)
+            self._forget(destination.tenant_id)
 
     async def delete_destination(self, tenant_id: str, destination_id: str, now: int) -> bool:
         try:
             return await self._db.write(
-                lambda c: ops.delete_destination(c, tenant_id, destination_id, now)
+                lambda c: tenant_ops.delete_destination(c, tenant_id, destination_id, now)
             )
         finally:
-            self._cache.forget(tenant_id)
+            self._forget(tenant_id)
 
     # The event and attempt log
 
     async def get_event(self, event_id: str, tenant_id: str | None = None) -> Event | None:
-        return await self._db.read(lambda c: ops.get_event(c, event_id, tenant_id))
+        return await self._db.read(lambda c: log_ops.get_event(c, event_id, tenant_id))
 
     async def get_events(self, keys: list[EventKey]) -> dict[EventKey, Event]:
-        return await self._db.read(lambda c: ops.get_events(c, keys))
+        return await self._db.read(lambda c: log_ops.get_events(c, keys))
 
     async def list_events(self, query: EventQuery, request: PageRequest) -> Page[Event]:
-        return await self._db.read(lambda c: ops.list_events(c, query, request))
+        return await self._db.read(lambda c: log_ops.list_events(c, query, request))
 
     async def get_attempt(self, attempt_id: str, tenant_id: str | None = None) -> Attempt | None:
-        return await self._db.read(lambda c: ops.get_attempt(c, attempt_id, tenant_id))
+        return await self._db.read(lambda c: log_ops.get_attempt(c, attempt_id, tenant_id))
 
     async def list_attempts(self, query: AttemptQuery, request: PageRequest) -> Page[Attempt]:
-        return await self._db.read(lambda c: ops.list_attempts(c, query, request))
+        return await self._db.read(lambda c: log_ops.list_attempts(c, query, request))
 
     async def latest_attempt(
         self, event_id: str, destination_id: str, tenant_id: str | None = None
     ) -> Attempt | None:
         return await self._db.read(
-            lambda c: ops.latest_attempt(c, event_id, destination_id, tenant_id)
+            lambda c: log_ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
 
     # Metrics and retention
@@ -187,8 +188,8 @@ class PostgresBackend:
         """`accept`, with the tasks kept from claims for `hold_ms` (while a broker hands them
         out); returns the duplicate flag and the ids of the tasks queued."""
         # Merged with the other publishes of its group commit: one statement for all of them.
-        acceptance = ops.Acceptance(event, now, dedupe_after, now + hold_ms)
-        return await self._db.write_batched(ops.accept_events, acceptance)
+        acceptance = task_ops.Acceptance(event, now, dedupe_after, now + hold_ms)
+        return await self._db.write_batched(task_ops.accept_events, acceptance)
 
     async def enqueue_manual(self, event: Event, destination_id: str, attempt_number: int) -> None:
         await self.enqueue_manual_held(event, destination_id, attempt_number, hold_ms=0)
@@ -197,61 +198,43 @@ class PostgresBackend:
         self, event: Event, destination_id: str, attempt_number: int, *, hold_ms: int
     ) -> int:
         return await self._db.write(
-            lambda c: ops.enqueue_manual(
+            lambda c: task_ops.enqueue_manual(
                 c, event, destination_id, attempt_number, now_ms() + hold_ms
             )
         )
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
-        return await self._db.write(lambda c: ops.claim(c, now_ms(), limit, lease_ms))
+        return await self._db.write(lambda c: task_ops.claim(c, now_ms(), limit, lease_ms))
 
     async def claim_ids(self, ids: list[int], lease_ms: int) -> list[DeliveryTask]:
-        return await self._db.write(lambda c: ops.claim_ids(c, ids, now_ms(), lease_ms))
+        return await self._db.write(lambda c: task_ops.claim_ids(c, ids, now_ms(), lease_ms))
 
     async def finish(self, outcomes: list[Outcome]) -> None:
         if self._judge is not None:
             await self._finish_judged(outcomes, self._judge)
         else:
-            await self._db.write(lambda c: ops.finish(c, outcomes))
+            await self._db.write(lambda c: task_ops.finish(c, outcomes))
 
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
-        await self._db.write(lambda c: ops.release(c, task, now_ms() + delay_ms))
+        await self._db.write(lambda c: task_ops.release(c, task, now_ms() + delay_ms))
 
     async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
-        await self._db.write(lambda c: ops.defer(c, deferred))
+        await self._db.write(lambda c: task_ops.defer(c, deferred))
 
     async def next_visible_at(self) -> int | None:
-        return await self._db.read(ops.next_visible_at)
+        return await self._db.read(task_ops.next_visible_at)
 
     async def count_due(self, now: int, limit: int) -> int:
-        return await self._db.read(lambda c: ops.count_due(c, now, limit))
-
-    def wake(self) -> None:
-        self._work.set()
-
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return when work was queued by any process (NOTIFY), or after `timeout` seconds."""
-        if timeout > 0 and not self._work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), timeout)
-        self._work.clear()
+        return await self._db.read(lambda c: task_ops.count_due(c, now, limit))
 
     # Operator events and alerts
 
-    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
-        self._judge = judge
-
-    async def _finish_judged(self, outcomes: list[Outcome], judge: OutcomeJudge) -> None:
-        destinations = await judging.destinations_of(outcomes, self.get_destination)
-        disabled, queued = await self._db.write(
+    async def _write_judged(
+        self, outcomes: list[Outcome], destinations: Seen, judge: OutcomeJudge
+    ) -> Judged:
+        return await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
-        judging.report_disabled(disabled)
-        # other processes hear it from the NOTIFY sent at commit
-        for tenant_id in {tenant_id for tenant_id, _ in disabled}:
-            self._cache.forget(tenant_id)
-        if queued:
-            self._operator_work.set()
 
     async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
         if events:
@@ -268,14 +251,6 @@ class PostgresBackend:
 
     async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
         return await self._db.read(lambda c: operator_ops.health(c, tenant_id, destination_id))
-
-    async def wait_for_operator_events(self, timeout: float) -> None:
-        """Return when this process queued operator events, or after `timeout` seconds (events
-        other processes queued wait for that poll, or for their own relay)."""
-        if timeout > 0 and not self._operator_work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._operator_work.wait(), timeout)
-        self._operator_work.clear()
 
     # Recovery
 

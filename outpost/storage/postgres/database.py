@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
@@ -23,6 +23,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from outpost.errors import ConfigError, InputError, StoreError, StoreUnavailable
+from outpost.storage.group_commit import settle
+from outpost.storage.keyset import numbered
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -74,6 +76,11 @@ async def _merged(conn: Conn, writes: list[_Write]) -> list[tuple[asyncio.Future
         results = await run(conn, [w.item for w in same])
         outcomes += zip((w.future for w in same), results, strict=True)  # one answer per write
     return outcomes
+
+
+async def fetch(conn: Conn, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of `sql` written with `?` placeholders (keyset.Where, the shared SQL modules)."""
+    return list(await conn.fetch(numbered(sql), *params))
 
 
 async def _keep_session(conn: object) -> None:
@@ -278,13 +285,7 @@ class Database:
         else:
             failure = StoreError("write kept conflicting")
             outcomes = [(write.future, None, failure) for write in batch]
-        for future, result, error in outcomes:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+        settle(outcomes)
 
     async def _run(
         self, batch: list[_Write]

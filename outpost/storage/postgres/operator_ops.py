@@ -15,7 +15,8 @@ from outpost.core.models import Destination, Outcome
 from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging
 from outpost.storage.judging import DestinationKey
-from outpost.storage.postgres import ops
+from outpost.storage.postgres import task_ops
+from outpost.storage.postgres.channels import DESTINATIONS_CHANNEL, notify
 from outpost.storage.postgres.database import Conn
 
 _LOCK_HEALTH = """
@@ -41,13 +42,13 @@ async def finish_judged(
     judge: OutcomeJudge,
     now: int,
 ) -> tuple[dict[DestinationKey, str], int]:
-    """`ops.finish`, then judge each attempt not recorded before, in the same transaction.
+    """`task_ops.finish`, then judge each attempt not recorded before, in the same transaction.
 
     Returns the destinations it disabled, and how many events were queued.
     """
     ids = [o.attempt.id for o in outcomes if o.attempt is not None]
     seen = {r[0] for r in await conn.fetch("SELECT id FROM attempts WHERE id = ANY($1)", ids)}
-    await ops.finish(conn, outcomes)
+    await task_ops.finish(conn, outcomes)
     ordered = judging.judged_order(outcomes, seen)
     if not ordered:
         return {}, 0
@@ -84,7 +85,7 @@ async def _disable(conn: Conn, key: DestinationKey, now: int) -> bool:
     )
     if status == "UPDATE 0":
         return False
-    await ops.notify(conn, ops.DESTINATIONS_CHANNEL, key[0])
+    await notify(conn, DESTINATIONS_CHANNEL, key[0])
     return True
 
 

@@ -1,4 +1,4 @@
-"""Counting a recovery job's tasks as they finish, in `ops.finish`'s transaction."""
+"""Counting a recovery job's tasks as they finish, in `task_ops.finish`'s transaction."""
 
 from __future__ import annotations
 

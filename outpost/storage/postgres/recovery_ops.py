@@ -9,28 +9,23 @@ from typing import Any
 from outpost.core.operator_records import OperatorRecord
 from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
-from outpost.storage import keyset, recovery_sql, rows
-from outpost.storage.keyset import Where, numbered
+from outpost.storage import recovery_sql, rows
 from outpost.storage.postgres import operator_ops
-from outpost.storage.postgres.database import Conn
-from outpost.storage.postgres.ops import TASKS_CHANNEL, notify
-
-
-async def _fetch(conn: Conn, sql: str, params: Sequence[Any]) -> list[Any]:
-    return list(await conn.fetch(numbered(sql), *params))
+from outpost.storage.postgres.channels import TASKS_CHANNEL, notify
+from outpost.storage.postgres.database import Conn, fetch
 
 
 async def _job(conn: Conn, where: str, params: Sequence[Any]) -> RecoveryJob | None:
-    found = await _fetch(conn, f"{recovery_sql.SELECT_JOBS} WHERE {where}", params)
+    found = await fetch(conn, f"{recovery_sql.SELECT_JOBS} WHERE {where}", params)
     return recovery_sql.job(found[0]) if found else None
 
 
 async def scan(conn: Conn, wanted: Scan) -> list[Candidate]:
     sql, params = recovery_sql.scan_sql(wanted)
-    events = [rows.event(row) for row in await _fetch(conn, sql, params)]
+    events = [rows.event(row) for row in await fetch(conn, sql, params)]
     if not events:
         return []
-    summary = await _fetch(
+    summary = await fetch(
         conn,
         recovery_sql.SUMMARY_SQL.format(event_ids="event_id = ANY(?::text[])"),
         (wanted.tenant_id, [e.id for e in events]),
@@ -45,7 +40,7 @@ async def get(conn: Conn, job_id: str, tenant_id: str) -> RecoveryJob | None:
 async def create(
     conn: Conn, job: RecoveryJob, outbox: Sequence[OperatorRecord], now: int
 ) -> tuple[RecoveryJob, bool]:
-    inserted = await _fetch(
+    inserted = await fetch(
         conn, recovery_sql.INSERT_JOB + " RETURNING id", recovery_sql.job_values(job)
     )
     if inserted:
@@ -60,29 +55,21 @@ async def create(
 
 
 async def list_(conn: Conn, tenant_ids: tuple[str, ...], request: PageRequest) -> Page[RecoveryJob]:
-    plan = keyset.plan(
-        kind="rcv",
-        select=recovery_sql.SELECT_JOBS,
-        where=Where().any_of("tenant_id", tenant_ids),
-        sort="created_at",
-        id_column="id",
-        request=request,
-    )
-    found = await _fetch(conn, plan.sql, plan.params)
-    return keyset.page(plan, found, recovery_sql.job, lambda j: (j.created_at, j.id))
+    plan = recovery_sql.jobs_plan(tenant_ids, request)
+    return recovery_sql.jobs_page(plan, await fetch(conn, plan.sql, plan.params))
 
 
 async def cancel(
     conn: Conn, job_id: str, tenant_id: str, now: int, outbox: Sequence[OperatorRecord]
 ) -> RecoveryJob | None:
-    if await _fetch(conn, recovery_sql.CANCEL_JOB, (now, now, job_id, tenant_id)):
-        await _fetch(conn, recovery_sql.DROP_QUEUED.format(not_leased="NOT leased"), (job_id,))
+    if await fetch(conn, recovery_sql.CANCEL_JOB, (now, now, job_id, tenant_id)):
+        await fetch(conn, recovery_sql.DROP_QUEUED.format(not_leased="NOT leased"), (job_id,))
         await operator_ops.add_events(conn, outbox, now)
     return await get(conn, job_id, tenant_id)
 
 
 async def claim(conn: Conn, owner: str, now: int, lease_ms: int) -> RecoveryJob | None:
-    claimed = await _fetch(
+    claimed = await fetch(
         conn,
         recovery_sql.CLAIM_JOB.format(lock=" FOR UPDATE SKIP LOCKED"),
         (owner, now + lease_ms, now),
@@ -93,7 +80,7 @@ async def claim(conn: Conn, owner: str, now: int, lease_ms: int) -> RecoveryJob 
 async def advance(
     conn: Conn, step: Advance, outbox: Sequence[OperatorRecord]
 ) -> RecoveryJob | None:
-    if not await _fetch(conn, recovery_sql.ADVANCE_JOB, recovery_sql.advance_params(step)):
+    if not await fetch(conn, recovery_sql.ADVANCE_JOB, recovery_sql.advance_params(step)):
         return None
     if step.tasks:
         await conn.execute(

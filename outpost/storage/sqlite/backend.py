@@ -4,7 +4,7 @@ One process owns the database (a lock file enforces it), which is what makes two
 safe: destinations are cached per tenant and invalidated on our own writes, and leases left
 behind by a killed process are released at start-up.
 
-The owner may start one delivery process on the same file (`outpost.delivery.process`): that
+The owner may start one delivery process on the same file (`outpost.runner.delivery_process`): that
 process opens the backend with `owner=False` (no folder lock, no start-up repairs), and the two
 are `link`ed by a `Peer` that carries wake-ups and cache invalidations both ways. The owner
 releases the delivery process's leases itself whenever that process has ended.
@@ -13,7 +13,6 @@ releases the delivery process's leases itself whenever that process has ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -37,9 +36,10 @@ from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError
-from outpost.storage import judging, retention
-from outpost.storage.destination_cache import DestinationCache, find
+from outpost.storage import retention
+from outpost.storage.destination_cache import DestinationCache
 from outpost.storage.sealing import Sealer
+from outpost.storage.sql_backend import Judged, Seen, SqlBackend
 from outpost.storage.sqlite import (
     log_ops,
     metrics_ops,
@@ -56,7 +56,7 @@ from outpost.storage.sqlite.peer import Peer
 log = logging.getLogger(__name__)
 
 
-class SqliteBackend:
+class SqliteBackend(SqlBackend):
     def __init__(
         self,
         data_dir: Path,
@@ -67,7 +67,9 @@ class SqliteBackend:
         owner: bool = True,
         shared: bool = False,
     ):
-        self._sealer = sealer  # None: credentials stored as plain JSON (tests only)
+        # The cache is safe: only this process writes this database, or it hears of the other's
+        # writes.
+        super().__init__(sealer, DestinationCache())
         self._dir = data_dir
         self._owner = owner
         self._db = Database(
@@ -82,11 +84,6 @@ class SqliteBackend:
         )
         self._lock: IO[str] | None = None
         self._peer: Peer | None = None
-        # Safe: only this process writes this database, or it hears of the other's writes.
-        self._cache = DestinationCache()
-        self._work = asyncio.Event()
-        self._judge: OutcomeJudge | None = None  # operator events and alerts: off by default
-        self._operator_work = asyncio.Event()
 
     async def open(self) -> None:
         if not self._owner:  # the owner has locked, migrated and repaired the database
@@ -157,7 +154,7 @@ class SqliteBackend:
         return await self._db.write(lambda c: task_ops.release_all_leases(c, now_ms()))
 
     def _forget(self, tenant_id: str) -> None:
-        self._cache.forget(tenant_id)
+        super()._forget(tenant_id)
         if self._peer is not None:
             self._peer.forget(tenant_id)
 
@@ -193,16 +190,10 @@ class SqliteBackend:
     async def list_tenants(self, ids: tuple[str, ...], request: PageRequest) -> Page[Tenant]:
         return await self._db.read(lambda c: tenant_ops.list_tenants(c, ids, request))
 
-    async def list_destinations(self, tenant_id: str) -> list[Destination]:
-        return await self._cache.get(
-            tenant_id,
-            lambda: self._db.read(
-                lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
-            ),
+    async def _read_destinations(self, tenant_id: str) -> list[Destination]:
+        return await self._db.read(
+            lambda c: tenant_ops.list_destinations(c, tenant_id, self._sealer)
         )
-
-    async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None:
-        return find(await self.list_destinations(tenant_id), destination_id)
 
     async def create_destination(self, destination: Destination, limit: int) -> None:
         try:
@@ -310,31 +301,14 @@ class SqliteBackend:
     async def count_due(self, now: int, limit: int) -> int:
         return await self._db.read(lambda c: task_ops.count_due(c, now, limit))
 
-    def wake(self) -> None:
-        self._work.set()
-
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return when new work was queued by this process, or after `timeout` seconds."""
-        if timeout > 0 and not self._work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), timeout)
-        self._work.clear()
-
     # Operator events and alerts
 
-    def judge_outcomes(self, judge: OutcomeJudge | None) -> None:
-        self._judge = judge
-
-    async def _finish_judged(self, outcomes: list[Outcome], judge: OutcomeJudge) -> None:
-        destinations = await judging.destinations_of(outcomes, self.get_destination)
-        disabled, queued = await self._db.write(
+    async def _write_judged(
+        self, outcomes: list[Outcome], destinations: Seen, judge: OutcomeJudge
+    ) -> Judged:
+        return await self._db.write(
             lambda c: operator_ops.finish_judged(c, outcomes, destinations, judge, now_ms())
         )
-        judging.report_disabled(disabled)
-        for tenant_id in {tenant_id for tenant_id, _ in disabled}:
-            self._forget(tenant_id)
-        if queued:
-            self._operator_work.set()
 
     async def add_operator_events(self, events: Sequence[OperatorRecord]) -> None:
         if events:
@@ -351,13 +325,6 @@ class SqliteBackend:
 
     async def destination_health(self, tenant_id: str, destination_id: str) -> Health:
         return await self._db.read(lambda c: operator_ops.health(c, tenant_id, destination_id))
-
-    async def wait_for_operator_events(self, timeout: float) -> None:
-        """Return when this process queued operator events, or after `timeout` seconds."""
-        if timeout > 0 and not self._operator_work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._operator_work.wait(), timeout)
-        self._operator_work.clear()
 
     # Recovery
 

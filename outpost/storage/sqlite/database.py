@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outpost.errors import ConfigError, StoreError
+from outpost.storage.group_commit import settle
 from outpost.storage.sqlite import private
 
 T = TypeVar("T")
@@ -222,7 +223,7 @@ class Database:
             by_loop.setdefault(loop, []).append(outcome)
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we committed
-                loop.call_soon_threadsafe(_settle, settled)
+                loop.call_soon_threadsafe(settle, settled)
 
     @staticmethod
     def _run_all(
@@ -255,13 +256,3 @@ class Database:
             return None, exc
         conn.execute("RELEASE op")
         return result, None
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from outpost.core.operator_records import OperatorRecord
 from outpost.core.paging import Page, PageRequest
 from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan
-from outpost.storage import keyset, recovery_sql, rows
-from outpost.storage.keyset import Where
+from outpost.storage import recovery_sql, rows
 from outpost.storage.sqlite import operator_ops
 
 
@@ -54,16 +53,8 @@ def create(
 def list_(
     conn: sqlite3.Connection, tenant_ids: tuple[str, ...], request: PageRequest
 ) -> Page[RecoveryJob]:
-    plan = keyset.plan(
-        kind="rcv",
-        select=recovery_sql.SELECT_JOBS,
-        where=Where().any_of("tenant_id", tenant_ids),
-        sort="created_at",
-        id_column="id",
-        request=request,
-    )
-    found = conn.execute(plan.sql, plan.params).fetchall()
-    return keyset.page(plan, found, recovery_sql.job, lambda j: (j.created_at, j.id))
+    plan = recovery_sql.jobs_plan(tenant_ids, request)
+    return recovery_sql.jobs_page(plan, conn.execute(plan.sql, plan.params).fetchall())
 
 
 def cancel(

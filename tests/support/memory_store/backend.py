@@ -23,7 +23,6 @@ honest as a stand-in for a database:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,10 +44,11 @@ from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan, Tried
 from outpost.core.timefmt import now_ms
 from outpost.errors import ConfigError, ConflictError, StoreError
 from outpost.storage import judging, retention, rows
-from outpost.storage.memory import listing
-from outpost.storage.memory import metrics as memory_metrics
-from outpost.storage.memory import retention as memory_retention
-from outpost.storage.memory.operator import OperatorState
+from outpost.storage.waker import Waker
+from support.memory_store import listing
+from support.memory_store import metrics as memory_metrics
+from support.memory_store import retention as memory_retention
+from support.memory_store.operator import OperatorState
 
 Row = tuple[Any, ...]
 
@@ -86,9 +86,9 @@ class MemoryBackend:
         self._attempts: dict[str, Row] = {}  # id → ATTEMPT_COLUMNS
         self._tasks: dict[int, _Task] = {}
         self._last_task_id = 0
-        self._work = asyncio.Event()
+        self._work = Waker()
         self._operator = OperatorState()
-        self._operator_work = asyncio.Event()
+        self._operator_work = Waker()
         self._recoveries: dict[str, tuple[RecoveryJob, int]] = {}  # id → (job, lease_until)
         self._recovery_tasks: dict[int, str] = {}  # task id → its job's id
 
@@ -449,10 +449,7 @@ class MemoryBackend:
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return when new work was queued, or after `timeout` seconds."""
-        if timeout > 0 and not self._work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), timeout)
-        self._work.clear()
+        await self._work.wait_at_most(timeout)
 
     # Operator events and alerts
 
@@ -489,10 +486,7 @@ class MemoryBackend:
         return self._operator.health((tenant_id, destination_id))
 
     async def wait_for_operator_events(self, timeout: float) -> None:
-        if timeout > 0 and not self._operator_work.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._operator_work.wait(), timeout)
-        self._operator_work.clear()
+        await self._operator_work.wait_at_most(timeout)
 
     # Recovery
 

@@ -1,5 +1,5 @@
 """An in-process, non-durable backend for tests and trying things out (see `backend`)."""
 
-from outpost.storage.memory.backend import MemoryBackend
+from support.memory_store.backend import MemoryBackend
 
 __all__ = ["MemoryBackend"]
