@@ -13,7 +13,7 @@ from destinations.harness import Received, make_destination
 from outpost.bootstrap import aws_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
-from outpost.destinations.aws.base import AwsProvider
+from outpost.destinations.aws.provider import AwsProvider
 from support import moto
 
 POLL_INTERVAL = 0.05

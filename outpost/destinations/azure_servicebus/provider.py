@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from outpost.core.models import DeliveryResult, Destination, Event
 from outpost.destinations.azure_servicebus import connection
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard
 
@@ -81,6 +82,7 @@ class AzureServiceBusProvider(SchemaProvider):
                 destination.credentials.get("connection_string", ""),
                 destination.config.get("name", ""),
                 self.message(event, destination),
+                destination.id,
             )
         except ValueError as exc:  # a connection string the SDK cannot read
             return failed(str(exc))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 

@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.destinations.hookdeck import token as tokens
 from outpost.destinations.hookdeck import verification
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.destinations.webhook.provider import canonical
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE

@@ -12,12 +12,6 @@ import json
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import (
-    SchemaProvider,
-    format_failure,
-    merged_metadata,
-    normalised_tls,
-)
 from outpost.destinations.kafka.failures import failure_code, failure_text
 from outpost.destinations.kafka.partition_key import partition_key
 from outpost.destinations.kafka.producers import (
@@ -26,6 +20,8 @@ from outpost.destinations.kafka.producers import (
     ProducerPool,
     host_port,
 )
+from outpost.destinations.schema import SchemaProvider, normalised_tls
+from outpost.destinations.sending import format_failure, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard, literal_address
 
@@ -98,7 +94,7 @@ class KafkaProvider(SchemaProvider):
             tls=config.get("tls", "") in ("true", "on"),
         )
         try:
-            async with self._pool.producer(login) as producer:
+            async with self._pool.producer(login, destination.id) as producer:
                 await asyncio.wait_for(
                     producer.send_and_wait(
                         config.get("topic", ""), event.data, key=key.encode(), headers=headers

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import aio_pika
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import SchemaProvider, merged_metadata, normalised_tls
 from outpost.destinations.rabbitmq.connections import ConnectionPool, Login
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
+from outpost.destinations.schema import SchemaProvider, normalised_tls
+from outpost.destinations.sending import merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import AddressGuard, literal_address
 
@@ -84,7 +85,7 @@ class RabbitMQProvider(SchemaProvider):
             # Connecting and publishing are each bounded; this bounds the whole attempt.
             async with (
                 asyncio.timeout(self._timeout * 3),
-                self._pool.channel(login, exchange_name) as channel,
+                self._pool.channel(login, exchange_name, destination.id) as channel,
             ):
                 exchange = (
                     await channel.get_exchange(exchange_name, ensure=False)

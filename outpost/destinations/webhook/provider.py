@@ -19,8 +19,9 @@ from typing import Any
 from outpost.core import timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
 from outpost.core.retry_after import retry_after_seconds
-from outpost.destinations.common import field_errors, rfc3339_nano
 from outpost.destinations.provider import Display
+from outpost.destinations.schema import field_errors
+from outpost.destinations.sending import rfc3339_nano
 from outpost.destinations.webhook import signing
 from outpost.destinations.webhook.reserved import ReservedHeaders
 from outpost.destinations.webhook.settings import (

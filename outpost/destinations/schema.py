@@ -1,4 +1,4 @@
-"""What every destination type shares (contract §1.5, §4.3, §5).
+"""The schema-driven half of every destination type (contract §1.5, §5).
 
 A type is a folder with `metadata.json` (label, icon, field schema), `instructions.md`, and a
 provider. `SchemaProvider` gives a provider the parts that depend only on that schema: the
@@ -11,16 +11,13 @@ import copy
 import functools
 import json
 import re
-import time
 from dataclasses import replace
 from importlib import resources
 from typing import Any
 
-from outpost.core import timefmt
-from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.core.models import Destination, StrMap
 from outpost.destinations.provider import Display
 
-FORMAT_ERROR = "could not format event for delivery"
 _TLS_TRUE = frozenset({"true", "on"})
 
 
@@ -65,45 +62,9 @@ def obfuscate(value: str) -> str:
     return value[:4] + "*" * (len(value) - 4)
 
 
-def merged_metadata(
-    event: Event, destination: Destination, now_ns: int | None = None, *, include_ms: bool = False
-) -> StrMap:
-    """system < destination.delivery_metadata < event.metadata (§4.3)."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    metadata = {
-        "event-id": event.id,
-        "topic": event.topic,
-        "timestamp": timefmt.format_seconds(now_ns // 1_000_000),
-    }
-    if include_ms:
-        metadata["timestamp-ms"] = rfc3339_nano(now_ns)
-    if destination.delivery_metadata:
-        metadata.update(destination.delivery_metadata)
-    if event.metadata:
-        metadata.update(event.metadata)
-    return metadata
-
-
-def rfc3339_nano(now_ns: int) -> str:
-    """RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    seconds, nanos = divmod(now_ns, 1_000_000_000)
-    text = timefmt.format_seconds(seconds * 1000)[:-1]
-    return f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
-
-
 def normalised_tls(value: str | None) -> str:
     """Stored form of a `tls` setting: `on`/`true` → "true", anything else (or absent) → "false"."""
     return "true" if (value or "").lower() in _TLS_TRUE else "false"
-
-
-def failed(error: str, code: str = "ERR") -> DeliveryResult:
-    """The generic failure of §5: code `ERR`, `{"error": ...}`."""
-    return DeliveryResult("failed", code, {"error": error})
-
-
-def format_failure() -> DeliveryResult:
-    """A template or payload that cannot be formatted: failed, retried, nothing sent."""
-    return failed(FORMAT_ERROR)
 
 
 class SchemaProvider:

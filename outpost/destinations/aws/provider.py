@@ -1,4 +1,5 @@
-"""What the AWS destination types share: credentials, endpoint rules, calls and their failures."""
+"""`AwsProvider`, what the four AWS destination types are: credentials, endpoint rules, and one
+API call per delivery through a shared client cache, with its failures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
 from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, RefusedAddress
 
@@ -77,11 +79,11 @@ class AwsProvider(SchemaProvider):
         )
 
     async def call(
-        self, key: ClientKey, operation: str, **params: Any
+        self, destination: Destination, key: ClientKey, operation: str, **params: Any
     ) -> dict[str, Any] | DeliveryResult:
         """The operation's response, or the failed attempt it came to (code ERR, AWS's text)."""
         try:
-            return await self._clients.call(key, operation, **params)
+            return await self._clients.call(key, destination.id, operation, **params)
         except DeliveryInfrastructureError:
             raise
         except Exception as error:  # botocore's, AWS's, and aiohttp's when a pool closes
@@ -92,10 +94,6 @@ class AwsProvider(SchemaProvider):
                 host = urlsplit(key.endpoint).hostname if key.endpoint else None
                 return failed(refusal.refusal.message(host), REFUSED_CODE)
             return failed(str(error) or type(error).__name__)
-
-    @property
-    def open_clients(self) -> int:
-        return len(self._clients)
 
     async def close(self) -> None:
         await self._clients.close()
