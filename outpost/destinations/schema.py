@@ -21,11 +21,14 @@ from outpost.destinations.provider import Display
 _TLS_TRUE = frozenset({"true", "on"})
 
 
-def load_schema(package: str) -> dict[str, Any]:
-    """`metadata.json` of a type's package, with `instructions.md` as its `instructions`."""
+def load_schema(package: str, filename: str = "metadata.json") -> dict[str, Any]:
+    """A metadata file of a type's package, with its `instructions` (`instructions.md` when the
+    file has none of its own)."""
     folder = resources.files(package)
-    metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text("utf-8"))
-    instructions = (folder / "instructions.md").read_text("utf-8")
+    metadata: dict[str, Any] = json.loads((folder / filename).read_text("utf-8"))
+    instructions = metadata.get("instructions")
+    if instructions is None:
+        instructions = (folder / "instructions.md").read_text("utf-8")
     return {
         "type": metadata["type"],
         "label": metadata["label"],
@@ -74,8 +77,8 @@ class SchemaProvider:
     type: str
     package: str
 
-    def __init__(self) -> None:
-        self._schema = load_schema(self.package)
+    def __init__(self, metadata_file: str = "metadata.json") -> None:
+        self._schema = load_schema(self.package, metadata_file)
         self._config_fields: list[dict[str, Any]] = self._schema["config_fields"]
         self._credential_fields: list[dict[str, Any]] = self._schema["credential_fields"]
         self._sensitive = frozenset(f["key"] for f in self._credential_fields if f.get("sensitive"))
