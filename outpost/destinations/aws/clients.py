@@ -19,6 +19,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from outpost.config import Config
 from outpost.destinations.publishers import PublisherCache
 from outpost.transport.guard import AddressGuard
 
@@ -35,6 +36,16 @@ class AwsSettings:
     include_millisecond_timestamp: bool = False
     kinesis_metadata_in_payload: bool = True
     guard: AddressGuard | None = None  # the SSRF guard, checked on every connection opened
+
+
+def settings_from(config: Config, guard: AddressGuard | None) -> AwsSettings:
+    return AwsSettings(
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_connections=max(config.delivery_max_concurrency, 10),
+        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        kinesis_metadata_in_payload=config.destinations_aws_kinesis_metadata_in_payload,
+        guard=guard,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from contextlib import asynccontextmanager
 from support.receiver import Receiver
 
 from destinations.harness import Received, make_destination
-from outpost.bootstrap import address_guard, cloudflare_settings, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
+from outpost.destinations.catalog import address_guard
+from outpost.destinations.cloudflare_queues import settings_from as cloudflare_settings
 from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
 API_PATH = "/client/v4"
