@@ -7,7 +7,7 @@ The SSRF guard cannot see this type's connections: the SDK's AMQP transport reso
 connects on its own (TCP, or websockets through its own HTTP stack), with no seam to check the
 address it connects to. So while the guard is on, this type is refused, at create/update (422)
 and at delivery (no connection), unless the operator lists it in DESTINATIONS_UNGUARDED_TYPES,
-and then bootstrap gives it no guard.
+and then the catalog gives it no guard.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cloudflare Queues: the provider as bootstrap builds it, with the test receiver standing in
+"""Cloudflare Queues: the provider as the catalog builds it, with the test receiver standing in
 for Cloudflare's API on 127.0.0.1 (`DESTINATIONS_CLOUDFLARE_API_URL`).
 
 No Cloudflare Queues emulator runs outside Cloudflare's own tooling (Miniflare simulates the

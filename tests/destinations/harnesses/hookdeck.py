@@ -1,4 +1,4 @@
-"""Hookdeck: the provider as bootstrap builds it, delivering to the test receiver on 127.0.0.1.
+"""Hookdeck: the provider as the catalog builds it, delivering to the test receiver on 127.0.0.1.
 
 `DESTINATIONS_HOOKDECK_EVENTS_URL` points at the receiver, so each source id is one of its paths;
 everything else (the libcurl client, the SSRF guard opened for loopback) is the real thing.

@@ -1,4 +1,4 @@
-"""Webhook: the provider as bootstrap builds it, and the test receiver on 127.0.0.1."""
+"""Webhook: the provider as the catalog builds it, and the test receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
