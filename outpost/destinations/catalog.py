@@ -1,10 +1,10 @@
 """Every destination type this server delivers to, each built by the factory in its own folder.
 
-A type's package exposes `provider(shared) -> Provider`: it reads its settings from the
-configuration and takes what the types share (the webhook settings, the HTTP client, the SSRF
-guard). Adding a type is a folder and one line in `TYPES`; `build` makes the registry from them
-all, honouring DESTINATIONS_ENABLED_TYPES and DESTINATIONS_UNGUARDED_TYPES. SDK-backed types
-import their SDK on first delivery, not here (see each type's provider).
+A type's package exposes `provider(shared) -> Provider` (its provider's `from_shared`): it reads
+the type's settings from the configuration and takes what the types share (the webhook
+settings, the HTTP client, the SSRF guard). Adding a type is a folder and one line in `TYPES`;
+`build` makes the registry from them all, honouring DESTINATIONS_ENABLED_TYPES and
+DESTINATIONS_UNGUARDED_TYPES. SDK-backed types import their SDK on first delivery, not here.
 """
 
 from __future__ import annotations

@@ -13,10 +13,14 @@ import json
 import re
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from outpost.core.models import Destination, StrMap
 from outpost.destinations.provider import Display
+from outpost.transport.guard import AddressGuard
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 _TLS_TRUE = frozenset({"true", "on"})
 
@@ -117,3 +121,30 @@ class SchemaProvider:
     def target(self, destination: Destination) -> tuple[str, str]:
         """(target, target_url) as the contract's §1.5 table gives them for this type."""
         return "", ""
+
+
+class BrokerProvider(SchemaProvider):
+    """A schema-driven provider that delivers through a broker's own client (RabbitMQ, Kafka,
+    Pub/Sub, Service Bus), with the settings those types share: how long an attempt may take,
+    whether metadata carries `timestamp-ms`, and the SSRF guard (None: off or exempted)."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_millisecond_timestamp: bool = False,
+        guard: AddressGuard | None = None,
+    ) -> None:
+        super().__init__()
+        self._timeout = timeout_seconds
+        self._include_ms = include_millisecond_timestamp
+        self._guard = guard
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(
+            timeout_seconds=shared.config.delivery_timeout_seconds,
+            include_millisecond_timestamp=shared.config.destinations_include_millisecond_timestamp,
+            guard=shared.guard_for(cls.type),
+        )

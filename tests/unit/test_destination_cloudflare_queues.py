@@ -13,8 +13,8 @@ from support.receiver import Receiver
 from outpost.config import Config
 from outpost.core.models import Destination
 from outpost.destinations.catalog import address_guard
-from outpost.destinations.cloudflare_queues import settings_from as cloudflare_settings
 from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
 from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 

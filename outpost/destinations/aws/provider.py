@@ -3,15 +3,18 @@ API call per delivery through a shared client cache, with its failures."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey
+from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey, settings_from
 from outpost.destinations.schema import SchemaProvider
 from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 
 def is_absolute_http_url(value: str) -> bool:
@@ -47,6 +50,11 @@ class AwsProvider(SchemaProvider):
         super().__init__()
         self._settings = settings
         self._clients = ClientCache(settings)
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(settings_from(shared.config, shared.guard))
 
     def extra_errors(self, destination: Destination) -> list[str]:
         return endpoint_errors(destination.config) or self._address_errors(destination.config)

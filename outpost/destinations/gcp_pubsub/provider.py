@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.schema import BrokerProvider
 from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard, RefusedAddress, literal_address
@@ -31,23 +31,11 @@ KEY_REFUSED = (
 GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com"})
 
 
-class GcpPubSubProvider(SchemaProvider):
+class GcpPubSubProvider(BrokerProvider):
     type = "gcp_pubsub"
     package = "outpost.destinations.gcp_pubsub"
-
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_ms_timestamp: bool = False,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        super().__init__()
-        self._timeout = timeout_seconds
-        self._guard = guard
-        self._include_ms = include_ms_timestamp
-        self._publisher: PubSubPublisher | None = None
-        self._closed = False
+    _publisher: PubSubPublisher | None = None  # made on the first delivery
+    _closed = False
 
     # -- validation and display -------------------------------------------------------------
 

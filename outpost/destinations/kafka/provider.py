@@ -8,6 +8,7 @@ it, so one key stays on one partition), headers = `content-type` then the merged
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -20,7 +21,7 @@ from outpost.destinations.kafka.producers import (
     ProducerPool,
     host_port,
 )
-from outpost.destinations.schema import SchemaProvider, normalised_tls
+from outpost.destinations.schema import BrokerProvider, normalised_tls
 from outpost.destinations.sending import format_failure, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard, literal_address
@@ -29,22 +30,14 @@ TLS_VALUES = frozenset({"true", "false", "on"})
 _CONTENT_TYPE = ("content-type", b"application/json")
 
 
-class KafkaProvider(SchemaProvider):
+class KafkaProvider(BrokerProvider):
     type = "kafka"
     package = "outpost.destinations.kafka"
 
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_millisecond_timestamp: bool,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        super().__init__()
-        self._timeout = timeout_seconds
-        self._include_ms = include_millisecond_timestamp
-        self._guard = guard
-        self._pool = ProducerPool(timeout_seconds=timeout_seconds, guard=guard)
+    @functools.cached_property
+    def _pool(self) -> ProducerPool:
+        """Made on first use (or by `close`, closed then)."""
+        return ProducerPool(timeout_seconds=self._timeout, guard=self._guard)
 
     # -- schema -------------------------------------------------------------------------------
 

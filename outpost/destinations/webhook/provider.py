@@ -12,6 +12,7 @@ import json
 import re
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING, Self
 
 from outpost.core import timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
@@ -30,6 +31,9 @@ from outpost.destinations.webhook.settings import (
 from outpost.errors import DeliveryInfrastructureError, ValidationError
 from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
 ROTATION_GRACE_MS = 24 * 3600 * 1000
@@ -74,6 +78,11 @@ class WebhookProvider(SchemaProvider):
             else signing.SecretTemplate(settings.signing_secret_template).generate
         )
         self._second = (-1, "")
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(shared.webhook, shared.client)
 
     # -- schema, validation, credentials ------------------------------------------------------
 

@@ -17,8 +17,8 @@ from destinations.harness import Received, make_destination
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
 from outpost.destinations.catalog import address_guard
-from outpost.destinations.hookdeck import settings_from as hookdeck_settings
 from outpost.destinations.hookdeck.provider import HookdeckProvider
+from outpost.destinations.hookdeck.provider import settings_from as hookdeck_settings
 from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
