@@ -83,7 +83,7 @@ class PublisherCache(Generic[K, P]):
     def peek(self, key: K) -> P | None:
         """The open publisher of `key`, without using it; None when there is none (yet)."""
         entry = self._entries.get(key)
-        if entry is None or not entry.opening.done() or entry.opening.exception() is not None:
+        if entry is None or self._stale(entry) or not entry.opening.done():
             return None
         return entry.opening.result()
 
@@ -170,10 +170,13 @@ class PublisherCache(Generic[K, P]):
         if self._closed:
             return
         now = asyncio.get_running_loop().time()
-        idle = [(k, e) for k, e in self._entries.items() if e.opening.done() and not e.in_use]
         excess = max(len(self._entries) - self._max, 0)
+        sweep = self._idle is not None and now - self._last_sweep >= self._idle / 4
+        if not excess and not sweep:
+            return  # the common case: nothing to look at
+        idle = [(k, e) for k, e in self._entries.items() if e.opening.done() and not e.in_use]
         stale: list[tuple[K, _Entry[P]]] = idle[:excess]
-        if self._idle is not None and now - self._last_sweep >= self._idle / 4:
+        if sweep and self._idle is not None:
             self._last_sweep = now
             stale += [(k, e) for k, e in idle[excess:] if now - e.last_used > self._idle]
         for key, entry in stale:

@@ -121,6 +121,19 @@ async def test_one_in_use_is_not_evicted_until_its_use_ends() -> None:
     await cache.close()
 
 
+async def test_with_idle_seconds_one_left_unused_is_closed_by_a_later_use() -> None:
+    remote = Remote()
+    cache = remote.cache(idle_seconds=0.05)
+    a = await used(cache, "a")
+    deadline = asyncio.get_running_loop().time() + 5
+    while not a.closed:  # other keys' deliveries keep going; "a" is never used again
+        assert asyncio.get_running_loop().time() < deadline, "the idle publisher stayed open"
+        await used(cache, "b")
+        await asyncio.sleep(0.01)
+    assert len(cache) == 1
+    await cache.close()
+
+
 async def test_a_destination_whose_key_changes_gets_a_new_publisher_and_the_old_is_closed() -> None:
     remote = Remote()
     cache = remote.cache()
