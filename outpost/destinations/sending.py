@@ -1,14 +1,17 @@
 """What a delivery sends beside the event's data, and how it reports a failure (contract §4.3, §5).
 
-Metadata merged in the contract's order, Go-style timestamps, and the generic failed attempt.
+Metadata merged in the contract's order, Go-style timestamps, the generic failed attempt, and
+the walk along an exception's causes that the types' failure codes are read from.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from outpost.core import timefmt
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.transport.guard import REFUSED_CODE, RefusedAddress
 
 FORMAT_ERROR = "could not format event for delivery"
 
@@ -47,3 +50,26 @@ def failed(error: str, code: str = "ERR") -> DeliveryResult:
 def format_failure() -> DeliveryResult:
     """A template or payload that cannot be formatted: failed, retried, nothing sent."""
     return failed(FORMAT_ERROR)
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what caused it (`__cause__`, else `__context__`), at most 8, each once."""
+    links: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in links and len(links) < 8:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def refusal(exc: BaseException) -> RefusedAddress | None:
+    """The SSRF guard's refusal among an exception's causes, if that is what failed."""
+    return next((link for link in causes(exc) if isinstance(link, RefusedAddress)), None)
+
+
+def failure_code(exc: BaseException, code_of: Callable[[BaseException], str], default: str) -> str:
+    """`ssrf_blocked` when the guard refused; else the first cause `code_of` names; else
+    `default`."""
+    if refusal(exc) is not None:
+        return REFUSED_CODE
+    return next((code for code in map(code_of, causes(exc)) if code), default)

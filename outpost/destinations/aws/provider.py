@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.destinations import sending
 from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey, settings_from
 from outpost.destinations.schema import SchemaProvider
 from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+from outpost.transport.guard import REFUSED_CODE
 
 if TYPE_CHECKING:
     from outpost.destinations.catalog import Shared
@@ -28,16 +29,6 @@ def endpoint_errors(config: StrMap) -> list[str]:
     if endpoint and not is_absolute_http_url(endpoint):
         return ["config.endpoint failed pattern validation"]
     return []
-
-
-def refused(error: BaseException) -> RefusedAddress | None:
-    """The SSRF guard's refusal somewhere in an exception's chain, if that is what failed."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, RefusedAddress):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 class AwsProvider(SchemaProvider):
@@ -97,7 +88,7 @@ class AwsProvider(SchemaProvider):
         except Exception as error:  # botocore's, AWS's, and aiohttp's when a pool closes
             if self._clients.closed:
                 raise DeliveryInfrastructureError("AWS client closed during delivery") from error
-            refusal = refused(error)
+            refusal = sending.refusal(error)
             if refusal is not None:  # the tenant's text: not what the endpoint resolved to
                 host = urlsplit(key.endpoint).hostname if key.endpoint else None
                 return failed(refusal.refusal.message(host), REFUSED_CODE)
