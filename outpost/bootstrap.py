@@ -8,7 +8,6 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from outpost import __version__
 from outpost.api.app import build as build_app
 from outpost.api.auth import Authenticator
 from outpost.api.context import Services
@@ -21,25 +20,9 @@ from outpost.core.topics import TopicLimits
 from outpost.delivery.flow import flow_defaults, flow_settings
 from outpost.delivery.retry import retry_policy
 from outpost.delivery.worker import DeliveryWorker, WorkerSettings
-from outpost.destinations.aws.clients import AwsSettings
-from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
-from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
-from outpost.destinations.aws_s3.provider import AwsS3Provider
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider
-from outpost.destinations.azure_servicebus.provider import AzureServiceBusProvider
-from outpost.destinations.cloudflare_queues.provider import (
-    CloudflareQueuesProvider,
-    CloudflareQueuesSettings,
-)
+from outpost.destinations import catalog
 from outpost.destinations.editing import Rules
-from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
-from outpost.destinations.hookdeck.provider import HookdeckProvider, HookdeckSettings
-from outpost.destinations.kafka.provider import KafkaProvider
-from outpost.destinations.provider import Provider
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import Registry
-from outpost.destinations.webhook.provider import WebhookProvider
-from outpost.destinations.webhook.settings import CompatSignature, WebhookSettings
 from outpost.errors import ConfigError
 from outpost.operator import setup as operator_setup
 from outpost.operator.relay import Relay
@@ -60,8 +43,6 @@ from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.telemetry import Telemetry
 from outpost.telemetry import start as start_telemetry
 from outpost.telemetry.hooks import DeliveryObserver, OutcomeObserver, PublishObserver, either
-from outpost.transport.guard import AddressGuard
-from outpost.transport.http import HttpClient
 
 AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due retries
 
@@ -79,75 +60,6 @@ class System:
     telemetry: Telemetry | None = None  # set when OTEL_SERVICE_NAME is
     relay: Relay | None = None  # set when operator events are sent (OPERATOR_EVENTS_*)
     prometheus: Exporter | None = None  # set when PROMETHEUS_ENABLED is
-
-
-def _compat_signature(config: Config) -> CompatSignature | None:
-    if not config.destinations_webhook_compat_signature_header_name.strip():
-        return None  # its other settings are refused without it (config.py declares so)
-    return CompatSignature(
-        header_name=config.destinations_webhook_compat_signature_header_name,
-        algorithm=config.destinations_webhook_compat_signature_algorithm,
-        encoding=config.destinations_webhook_compat_signature_encoding,
-        content_template=config.destinations_webhook_compat_signature_content_template,
-        header_template=config.destinations_webhook_compat_signature_header_template,
-        secret_encoding=config.destinations_webhook_compat_signature_secret_encoding,
-        secret_prefix=config.destinations_webhook_compat_signature_secret_prefix,
-        headers=config.destinations_webhook_compat_headers,
-    )
-
-
-def webhook_settings(config: Config) -> WebhookSettings:
-    return WebhookSettings(
-        mode=config.destinations_webhook_mode,
-        header_prefix=config.destinations_webhook_header_prefix,
-        event_id_header=_header(
-            config.destinations_webhook_event_id_header_name,
-            config.destinations_webhook_disable_default_event_id_header,
-        ),
-        timestamp_header=_header(
-            config.destinations_webhook_timestamp_header_name,
-            config.destinations_webhook_disable_default_timestamp_header,
-        ),
-        topic_header=_header(
-            config.destinations_webhook_topic_header_name,
-            config.destinations_webhook_disable_default_topic_header,
-        ),
-        signature_header=_header(
-            config.destinations_webhook_signature_header_name,
-            config.destinations_webhook_disable_default_signature_header,
-        ),
-        signature_algorithm=config.destinations_webhook_signature_algorithm,
-        signature_encoding=config.destinations_webhook_signature_encoding,
-        signature_content_template=config.destinations_webhook_signature_content_template,
-        signature_header_template=config.destinations_webhook_signature_header_template,
-        signing_secret_template=config.destinations_webhook_signing_secret_template,
-        timestamp_format=config.destinations_webhook_timestamp_format,
-        signature_secret_encoding=config.destinations_webhook_signature_secret_encoding,
-        signature_secret_prefix=config.destinations_webhook_signature_secret_prefix,
-        compat=_compat_signature(config),
-        max_response_body_bytes=config.destinations_webhook_max_response_body_bytes,
-        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
-        user_agent=config.http_user_agent or f"Outpost/{__version__}",
-        delivery_timeout_seconds=config.delivery_timeout_seconds,
-        proxy_url=config.destinations_webhook_proxy_url,
-    )
-
-
-def _header(name: str | None, disabled_by_deprecated_flag: bool) -> str | None:
-    """An explicit name wins; otherwise the deprecated boolean can still switch the header off."""
-    if name is None and disabled_by_deprecated_flag:
-        return ""
-    return name
-
-
-def address_guard(config: Config) -> AddressGuard | None:
-    """The SSRF guard for webhook deliveries; None when the deployment turned it off."""
-    if config.destinations_allow_private_networks:
-        return None
-    try:
-        return AddressGuard(config.destinations_allowed_networks)
-    except ValueError as exc:
-        raise ConfigError(f"DESTINATIONS_ALLOWED_NETWORKS: {exc}") from None
 
 
 def sealer(config: Config) -> Sealer:
@@ -287,22 +199,14 @@ def _destinations_and_operator(
     """The destination types, and the operator events and alerts (which may deliver through
     them); the backend is told the operator's judge (None: recording attempts does nothing
     more)."""
-    webhook = webhook_settings(config)
-    webhook.check()
-    client = HttpClient(
-        max_connections=max(config.delivery_max_concurrency, 10),
-        user_agent=webhook.user_agent,
-        proxy_url=config.destinations_webhook_proxy_url,
-        guard=address_guard(config),
-    )
-    registry = registry_for(config, destination_providers(config, webhook, client))
+    destinations = catalog.build(config)
+    registry = destinations.registry
     sink_registry = None
-    if address_guard(config) is not None and operator_setup.wants_provider_sink(config):
+    if destinations.guarded and operator_setup.wants_provider_sink(config):
         # The operator's sink may well be on a private network: its providers have no guard.
-        unguarded = replace(config, destinations_allow_private_networks=True)
-        sink_registry = Registry(destination_providers(unguarded, webhook, client))
+        sink_registry = destinations.unguarded()
     operator = operator_setup.build(
-        config, backend, registry, webhook.user_agent, sink_registry=sink_registry
+        config, backend, registry, destinations.user_agent, sink_registry=sink_registry
     )
     backend.judge_outcomes(operator.judge)
     return registry, operator
@@ -445,90 +349,6 @@ def metadata_limits(config: Config) -> MetadataLimits:
         max_keys=config.max_metadata_keys,
         max_key_bytes=config.max_metadata_key_bytes,
         max_value_bytes=config.max_metadata_value_bytes,
-    )
-
-
-def destination_providers(
-    config: Config, webhook: WebhookSettings, client: HttpClient
-) -> list[Provider]:
-    """Every destination type this server delivers to, in `/destination-types` order."""
-    guard = address_guard(config)
-
-    def guard_for(type_: str) -> AddressGuard | None:
-        return None if type_ in config.destinations_unguarded_types else guard
-
-    return [
-        WebhookProvider(webhook, client),
-        AwsSqsProvider(aws_settings(config)),
-        RabbitMQProvider(
-            timeout_seconds=config.delivery_timeout_seconds,
-            include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
-            guard=guard_for("rabbitmq"),
-        ),
-        HookdeckProvider(hookdeck_settings(config, webhook), client),
-        AwsKinesisProvider(aws_settings(config)),
-        AzureServiceBusProvider(
-            timeout_seconds=config.delivery_timeout_seconds,
-            include_ms_timestamp=config.destinations_include_millisecond_timestamp,
-            guard=guard_for("azure_servicebus"),
-        ),
-        AwsS3Provider(aws_settings(config)),
-        GcpPubSubProvider(
-            timeout_seconds=config.delivery_timeout_seconds,
-            include_ms_timestamp=config.destinations_include_millisecond_timestamp,
-            guard=guard_for("gcp_pubsub"),
-        ),
-        KafkaProvider(
-            timeout_seconds=config.delivery_timeout_seconds,
-            include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
-            guard=guard_for("kafka"),
-        ),
-        AwsEventBridgeProvider(aws_settings(config)),
-        CloudflareQueuesProvider(cloudflare_settings(config, webhook), client),
-    ]
-
-
-def registry_for(config: Config, providers: list[Provider]) -> Registry:
-    """The providers, with the types tenants may create (`DESTINATIONS_ENABLED_TYPES`)."""
-    known = {provider.type for provider in providers}
-    for setting, names in (
-        ("DESTINATIONS_ENABLED_TYPES", config.destinations_enabled_types),
-        ("DESTINATIONS_UNGUARDED_TYPES", config.destinations_unguarded_types),
-    ):
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise ConfigError(f"{setting}: unknown destination type(s) {', '.join(unknown)}")
-    return Registry(providers, enabled=config.destinations_enabled_types or None)
-
-
-def hookdeck_settings(config: Config, webhook: WebhookSettings) -> HookdeckSettings:
-    return HookdeckSettings(
-        events_url=config.destinations_hookdeck_events_url,
-        api_url=config.destinations_hookdeck_api_url,
-        verify_tokens=config.destinations_hookdeck_verify_tokens,
-        timeout_seconds=config.delivery_timeout_seconds,
-        max_response_body_bytes=webhook.max_response_body_bytes,
-        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
-        user_agent=webhook.user_agent,
-    )
-
-
-def cloudflare_settings(config: Config, webhook: WebhookSettings) -> CloudflareQueuesSettings:
-    return CloudflareQueuesSettings(
-        api_url=config.destinations_cloudflare_api_url,
-        timeout_seconds=config.delivery_timeout_seconds,
-        max_response_body_bytes=webhook.max_response_body_bytes,
-        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
-    )
-
-
-def aws_settings(config: Config) -> AwsSettings:
-    return AwsSettings(
-        timeout_seconds=config.delivery_timeout_seconds,
-        max_connections=max(config.delivery_max_concurrency, 10),
-        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
-        kinesis_metadata_in_payload=config.destinations_aws_kinesis_metadata_in_payload,
-        guard=address_guard(config),
     )
 
 

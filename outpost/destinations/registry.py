@@ -1,4 +1,4 @@
-"""Destination type → Provider. Adding a type is a folder and one line in `bootstrap`."""
+"""Destination type → Provider. Adding a type is a folder and one line in `catalog.TYPES`."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class Received:
 
 class PublisherHarness(Protocol):
     type: str
-    provider: Provider  # built from real settings, as bootstrap would
+    provider: Provider  # built from real settings, as the catalog would
 
     def destination(
         self, *, broken: bool = False, delivery_metadata: StrMap | None = None

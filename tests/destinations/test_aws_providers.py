@@ -212,13 +212,13 @@ async def test_clients_are_shared_per_account_region_and_endpoint() -> None:
         for queue_url in queues:
             made = moto_destination("aws_sqs", {"queue_url": queue_url}, None)
             assert (await provider.publish(make_event(), made)).ok
-        assert provider.open_clients == 1
+        assert len(provider._clients) == 1
         made = replace(made, credentials=other_key)
         assert (await provider.publish(make_event(), made)).ok
-        assert provider.open_clients == 2
+        assert len(provider._clients) == 2
     finally:
         await provider.close()
-    assert provider.open_clients == 0
+    assert len(provider._clients) == 0
     with pytest.raises(DeliveryInfrastructureError):
         await provider.publish(make_event(), made)
 
@@ -234,7 +234,7 @@ async def test_idle_clients_beyond_the_bound_are_closed() -> None:
             assert (
                 await provider.publish(make_event({"n": n}), replace(made, credentials=account))
             ).ok
-            assert provider.open_clients <= 2
+            assert len(provider._clients) <= 2
     finally:
         await provider.close()
     got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]

@@ -10,10 +10,11 @@ from typing import Any
 
 from destinations.harness import Received, make_destination
 
-from outpost.bootstrap import aws_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
-from outpost.destinations.aws.base import AwsProvider
+from outpost.destinations.aws.clients import settings_from
+from outpost.destinations.aws.provider import AwsProvider
+from outpost.destinations.catalog import address_guard
 from support import moto
 
 POLL_INTERVAL = 0.05
@@ -24,7 +25,7 @@ ProviderClass = Callable[[Any], AwsProvider]
 def build_provider(provider_class: ProviderClass, config: Config | None = None) -> Any:
     # moto listens on loopback, which the SSRF guard opens only when allow-listed.
     allowed = replace(config or Config(), destinations_allowed_networks=("127.0.0.0/8",))
-    return provider_class(aws_settings(allowed))
+    return provider_class(settings_from(allowed, address_guard(allowed)))
 
 
 def destination(type_: str, config: StrMap, delivery_metadata: StrMap | None) -> Destination:

@@ -9,8 +9,8 @@ import pytest
 
 from outpost.core import timefmt
 from outpost.core.models import Destination, Event, StrMap
-from outpost.destinations.aws.base import AwsProvider
 from outpost.destinations.aws.clients import AwsSettings
+from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.aws.templates import TemplateError, as_text, time_fields
 from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
 from outpost.destinations.aws_kinesis.provider import (

@@ -10,10 +10,12 @@ import pytest
 from destinations.harness import make_destination, make_event
 from support.receiver import Receiver
 
-from outpost.bootstrap import address_guard, cloudflare_settings, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]

@@ -174,9 +174,11 @@ async def test_a_key_google_auth_cannot_load_fails_without_sending(
 async def test_a_real_service_account_key_builds_one_client_per_key() -> None:
     publisher = PubSubPublisher(timeout_seconds=1)
     key = service_account_key()
-    first = await publisher.client("", key)
-    assert await publisher.client("", key) is first
-    assert await publisher.client("", service_account_key()) is not first
+    async with publisher.client("", key) as first:
+        async with publisher.client("", key) as again:
+            assert again is first
+        async with publisher.client("", service_account_key()) as other:
+            assert other is not first
     await publisher.close()
 
 

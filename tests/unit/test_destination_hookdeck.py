@@ -19,10 +19,12 @@ import pytest
 from destinations.harness import make_destination, make_event
 from support.receiver import Receiver
 
-from outpost.bootstrap import address_guard, hookdeck_settings, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.hookdeck.provider import HookdeckProvider
+from outpost.destinations.hookdeck.provider import settings_from as hookdeck_settings
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.errors import ValidationError
 from outpost.transport.http import HttpClient
 

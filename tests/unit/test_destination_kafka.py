@@ -25,11 +25,11 @@ from aiokafka.structs import ConsumerRecord
 from support.kafka_broker import KafkaBroker, Tansu
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.common import FORMAT_ERROR
 from outpost.destinations.gofmt import go_g
 from outpost.destinations.kafka.failures import failure_code
 from outpost.destinations.kafka.partition_key import partition_key
 from outpost.destinations.kafka.provider import KafkaProvider
+from outpost.destinations.sending import FORMAT_ERROR
 from outpost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.timeout(120)

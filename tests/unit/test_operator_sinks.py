@@ -28,10 +28,11 @@ from support.receiver import Receiver
 from support.waiting import poll_until
 
 from outpost import bootstrap
-from outpost.bootstrap import aws_settings
 from outpost.config import Config, load
 from outpost.core.operator_records import OperatorRecord
+from outpost.destinations.aws.clients import AwsSettings, settings_from
 from outpost.destinations.aws_sqs.provider import AwsSqsProvider
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import Registry
@@ -218,7 +219,7 @@ def test_the_sqs_sink_sends_the_envelope() -> None:
 
     async def main() -> None:
         provider = AwsSqsProvider(
-            aws_settings(Config(destinations_allowed_networks=("127.0.0.0/8",)))
+            _aws_settings(Config(destinations_allowed_networks=("127.0.0.0/8",)))
         )
         built = build(
             Registry([provider]),
@@ -284,3 +285,7 @@ def test_alert_settings_read_from_the_environment() -> None:
         "attempt.failed",
         "alert.destination.disabled",
     )
+
+
+def _aws_settings(config: Config) -> AwsSettings:
+    return settings_from(config, address_guard(config))

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost import bootstrap, config
+from outpost import config
+from outpost.destinations import catalog
 from outpost.errors import ConfigError
 from outpost.transport.guard import AddressGuard, literal_address
 
@@ -309,7 +310,7 @@ def _config(**env: str) -> config.Config:
 
 
 def test_the_guard_is_on_by_default_with_nothing_allowed() -> None:
-    guard = bootstrap.address_guard(_config())
+    guard = catalog.address_guard(_config())
     assert guard is not None and guard.allowed == ()
     assert guard.refusal("127.0.0.1") is not None
 
@@ -317,17 +318,17 @@ def test_the_guard_is_on_by_default_with_nothing_allowed() -> None:
 def test_allowed_networks_setting_is_a_comma_separated_list() -> None:
     loaded = _config(DESTINATIONS_ALLOWED_NETWORKS="127.0.0.0/8, ::1/128,")
     assert loaded.destinations_allowed_networks == ("127.0.0.0/8", "::1/128")
-    guard = bootstrap.address_guard(loaded)
+    guard = catalog.address_guard(loaded)
     assert guard is not None
     assert [str(n) for n in guard.allowed] == ["127.0.0.0/8", "::1/128"]
 
 
 def test_a_bad_allowed_network_stops_the_start() -> None:
     with pytest.raises(ConfigError, match=r"DESTINATIONS_ALLOWED_NETWORKS: '10\.0\.0\.0/40'"):
-        bootstrap.address_guard(_config(DESTINATIONS_ALLOWED_NETWORKS="10.0.0.0/40"))
+        catalog.address_guard(_config(DESTINATIONS_ALLOWED_NETWORKS="10.0.0.0/40"))
 
 
 def test_the_guard_can_be_turned_off() -> None:
     loaded = _config(DESTINATIONS_ALLOW_PRIVATE_NETWORKS="true")
     assert loaded.destinations_allow_private_networks is True
-    assert bootstrap.address_guard(loaded) is None
+    assert catalog.address_guard(loaded) is None

@@ -14,10 +14,11 @@ import time
 import pytest
 from aiohttp import web
 
-from outpost import bootstrap, config
+from outpost import config
 from outpost.core.models import Destination, Event
 from outpost.destinations.webhook import WebhookProvider, WebhookSettings
 from outpost.destinations.webhook.settings import CompatSignature
+from outpost.destinations.webhook.settings import settings_from as webhook_settings_from
 from outpost.errors import ConfigError
 from outpost.transport.http import HttpClient
 
@@ -135,7 +136,7 @@ def test_no_compat_signature_for_a_secret_it_cannot_decode() -> None:
 
 
 def _settings(env: dict[str, str]) -> WebhookSettings:
-    return bootstrap.webhook_settings(config.load(env))
+    return webhook_settings_from(config.load(env))
 
 
 def test_settings_come_from_the_environment() -> None:

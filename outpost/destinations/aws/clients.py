@@ -1,8 +1,9 @@
 """aiobotocore clients, one per distinct (service, region, endpoint, credentials), made on demand.
 
 A client owns an aiohttp connection pool, so destinations sharing an account, region and
-endpoint share connections. At most `max_clients` are kept: past that, the least recently used
-idle one is closed (tenants come and go, credentials rotate). Building a client parses the
+endpoint share connections. Clients are kept in a `PublisherCache` (at most `max_clients`, the
+least recently used idle one closed past that, a destination's old client closed when its
+credentials change). Building a client parses the
 service's model files (60-140 ms for these services); that parsing is done once per service in a
 worker thread so the event loop only pays the few milliseconds of wiring a client together.
 aiobotocore itself (with botocore and aiohttp) takes about a second to import, so it is imported
@@ -15,12 +16,11 @@ never pay for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.errors import DeliveryInfrastructureError
+from outpost.config import Config
+from outpost.destinations.publishers import PublisherCache
 from outpost.transport.guard import AddressGuard
 
 # The AWS SDKs' default: a throttled or dropped request is tried up to 3 times in all.
@@ -36,6 +36,16 @@ class AwsSettings:
     include_millisecond_timestamp: bool = False
     kinesis_metadata_in_payload: bool = True
     guard: AddressGuard | None = None  # the SSRF guard, checked on every connection opened
+
+
+def settings_from(config: Config, guard: AddressGuard | None) -> AwsSettings:
+    return AwsSettings(
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_connections=max(config.delivery_max_concurrency, 10),
+        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        kinesis_metadata_in_payload=config.destinations_aws_kinesis_metadata_in_payload,
+        guard=guard,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,58 +83,36 @@ class _Sdk:
 
 
 class ClientCache:
+    """Calls through the clients of a `PublisherCache` (see the module's docstring)."""
+
     def __init__(self, settings: AwsSettings) -> None:
         self._settings = settings
-        self._drain_seconds = settings.timeout_seconds * MAX_ATTEMPTS + 1
         self._sdk: asyncio.Task[_Sdk] | None = None
-        self._max_clients = settings.max_clients
-        self._clients: OrderedDict[ClientKey, asyncio.Task[Any]] = OrderedDict()  # LRU first
-        self._users: Counter[ClientKey] = Counter()  # calls in flight per client
-        self._closing: set[asyncio.Task[None]] = set()
         self._warmed: dict[str, asyncio.Task[None]] = {}
-        self._in_flight = 0
-        self._drained = asyncio.Event()
-        self._closed = False
+        self._clients: PublisherCache[ClientKey, Any] = PublisherCache(
+            self._open,
+            _close,
+            closed_message="AWS destinations are shutting down",
+            max_entries=settings.max_clients,
+            drain_seconds=settings.timeout_seconds * MAX_ATTEMPTS + 1,
+        )
 
-    async def call(self, key: ClientKey, operation: str, **params: Any) -> dict[str, Any]:
-        """Run one API operation; AWS's and botocore's exceptions propagate to the caller."""
-        if self._closed:
-            raise DeliveryInfrastructureError("AWS destinations are shutting down")
-        self._in_flight += 1
-        self._users[key] += 1
-        try:
-            client = await self._client(key)
+    async def call(
+        self, key: ClientKey, holder: str, operation: str, **params: Any
+    ) -> dict[str, Any]:
+        """Run one API operation for destination `holder`; AWS's and botocore's exceptions
+        propagate to the caller."""
+        async with self._clients.use(key, holder) as client:
             response: dict[str, Any] = await getattr(client, operation)(**params)
             return response
-        finally:
-            self._in_flight -= 1
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key]
-            if self._closed and not self._in_flight:
-                self._drained.set()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._clients.closed
 
     def __len__(self) -> int:
         """How many clients are open or opening."""
         return len(self._clients)
-
-    async def _client(self, key: ClientKey) -> Any:
-        opening = self._clients.get(key)
-        if opening is None:
-            opening = self._clients[key] = asyncio.ensure_future(self._open(key))
-            self._evict()
-        else:
-            self._clients.move_to_end(key)
-        try:
-            return await asyncio.shield(opening)
-        except Exception:
-            if self._clients.get(key) is opening:
-                del self._clients[key]  # let the next delivery try again
-            raise
 
     async def _open(self, key: ClientKey) -> Any:
         if self._sdk is None:
@@ -147,36 +135,13 @@ class ClientCache:
             # bucket-name subdomains to resolve.
             config=sdk.path_style if key.service == "s3" and key.endpoint else sdk.config,
         )
-        client = await context.__aenter__()
-        if self._closed:  # close() ran while this one was being built: it would leak
-            await client.close()
-            raise DeliveryInfrastructureError("AWS destinations are shutting down")
-        return client
-
-    def _evict(self) -> None:
-        """Close the least recently used clients beyond the bound that no call is using."""
-        excess = len(self._clients) - self._max_clients
-        idle = [k for k, t in self._clients.items() if t.done() and not self._users[k]]
-        for key in idle[: max(excess, 0)]:
-            closing = asyncio.ensure_future(_close(self._clients.pop(key)))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+        return await context.__aenter__()
 
     async def close(self) -> None:
-        self._closed = True
-        if self._in_flight:
-            # Calls still running after the wait fail once their client is closed below.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), self._drain_seconds)
-        clients, self._clients = list(self._clients.values()), OrderedDict()
-        await asyncio.gather(*(_close(opening) for opening in clients), *self._closing)
+        await self._clients.close()
 
 
-async def _close(opening: asyncio.Task[Any]) -> None:
-    try:
-        client = await opening
-    except Exception:
-        return  # a client that never opened has nothing to close
+async def _close(client: Any) -> None:
     await client.close()
 
 

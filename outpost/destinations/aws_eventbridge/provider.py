@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.aws.base import AwsProvider
+from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.aws_kinesis.provider import envelope
-from outpost.destinations.common import failed
+from outpost.destinations.sending import failed
 
 SOURCE = "outpost"
 DEFAULT_BUS = "default"
@@ -49,7 +49,7 @@ class AwsEventBridgeProvider(AwsProvider):
             "EventBusName": config.get("event_bus_name") or DEFAULT_BUS,
         }
         client = self.client_key(destination, config.get("region", ""), config.get("endpoint", ""))
-        outcome = await self.call(client, "put_events", Entries=[entry])
+        outcome = await self.call(destination, client, "put_events", Entries=[entry])
         if isinstance(outcome, DeliveryResult):
             return outcome
         [result] = outcome.get("Entries") or [{}]

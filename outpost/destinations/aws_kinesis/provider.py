@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.aws.base import AwsProvider
+from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.aws.templates import TemplateError, as_text, evaluate
-from outpost.destinations.common import format_failure
+from outpost.destinations.sending import format_failure
 
 
 def envelope(metadata: StrMap, data: bytes) -> bytes:
@@ -62,6 +62,7 @@ class AwsKinesisProvider(AwsProvider):
         key = partition_key(template, document, event.id)
         client = self.client_key(destination, config.get("region", ""), config.get("endpoint", ""))
         outcome = await self.call(
+            destination,
             client,
             "put_record",
             StreamName=config.get("stream_name", ""),

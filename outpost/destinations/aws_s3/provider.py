@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.aws.base import AwsProvider
+from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.aws.templates import (
     TemplateError,
     as_text,
@@ -21,7 +21,7 @@ from outpost.destinations.aws.templates import (
     evaluate,
     time_fields,
 )
-from outpost.destinations.common import format_failure
+from outpost.destinations.sending import format_failure
 
 DEFAULT_KEY_TEMPLATE = "join('', [time.rfc3339_nano, '_', metadata.\"event-id\", '.json'])"
 DEFAULT_STORAGE_CLASS = "STANDARD"
@@ -94,6 +94,7 @@ class AwsS3Provider(AwsProvider):
         bucket = config.get("bucket", "")
         client = self.client_key(destination, config.get("region", ""), config.get("endpoint", ""))
         outcome = await self.call(
+            destination,
             client,
             "put_object",
             Bucket=bucket,

@@ -11,8 +11,8 @@ import re
 from urllib.parse import quote, urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.aws.base import AwsProvider
 from outpost.destinations.aws.clients import DEFAULT_REGION
+from outpost.destinations.aws.provider import AwsProvider
 
 # sqs.<region>.amazonaws.com (also LocalStack's sqs.<region>.localhost.localstack.cloud) and the
 # legacy <region>.queue.amazonaws.com.
@@ -57,6 +57,7 @@ class AwsSqsProvider(AwsProvider):
         key = self.client_key(destination, queue_region(queue_url), endpoint)
         metadata = json.dumps(self.metadata(event, destination), separators=(",", ":"))
         outcome = await self.call(
+            destination,
             key,
             "send_message",
             QueueUrl=queue_url,

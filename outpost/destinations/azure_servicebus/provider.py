@@ -7,7 +7,7 @@ The SSRF guard cannot see this type's connections: the SDK's AMQP transport reso
 connects on its own (TCP, or websockets through its own HTTP stack), with no seam to check the
 address it connects to. So while the guard is on, this type is refused, at create/update (422)
 and at delivery (no connection), unless the operator lists it in DESTINATIONS_UNGUARDED_TYPES,
-and then bootstrap gives it no guard.
+and then the catalog gives it no guard.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from outpost.core.models import DeliveryResult, Destination, Event
 from outpost.destinations.azure_servicebus import connection
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import BrokerProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import REFUSED_CODE, AddressGuard
+from outpost.transport.guard import REFUSED_CODE
 
 if TYPE_CHECKING:
     from azure.servicebus import ServiceBusMessage
@@ -32,27 +33,15 @@ UNGUARDED = (
 )
 
 
-class AzureServiceBusProvider(SchemaProvider):
+class AzureServiceBusProvider(BrokerProvider):
     type = "azure_servicebus"
     package = "outpost.destinations.azure_servicebus"
 
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_ms_timestamp: bool = False,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        """`guard`: the SSRF guard; with one, this type refuses to deliver (see above)."""
-        super().__init__()
-        self._refused = guard is not None
-        self._timeout = timeout_seconds
-        self._include_ms = include_ms_timestamp
-        self._publisher: ServiceBusPublisher | None = None
-        self._closed = False
+    _publisher: ServiceBusPublisher | None = None  # made on the first delivery
+    _closed = False
 
     def extra_errors(self, destination: Destination) -> list[str]:
-        if self._refused:
+        if self._guard is not None:
             return ["credentials.connection_string failed ssrf validation"]
         return []
 
@@ -71,7 +60,7 @@ class AzureServiceBusProvider(SchemaProvider):
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
         from outpost.destinations.azure_servicebus.publisher import ClientClosed, SendError
 
-        if self._refused:  # a destination stored while the type was allowed unchecked
+        if self._guard is not None:  # a destination stored while the type was allowed unchecked
             if self._closed:
                 raise DeliveryInfrastructureError(CLOSED)
             return failed(UNGUARDED, REFUSED_CODE)
@@ -81,6 +70,7 @@ class AzureServiceBusProvider(SchemaProvider):
                 destination.credentials.get("connection_string", ""),
                 destination.config.get("name", ""),
                 self.message(event, destination),
+                destination.id,
             )
         except ValueError as exc:  # a connection string the SDK cannot read
             return failed(str(exc))

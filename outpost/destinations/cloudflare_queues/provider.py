@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
+from outpost.config import Config
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
+from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 DASHBOARD_URL = "https://dash.cloudflare.com/{account}/queues/{queue}"
 
@@ -42,6 +48,11 @@ class CloudflareQueuesProvider(SchemaProvider):
         self._settings = settings
         self._client = client
         self._api_url = settings.api_url.rstrip("/")
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(settings_from(shared.config, shared.webhook), shared.client)
 
     def target(self, destination: Destination) -> tuple[str, str]:
         account = destination.config.get("account_id", "")
@@ -99,4 +110,13 @@ def _result(response: HttpResponse) -> DeliveryResult:
         return DeliveryResult("failed", code, data)
     return DeliveryResult(
         "success", "OK", {"status": response.status, "result": answer.get("result")}
+    )
+
+
+def settings_from(config: Config, webhook: WebhookSettings) -> CloudflareQueuesSettings:
+    return CloudflareQueuesSettings(
+        api_url=config.destinations_cloudflare_api_url,
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_response_body_bytes=webhook.max_response_body_bytes,
+        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
     )

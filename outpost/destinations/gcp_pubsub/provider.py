@@ -6,12 +6,14 @@ the first delivery (see its docstring for the client and why).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations.schema import BrokerProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard, RefusedAddress, literal_address
 
@@ -29,23 +31,11 @@ KEY_REFUSED = (
 GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com"})
 
 
-class GcpPubSubProvider(SchemaProvider):
+class GcpPubSubProvider(BrokerProvider):
     type = "gcp_pubsub"
     package = "outpost.destinations.gcp_pubsub"
-
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_ms_timestamp: bool = False,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        super().__init__()
-        self._timeout = timeout_seconds
-        self._guard = guard
-        self._include_ms = include_ms_timestamp
-        self._publisher: PubSubPublisher | None = None
-        self._closed = False
+    _publisher: PubSubPublisher | None = None  # made on the first delivery
+    _closed = False
 
     # -- validation and display -------------------------------------------------------------
 
@@ -78,21 +68,24 @@ class GcpPubSubProvider(SchemaProvider):
         key_json = destination.credentials.get("service_account_json", "")
         if not endpoint and self._guard is not None and _steered_key(key_json):
             return failed(KEY_REFUSED, REFUSED_CODE)  # stored before the guard was on
-        try:
-            client = await publisher.client(endpoint, key_json)
-        except RefusedAddress as exc:
-            return failed(str(exc), REFUSED_CODE)
-        except OSError as exc:  # the endpoint's name does not resolve
-            return failed(str(exc) or type(exc).__name__)
-        except ValueError as exc:  # a stored key that google-auth cannot load
-            return failed(str(exc))
-        metadata = merged_metadata(event, destination, include_ms=self._include_ms)
-        try:
-            message_id = await publisher.publish(client, project, topic, event.data, metadata)
-        except ClientClosed as exc:
-            raise DeliveryInfrastructureError(CLOSED) from exc
-        except PublishError as exc:
-            return failed(str(exc))
+        async with contextlib.AsyncExitStack() as using:
+            try:
+                client = await using.enter_async_context(
+                    publisher.client(endpoint, key_json, destination.id)
+                )
+            except RefusedAddress as exc:
+                return failed(str(exc), REFUSED_CODE)
+            except OSError as exc:  # the endpoint's name does not resolve
+                return failed(str(exc) or type(exc).__name__)
+            except ValueError as exc:  # a stored key that google-auth cannot load
+                return failed(str(exc))
+            metadata = merged_metadata(event, destination, include_ms=self._include_ms)
+            try:
+                message_id = await publisher.publish(client, project, topic, event.data, metadata)
+            except ClientClosed as exc:
+                raise DeliveryInfrastructureError(CLOSED) from exc
+            except PublishError as exc:
+                return failed(str(exc))
         return DeliveryResult(
             "success", "OK", {"message_id": message_id, "topic": topic, "project": project}
         )

@@ -3,8 +3,9 @@
 Imported on the first delivery only (the SDK takes about half a second to import), so an API
 process, or a server with no gcp_pubsub destination, never pays for it.
 
-One `PublisherAsyncClient` (gRPC on the event loop) per (endpoint, service account key), shared
-by every destination using them, so the destinations of one project share one HTTP/2 channel.
+One `PublisherAsyncClient` (gRPC on the event loop) per (endpoint, service account key), kept in
+a `PublisherCache` and shared by every destination using them, so the destinations of one
+project share one HTTP/2 channel.
 The client's own retries are off: a failed publish is a failed attempt, and Outpost's retry
 schedule takes it from there.
 
@@ -18,9 +19,11 @@ tenant's; what the key can steer (its token URI, its universe domain) is checked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
+from collections.abc import AsyncIterator
 
 import grpc
 from google.api_core import exceptions as google_errors
@@ -31,6 +34,7 @@ from google.pubsub_v1.services.publisher import PublisherAsyncClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcAsyncIOTransport
 
 from outpost.core.models import StrMap
+from outpost.destinations.publishers import PublisherCache
 from outpost.transport.guard import AddressGuard, Refusal, RefusedAddress
 
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
@@ -49,21 +53,18 @@ class PubSubPublisher:
     def __init__(self, timeout_seconds: float, guard: AddressGuard | None = None) -> None:
         self._timeout = timeout_seconds
         self._guard = guard
-        self._clients: dict[_ClientKey, PublisherAsyncClient] = {}
-        self._closed = False
+        self._clients: PublisherCache[_ClientKey, PublisherAsyncClient] = PublisherCache(
+            self._new_client, _close, closed_message="gcp_pubsub provider closed"
+        )
 
-    async def client(self, endpoint: str, key_json: str) -> PublisherAsyncClient:
+    @contextlib.asynccontextmanager
+    async def client(
+        self, endpoint: str, key_json: str, holder: str = ""
+    ) -> AsyncIterator[PublisherAsyncClient]:
         """The shared client; raises ValueError for a key google-auth cannot load, and
         `RefusedAddress` when the guard allows no address of the endpoint."""
-        cache_key = (endpoint, "" if endpoint else key_json)
-        client = self._clients.get(cache_key)
-        if client is None:
-            target = endpoint
-            if endpoint and self._guard is not None:
-                target = await checked_target(self._guard, endpoint)
-            client = self._clients.get(cache_key) or _new_client(endpoint, target, key_json)
-            self._clients[cache_key] = client
-        return client
+        async with self._clients.use((endpoint, "" if endpoint else key_json), holder) as client:
+            yield client
 
     async def publish(
         self, client: PublisherAsyncClient, project: str, topic: str, data: bytes, attrs: StrMap
@@ -78,23 +79,29 @@ class PubSubPublisher:
             )
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
-            if self._closed and task is not None and not task.cancelling():
+            if self._clients.closed and task is not None and not task.cancelling():
                 raise ClientClosed from exc
             raise
         except (google_errors.GoogleAPIError, grpc.RpcError) as exc:
-            if self._closed:
+            if self._clients.closed:
                 raise ClientClosed from exc
             raise PublishError(_message(exc)) from exc
         [message_id] = response.message_ids
         return str(message_id)
 
     async def close(self) -> None:
-        self._closed = True
-        clients, self._clients = list(self._clients.values()), {}
-        await asyncio.gather(
-            *(c.transport.close() for c in clients),  # type: ignore[no-untyped-call]
-            return_exceptions=True,
-        )
+        await self._clients.close()
+
+    async def _new_client(self, key: _ClientKey) -> PublisherAsyncClient:
+        endpoint, key_json = key
+        target = endpoint
+        if endpoint and self._guard is not None:
+            target = await checked_target(self._guard, endpoint)
+        return _new_client(endpoint, target, key_json)
+
+
+async def _close(client: PublisherAsyncClient) -> None:
+    await client.transport.close()  # type: ignore[no-untyped-call]
 
 
 async def checked_target(guard: AddressGuard, endpoint: str) -> str:

@@ -15,17 +15,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
+from outpost.config import Config
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.destinations.hookdeck import token as tokens
 from outpost.destinations.hookdeck import verification
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.destinations.webhook.provider import canonical
+from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 DASHBOARD_URL = "https://dashboard.hookdeck.com/sources/{id}"
 METADATA_PREFIX = "X-Outpost-"
@@ -55,6 +61,11 @@ class HookdeckProvider(SchemaProvider):
         self._client = client
         self._events_url = settings.events_url.rstrip("/")
         self._cap = settings.max_response_body_bytes
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(settings_from(shared.config, shared.webhook), shared.client)
 
     # -- validation, preprocessing, display ----------------------------------------------
 
@@ -141,3 +152,15 @@ class HookdeckProvider(SchemaProvider):
 def metadata_headers(metadata: StrMap) -> dict[str, str]:
     """How merged metadata travels: one `X-Outpost-<Key>` header per key (canonical case)."""
     return {canonical(METADATA_PREFIX + key): value for key, value in metadata.items()}
+
+
+def settings_from(config: Config, webhook: WebhookSettings) -> HookdeckSettings:
+    return HookdeckSettings(
+        events_url=config.destinations_hookdeck_events_url,
+        api_url=config.destinations_hookdeck_api_url,
+        verify_tokens=config.destinations_hookdeck_verify_tokens,
+        timeout_seconds=config.delivery_timeout_seconds,
+        max_response_body_bytes=webhook.max_response_body_bytes,
+        include_ms_timestamp=config.destinations_include_millisecond_timestamp,
+        user_agent=webhook.user_agent,
+    )

@@ -1,1 +1,5 @@
 """The `kafka` destination type (§5.8): each event produced to a topic of the tenant's cluster."""
+
+from outpost.destinations.kafka.provider import KafkaProvider
+
+provider = KafkaProvider.from_shared  # the catalog's factory for this type

@@ -11,7 +11,7 @@ import ssl
 
 from aiokafka import errors as kafka
 
-from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+from outpost.destinations import sending
 
 _AUTH = (
     kafka.SaslAuthenticationFailed,
@@ -35,19 +35,13 @@ class TlsHandshakeFailed(Exception):
 
 
 def failure_code(exc: BaseException) -> str:
-    if any(isinstance(link, RefusedAddress) for link in _chain(exc)):
-        return REFUSED_CODE
-    for link in _chain(exc):
-        code = _code_of(link)
-        if code:
-            return code
-    return "kafka_error"
+    return sending.failure_code(exc, _code_of, "kafka_error")
 
 
 def failure_text(exc: BaseException) -> str:
     """What went wrong, for `response_data.error`; never includes the password, nor the address a
     refused name resolved to."""
-    refused = next((link for link in _chain(exc) if isinstance(link, RefusedAddress)), None)
+    refused = sending.refusal(exc)
     if refused is not None:
         return str(refused)
     text = str(exc)
@@ -75,12 +69,3 @@ def _code_of(exc: BaseException) -> str:
     if isinstance(exc, _TIMEOUT):
         return "timeout"
     return ""
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    links: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in links and len(links) < 8:
-        links.append(current)
-        current = current.__cause__ or current.__context__
-    return links

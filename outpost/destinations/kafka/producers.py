@@ -3,7 +3,8 @@
 A producer is started on first use and kept: aiokafka reconnects it to the cluster by itself.
 When starting fails, aiokafka says only "Unable to bootstrap", so one plain connection attempt to
 the first broker, then one with the SASL login, tells which step failed (refused, unknown host,
-TLS, or the login) for the attempt's code. Producers unused for `idle_seconds` are stopped.
+TLS, or the login) for the attempt's code. Producers are kept in a `PublisherCache`: one unused
+for `idle_seconds`, or no destination's any more after a change of login, is stopped.
 
 With the SSRF guard (`guard`), every broker connection, bootstrap and advertised, passes it
 (`guarded.py`).
@@ -11,119 +12,77 @@ With the SSRF guard (`guard`), every broker connection, bootstrap and advertised
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 
 from outpost.destinations.kafka.failures import AuthenticationFailed, TlsHandshakeFailed
 from outpost.destinations.kafka.guarded import Guarded, create_conn, guarded
+from outpost.destinations.kafka.login import SASL_MECHANISMS, ClusterLogin, host_port
+from outpost.destinations.publishers import PublisherCache
 from outpost.transport.guard import AddressGuard, RefusedAddress
-
-SASL_MECHANISMS = {
-    "plain": "PLAIN",
-    "scram-sha-256": "SCRAM-SHA-256",
-    "scram-sha-512": "SCRAM-SHA-512",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterLogin:
-    brokers: tuple[str, ...]
-    mechanism: str  # one of SASL_MECHANISMS, or "" for none
-    username: str
-    password: str
-    tls: bool
-
-    def security_protocol(self) -> str:
-        if self.mechanism:
-            return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
-        return "SSL" if self.tls else "PLAINTEXT"
-
-    def sasl(self) -> dict[str, str | None]:
-        if not self.mechanism:
-            return {}
-        return {
-            "sasl_mechanism": SASL_MECHANISMS[self.mechanism],
-            "sasl_plain_username": self.username,
-            "sasl_plain_password": self.password,
-        }
 
 
 @dataclass(slots=True)
 class _Entry:
     producer: AIOKafkaProducer
     guarded: Guarded | None
-    in_use: int = 0
-    last_used: float = 0.0
 
 
-@dataclass(slots=True)
 class ProducerPool:
-    timeout_seconds: float
-    idle_seconds: float = 300.0
-    max_request_bytes: int = 1_048_576
-    guard: AddressGuard | None = None
-    _entries: dict[ClusterLogin, _Entry] = field(default_factory=dict)
-    _locks: dict[ClusterLogin, asyncio.Lock] = field(default_factory=dict)
-    _failures: dict[ClusterLogin, tuple[float, Exception]] = field(default_factory=dict)
-    _closed: bool = False
-    _last_sweep: float = 0.0
+    """Started producers in a `PublisherCache`, one per cluster login."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        idle_seconds: float = 300.0,
+        max_request_bytes: int = 1_048_576,
+        guard: AddressGuard | None = None,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.max_request_bytes = max_request_bytes
+        self.guard = guard
+        self._entries: PublisherCache[ClusterLogin, _Entry] = PublisherCache(
+            self._started,
+            _stopped,
+            closed_message="the kafka producer pool is closed",
+            idle_seconds=idle_seconds,
+        )
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._entries.closed
 
     @contextlib.asynccontextmanager
-    async def producer(self, login: ClusterLogin) -> AsyncIterator[AIOKafkaProducer]:
-        entry = await self._started(login)  # counted as in use
-        if entry.guarded is not None:
-            entry.guarded.refused = None  # what this use refuses, if anything
-        try:
-            await self._sweep()
+    async def producer(
+        self, login: ClusterLogin, holder: str = ""
+    ) -> AsyncIterator[AIOKafkaProducer]:
+        """`holder`: the destination producing."""
+        async with self._entries.use(login, holder) as entry:
+            if entry.guarded is not None:
+                entry.guarded.refused = None  # what this use refuses, if anything
             with guarded(entry.guarded):
                 yield entry.producer
-        finally:
-            entry.in_use -= 1
-            entry.last_used = asyncio.get_running_loop().time()
 
     async def _started(self, login: ClusterLogin) -> _Entry:
-        loop = asyncio.get_running_loop()
-        waiting_since = loop.time()
-        async with self._locks.setdefault(login, asyncio.Lock()):
-            if self._closed:
-                raise ConnectionError("the kafka producer pool is closed")
-            entry = self._entries.get(login)
-            if entry is None:
-                failed = self._failures.get(login)
-                if failed is not None and failed[0] >= waiting_since:
-                    # A start failed while we queued behind it: share its answer instead of
-                    # each waiting event paying for another attempt.
-                    raise failed[1]
-                producer = self._new_producer(login)
-                state = Guarded(self.guard) if self.guard is not None else None
-                try:
-                    # The tasks aiokafka starts here inherit the guard, for the brokers the
-                    # cluster advertises later.
-                    with guarded(state):
-                        await producer.start()
-                except Exception as exc:
-                    await producer.stop()
-                    with guarded(state):
-                        diagnosed = await self._diagnosed(login, exc)
-                    self._failures[login] = (loop.time(), diagnosed)
-                    raise diagnosed from exc
-                self._failures.pop(login, None)
-                if self._closed:
-                    await producer.stop()
-                    raise ConnectionError("the kafka producer pool is closed")
-                entry = self._entries[login] = _Entry(producer, state)
-            entry.in_use += 1
-            return entry
+        producer = self._new_producer(login)
+        state = Guarded(self.guard) if self.guard is not None else None
+        try:
+            # The tasks aiokafka starts here inherit the guard, for the brokers the cluster
+            # advertises later.
+            with guarded(state):
+                await producer.start()
+        except Exception as exc:
+            await producer.stop()
+            with guarded(state):
+                diagnosed = await self._diagnosed(login, exc)
+            raise diagnosed from exc
+        return _Entry(producer, state)
 
     def _new_producer(self, login: ClusterLogin) -> AIOKafkaProducer:
         timeout_ms = int(self.timeout_seconds * 1000)
@@ -180,34 +139,12 @@ class ProducerPool:
 
     def refused(self, login: ClusterLogin) -> RefusedAddress | None:
         """The broker connection the guard refused during the last use of `login`'s producer."""
-        entry = self._entries.get(login)
+        entry = self._entries.peek(login)
         return entry.guarded.refused if entry is not None and entry.guarded else None
 
-    async def _sweep(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if now - self._last_sweep < self.idle_seconds / 4:
-            return
-        self._last_sweep = now
-        stale = [
-            login
-            for login, entry in self._entries.items()
-            if entry.in_use == 0 and entry.last_used and now - entry.last_used > self.idle_seconds
-        ]
-        for login in stale:
-            entry = self._entries.pop(login)
-            self._locks.pop(login, None)
-            with contextlib.suppress(Exception):
-                await entry.producer.stop()
-
     async def close(self) -> None:
-        self._closed = True
-        entries, self._entries = list(self._entries.values()), {}
-        await asyncio.gather(*(e.producer.stop() for e in entries), return_exceptions=True)
+        await self._entries.close()
 
 
-def host_port(broker: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or a bare host (port 9092, Kafka's default)."""
-    host, colon, port = broker.rpartition(":")
-    if not colon or not port.isdigit() or (host.count(":") and not host.endswith("]")):
-        return broker.strip("[]"), 9092
-    return host.strip("[]"), int(port)
+async def _stopped(entry: _Entry) -> None:
+    await entry.producer.stop()

@@ -8,47 +8,36 @@ it, so one key stays on one partition), headers = `content-type` then the merged
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import (
-    SchemaProvider,
-    format_failure,
-    merged_metadata,
-    normalised_tls,
-)
-from outpost.destinations.kafka.failures import failure_code, failure_text
+from outpost.destinations.kafka.login import SASL_MECHANISMS, ClusterLogin, host_port
 from outpost.destinations.kafka.partition_key import partition_key
-from outpost.destinations.kafka.producers import (
-    SASL_MECHANISMS,
-    ClusterLogin,
-    ProducerPool,
-    host_port,
-)
+from outpost.destinations.schema import BrokerProvider, normalised_tls
+from outpost.destinations.sending import format_failure, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE, AddressGuard, literal_address
+
+if TYPE_CHECKING:
+    from outpost.destinations.kafka.producers import ProducerPool
 
 TLS_VALUES = frozenset({"true", "false", "on"})
 _CONTENT_TYPE = ("content-type", b"application/json")
 
 
-class KafkaProvider(SchemaProvider):
+class KafkaProvider(BrokerProvider):
     type = "kafka"
     package = "outpost.destinations.kafka"
+    _closed = False
 
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_millisecond_timestamp: bool,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        super().__init__()
-        self._timeout = timeout_seconds
-        self._include_ms = include_millisecond_timestamp
-        self._guard = guard
-        self._pool = ProducerPool(timeout_seconds=timeout_seconds, guard=guard)
+    @functools.cached_property
+    def _pool(self) -> ProducerPool:
+        """Made on the first delivery: aiokafka (0.1 s to import) is imported then."""
+        from outpost.destinations.kafka.producers import ProducerPool
+
+        return ProducerPool(timeout_seconds=self._timeout, guard=self._guard)
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -77,7 +66,9 @@ class KafkaProvider(SchemaProvider):
     # -- delivery -----------------------------------------------------------------------------
 
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
-        if self._pool.closed:
+        from outpost.destinations.kafka.failures import failure_code, failure_text
+
+        if self._closed:
             raise DeliveryInfrastructureError("the kafka provider is closed")
         config, credentials = destination.config, destination.credentials
         metadata = merged_metadata(event, destination, include_ms=self._include_ms)
@@ -98,7 +89,7 @@ class KafkaProvider(SchemaProvider):
             tls=config.get("tls", "") in ("true", "on"),
         )
         try:
-            async with self._pool.producer(login) as producer:
+            async with self._pool.producer(login, destination.id) as producer:
                 await asyncio.wait_for(
                     producer.send_and_wait(
                         config.get("topic", ""), event.data, key=key.encode(), headers=headers
@@ -118,7 +109,9 @@ class KafkaProvider(SchemaProvider):
         return DeliveryResult("success", "OK")
 
     async def close(self) -> None:
-        await self._pool.close()
+        self._closed = True
+        if "_pool" in self.__dict__:  # a delivery made it
+            await self._pool.close()
 
 
 def brokers_of(config: StrMap) -> list[str]:

@@ -14,7 +14,7 @@ import ssl
 
 from aiormq import exceptions as amqp
 
-from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+from outpost.destinations import sending
 
 _ERRNO_CODES = {
     errno.ECONNREFUSED: "connection_refused",
@@ -31,20 +31,14 @@ def failure_code(exc: BaseException) -> str:
     """One of ssrf_blocked, access_denied, exchange_not_found, channel_error, connection_forced,
     dns_error, connection_refused, connection_reset, timeout, tls_error, auth_failed,
     rabbitmq_error."""
-    if any(isinstance(link, RefusedAddress) for link in _chain(exc)):
-        return REFUSED_CODE
-    for link in _chain(exc):
-        code = _code_of(link)
-        if code:
-            return code
-    return "rabbitmq_error"
+    return sending.failure_code(exc, _code_of, "rabbitmq_error")
 
 
 def failure_text(exc: BaseException) -> str:
     """What went wrong, for `response_data.error`. Never includes the password."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return "timed out waiting for the RabbitMQ broker"
-    refused = next((link for link in _chain(exc) if isinstance(link, RefusedAddress)), None)
+    refused = sending.refusal(exc)
     if refused is not None:
         return str(refused)  # the tenant's text: not the address the name resolved to
     if isinstance(exc, amqp.AMQPConnectionError) and not isinstance(exc, amqp.ConnectionClosed):
@@ -101,15 +95,6 @@ def _errno(exc: BaseException) -> int | None:
 def _reply_code(exc: BaseException) -> int:
     code = exc.args[0] if exc.args else None
     return code if isinstance(code, int) else 0
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    links: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in links and len(links) < 8:
-        links.append(current)
-        current = current.__cause__ or current.__context__
-    return links
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,14 +9,16 @@ Outpost (not mandatory).
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import urlsplit
 
 import aio_pika
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.common import SchemaProvider, merged_metadata, normalised_tls
 from outpost.destinations.rabbitmq.connections import ConnectionPool, Login
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
+from outpost.destinations.schema import BrokerProvider, normalised_tls
+from outpost.destinations.sending import merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import AddressGuard, literal_address
 
@@ -24,22 +26,14 @@ TLS_VALUES = frozenset({"true", "false", "on"})
 _JSON = "application/json"
 
 
-class RabbitMQProvider(SchemaProvider):
+class RabbitMQProvider(BrokerProvider):
     type = "rabbitmq"
     package = "outpost.destinations.rabbitmq"
 
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        include_millisecond_timestamp: bool,
-        guard: AddressGuard | None = None,
-    ) -> None:
-        super().__init__()
-        self._timeout = timeout_seconds
-        self._include_ms = include_millisecond_timestamp
-        self._guard = guard
-        self._pool = ConnectionPool(connect_timeout=timeout_seconds, guard=guard)
+    @functools.cached_property
+    def _pool(self) -> ConnectionPool:
+        """Made on first use (or by `close`, closed then)."""
+        return ConnectionPool(connect_timeout=self._timeout, guard=self._guard)
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -84,7 +78,7 @@ class RabbitMQProvider(SchemaProvider):
             # Connecting and publishing are each bounded; this bounds the whole attempt.
             async with (
                 asyncio.timeout(self._timeout * 3),
-                self._pool.channel(login, exchange_name) as channel,
+                self._pool.channel(login, exchange_name, destination.id) as channel,
             ):
                 exchange = (
                     await channel.get_exchange(exchange_name, ensure=False)

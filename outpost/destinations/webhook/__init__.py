@@ -3,4 +3,6 @@
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings
 
-__all__ = ["WebhookProvider", "WebhookSettings"]
+__all__ = ["WebhookProvider", "WebhookSettings", "provider"]
+
+provider = WebhookProvider.from_shared  # the catalog's factory for this type

@@ -7,20 +7,19 @@ bytes to the HTTP client untouched.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
 import time
 from dataclasses import replace
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Self
 
 from outpost.core import timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
 from outpost.core.retry_after import retry_after_seconds
-from outpost.destinations.common import field_errors, rfc3339_nano
 from outpost.destinations.provider import Display
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import rfc3339_nano
 from outpost.destinations.webhook import signing
 from outpost.destinations.webhook.reserved import ReservedHeaders
 from outpost.destinations.webhook.settings import (
@@ -33,6 +32,9 @@ from outpost.errors import DeliveryInfrastructureError, ValidationError
 from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
+
 CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
 ROTATION_GRACE_MS = 24 * 3600 * 1000
 UNSENT_KEY = "metadata_not_sent"  # response_data: metadata keys the server's headers kept out
@@ -42,11 +44,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _JSON_TYPE = "application/json"
 
 
-class WebhookProvider:
+class WebhookProvider(SchemaProvider):
     type = "webhook"
+    package = "outpost.destinations.webhook"
 
     def __init__(self, settings: WebhookSettings, client: HttpClient) -> None:
         settings.check()
+        super().__init__("metadata_standard.json" if settings.standard else "metadata.json")
         self._client = client
         self._guard = client.guard  # the client enforces it at delivery; create checks literals
         self._standard = settings.standard
@@ -73,23 +77,20 @@ class WebhookProvider:
             if self._standard
             else signing.SecretTemplate(settings.signing_secret_template).generate
         )
-        self._schema = _load_schema("metadata_standard.json" if self._standard else "metadata.json")
-        self._fields: list[dict[str, Any]] = self._schema["config_fields"]
         self._second = (-1, "")
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(shared.webhook, shared.client)
 
     # -- schema, validation, credentials ------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
-        return copy.deepcopy(self._schema)
-
-    def validate(self, destination: Destination) -> list[str]:
-        if destination.type != self.type:
-            return ["type failed invalid_type validation"]
+    def extra_errors(self, destination: Destination) -> list[str]:
         # Outpost stops at the first group that fails: schema fields, custom headers, secrets.
         # The SSRF check follows the schema (so the URL is well formed); it never resolves names.
         return (
-            field_errors(self._fields, destination.config, "config")
-            or self._address_errors(destination.config.get("url", ""))
+            self._address_errors(destination.config.get("url", ""))
             or _custom_header_errors(destination.config.get("custom_headers", ""))
             or self._credential_errors(destination.credentials)
         )
@@ -430,20 +431,3 @@ def _instant(text: str) -> int | None:
         return timefmt.parse(text)
     except ValueError:
         return None
-
-
-def _load_schema(filename: str) -> dict[str, Any]:
-    package = resources.files("outpost.destinations.webhook")
-    metadata: dict[str, Any] = json.loads((package / filename).read_text("utf-8"))
-    instructions = metadata.pop("instructions", None)
-    if instructions is None:
-        instructions = (package / "instructions.md").read_text("utf-8")
-    return {
-        "type": metadata["type"],
-        "label": metadata["label"],
-        "description": metadata["description"],
-        "icon": metadata["icon"],
-        "instructions": instructions,
-        "config_fields": metadata["config_fields"],
-        "credential_fields": metadata["credential_fields"],
-    }

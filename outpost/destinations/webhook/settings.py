@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from outpost import __version__
+from outpost.config import Config
 from outpost.destinations.webhook import signing
 from outpost.errors import ConfigError
 
@@ -253,3 +254,63 @@ def _compile(source: str, template: Callable[[str], object], name: str) -> None:
         template(source)
     except signing.TemplateError as exc:
         raise ConfigError(f"DESTINATIONS_WEBHOOK_{name}_TEMPLATE: {exc}") from None
+
+
+def settings_from(config: Config) -> WebhookSettings:
+    return WebhookSettings(
+        mode=config.destinations_webhook_mode,
+        header_prefix=config.destinations_webhook_header_prefix,
+        event_id_header=_header(
+            config.destinations_webhook_event_id_header_name,
+            config.destinations_webhook_disable_default_event_id_header,
+        ),
+        timestamp_header=_header(
+            config.destinations_webhook_timestamp_header_name,
+            config.destinations_webhook_disable_default_timestamp_header,
+        ),
+        topic_header=_header(
+            config.destinations_webhook_topic_header_name,
+            config.destinations_webhook_disable_default_topic_header,
+        ),
+        signature_header=_header(
+            config.destinations_webhook_signature_header_name,
+            config.destinations_webhook_disable_default_signature_header,
+        ),
+        signature_algorithm=config.destinations_webhook_signature_algorithm,
+        signature_encoding=config.destinations_webhook_signature_encoding,
+        signature_content_template=config.destinations_webhook_signature_content_template,
+        signature_header_template=config.destinations_webhook_signature_header_template,
+        signing_secret_template=config.destinations_webhook_signing_secret_template,
+        timestamp_format=config.destinations_webhook_timestamp_format,
+        signature_secret_encoding=config.destinations_webhook_signature_secret_encoding,
+        signature_secret_prefix=config.destinations_webhook_signature_secret_prefix,
+        compat=_compat_signature(config),
+        max_response_body_bytes=config.destinations_webhook_max_response_body_bytes,
+        include_millisecond_timestamp=config.destinations_include_millisecond_timestamp,
+        user_agent=config.http_user_agent or f"Outpost/{__version__}",
+        delivery_timeout_seconds=config.delivery_timeout_seconds,
+        proxy_url=config.destinations_webhook_proxy_url,
+    )
+
+
+def _compat_signature(config: Config) -> CompatSignature | None:
+    if not config.destinations_webhook_compat_signature_header_name.strip():
+        # Its other settings are refused without it (config.py declares so).
+        return None
+    return CompatSignature(
+        header_name=config.destinations_webhook_compat_signature_header_name,
+        algorithm=config.destinations_webhook_compat_signature_algorithm,
+        encoding=config.destinations_webhook_compat_signature_encoding,
+        content_template=config.destinations_webhook_compat_signature_content_template,
+        header_template=config.destinations_webhook_compat_signature_header_template,
+        secret_encoding=config.destinations_webhook_compat_signature_secret_encoding,
+        secret_prefix=config.destinations_webhook_compat_signature_secret_prefix,
+        headers=config.destinations_webhook_compat_headers,
+    )
+
+
+def _header(name: str | None, disabled_by_deprecated_flag: bool) -> str | None:
+    """An explicit name wins; otherwise the deprecated boolean can still switch the header off."""
+    if name is None and disabled_by_deprecated_flag:
+        return ""
+    return name

@@ -1,4 +1,4 @@
-"""aws_eventbridge: the provider as bootstrap builds it, a fresh event bus per destination on
+"""aws_eventbridge: the provider as the catalog builds it, a fresh event bus per destination on
 moto with a rule forwarding `source: outpost` events to an SQS queue, read back from that queue."""
 
 from __future__ import annotations

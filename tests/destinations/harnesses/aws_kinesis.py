@@ -1,4 +1,4 @@
-"""aws_kinesis: the provider as bootstrap builds it (metadata in the payload, the default), a
+"""aws_kinesis: the provider as the catalog builds it (metadata in the payload, the default), a
 fresh one-shard stream per destination on moto, read back with GetRecords."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""aws_s3: the provider as bootstrap builds it, a fresh bucket per destination on moto, read back
+"""aws_s3: the provider as the catalog builds it, a fresh bucket per destination on moto, read back
 with ListObjectsV2 + GetObject (body and user metadata)."""
 
 from __future__ import annotations

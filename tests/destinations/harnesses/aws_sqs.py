@@ -1,4 +1,4 @@
-"""aws_sqs: the provider as bootstrap builds it, a fresh queue per destination on moto."""
+"""aws_sqs: the provider as the catalog builds it, a fresh queue per destination on moto."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cloudflare Queues: the provider as bootstrap builds it, with the test receiver standing in
+"""Cloudflare Queues: the provider as the catalog builds it, with the test receiver standing in
 for Cloudflare's API on 127.0.0.1 (`DESTINATIONS_CLOUDFLARE_API_URL`).
 
 No Cloudflare Queues emulator runs outside Cloudflare's own tooling (Miniflare simulates the
@@ -16,10 +16,12 @@ from contextlib import asynccontextmanager
 from support.receiver import Receiver
 
 from destinations.harness import Received, make_destination
-from outpost.bootstrap import address_guard, cloudflare_settings, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
 API_PATH = "/client/v4"

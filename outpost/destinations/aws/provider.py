@@ -1,15 +1,21 @@
-"""What the AWS destination types share: credentials, endpoint rules, calls and their failures."""
+"""`AwsProvider`, what the four AWS destination types are: credentials, endpoint rules, and one
+API call per delivery through a shared client cache, with its failures."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
-from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey
-from outpost.destinations.common import SchemaProvider, failed, merged_metadata
+from outpost.destinations import sending
+from outpost.destinations.aws.clients import AwsSettings, ClientCache, ClientKey, settings_from
+from outpost.destinations.schema import SchemaProvider
+from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import REFUSED_CODE, RefusedAddress
+from outpost.transport.guard import REFUSED_CODE
+
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
 
 
 def is_absolute_http_url(value: str) -> bool:
@@ -25,16 +31,6 @@ def endpoint_errors(config: StrMap) -> list[str]:
     return []
 
 
-def refused(error: BaseException) -> RefusedAddress | None:
-    """The SSRF guard's refusal somewhere in an exception's chain, if that is what failed."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, RefusedAddress):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 class AwsProvider(SchemaProvider):
     """A schema-driven provider that talks to one AWS service through a shared client cache."""
 
@@ -45,6 +41,11 @@ class AwsProvider(SchemaProvider):
         super().__init__()
         self._settings = settings
         self._clients = ClientCache(settings)
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(settings_from(shared.config, shared.guard))
 
     def extra_errors(self, destination: Destination) -> list[str]:
         return endpoint_errors(destination.config) or self._address_errors(destination.config)
@@ -77,25 +78,21 @@ class AwsProvider(SchemaProvider):
         )
 
     async def call(
-        self, key: ClientKey, operation: str, **params: Any
+        self, destination: Destination, key: ClientKey, operation: str, **params: Any
     ) -> dict[str, Any] | DeliveryResult:
         """The operation's response, or the failed attempt it came to (code ERR, AWS's text)."""
         try:
-            return await self._clients.call(key, operation, **params)
+            return await self._clients.call(key, destination.id, operation, **params)
         except DeliveryInfrastructureError:
             raise
         except Exception as error:  # botocore's, AWS's, and aiohttp's when a pool closes
             if self._clients.closed:
                 raise DeliveryInfrastructureError("AWS client closed during delivery") from error
-            refusal = refused(error)
+            refusal = sending.refusal(error)
             if refusal is not None:  # the tenant's text: not what the endpoint resolved to
                 host = urlsplit(key.endpoint).hostname if key.endpoint else None
                 return failed(refusal.refusal.message(host), REFUSED_CODE)
             return failed(str(error) or type(error).__name__)
-
-    @property
-    def open_clients(self) -> int:
-        return len(self._clients)
 
     async def close(self) -> None:
         await self._clients.close()

@@ -1,4 +1,4 @@
-"""What every destination type shares (contract §1.5, §4.3, §5).
+"""The schema-driven half of every destination type (contract §1.5, §5).
 
 A type is a folder with `metadata.json` (label, icon, field schema), `instructions.md`, and a
 provider. `SchemaProvider` gives a provider the parts that depend only on that schema: the
@@ -11,24 +11,28 @@ import copy
 import functools
 import json
 import re
-import time
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from outpost.core import timefmt
-from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.core.models import Destination, StrMap
 from outpost.destinations.provider import Display
+from outpost.transport.guard import AddressGuard
 
-FORMAT_ERROR = "could not format event for delivery"
+if TYPE_CHECKING:
+    from outpost.destinations.catalog import Shared
+
 _TLS_TRUE = frozenset({"true", "on"})
 
 
-def load_schema(package: str) -> dict[str, Any]:
-    """`metadata.json` of a type's package, with `instructions.md` as its `instructions`."""
+def load_schema(package: str, filename: str = "metadata.json") -> dict[str, Any]:
+    """A metadata file of a type's package, with its `instructions` (`instructions.md` when the
+    file has none of its own)."""
     folder = resources.files(package)
-    metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text("utf-8"))
-    instructions = (folder / "instructions.md").read_text("utf-8")
+    metadata: dict[str, Any] = json.loads((folder / filename).read_text("utf-8"))
+    instructions = metadata.get("instructions")
+    if instructions is None:
+        instructions = (folder / "instructions.md").read_text("utf-8")
     return {
         "type": metadata["type"],
         "label": metadata["label"],
@@ -65,45 +69,9 @@ def obfuscate(value: str) -> str:
     return value[:4] + "*" * (len(value) - 4)
 
 
-def merged_metadata(
-    event: Event, destination: Destination, now_ns: int | None = None, *, include_ms: bool = False
-) -> StrMap:
-    """system < destination.delivery_metadata < event.metadata (§4.3)."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    metadata = {
-        "event-id": event.id,
-        "topic": event.topic,
-        "timestamp": timefmt.format_seconds(now_ns // 1_000_000),
-    }
-    if include_ms:
-        metadata["timestamp-ms"] = rfc3339_nano(now_ns)
-    if destination.delivery_metadata:
-        metadata.update(destination.delivery_metadata)
-    if event.metadata:
-        metadata.update(event.metadata)
-    return metadata
-
-
-def rfc3339_nano(now_ns: int) -> str:
-    """RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    seconds, nanos = divmod(now_ns, 1_000_000_000)
-    text = timefmt.format_seconds(seconds * 1000)[:-1]
-    return f"{text}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
-
-
 def normalised_tls(value: str | None) -> str:
     """Stored form of a `tls` setting: `on`/`true` → "true", anything else (or absent) → "false"."""
     return "true" if (value or "").lower() in _TLS_TRUE else "false"
-
-
-def failed(error: str, code: str = "ERR") -> DeliveryResult:
-    """The generic failure of §5: code `ERR`, `{"error": ...}`."""
-    return DeliveryResult("failed", code, {"error": error})
-
-
-def format_failure() -> DeliveryResult:
-    """A template or payload that cannot be formatted: failed, retried, nothing sent."""
-    return failed(FORMAT_ERROR)
 
 
 class SchemaProvider:
@@ -113,8 +81,8 @@ class SchemaProvider:
     type: str
     package: str
 
-    def __init__(self) -> None:
-        self._schema = load_schema(self.package)
+    def __init__(self, metadata_file: str = "metadata.json") -> None:
+        self._schema = load_schema(self.package, metadata_file)
         self._config_fields: list[dict[str, Any]] = self._schema["config_fields"]
         self._credential_fields: list[dict[str, Any]] = self._schema["credential_fields"]
         self._sensitive = frozenset(f["key"] for f in self._credential_fields if f.get("sensitive"))
@@ -153,3 +121,30 @@ class SchemaProvider:
     def target(self, destination: Destination) -> tuple[str, str]:
         """(target, target_url) as the contract's §1.5 table gives them for this type."""
         return "", ""
+
+
+class BrokerProvider(SchemaProvider):
+    """A schema-driven provider that delivers through a broker's own client (RabbitMQ, Kafka,
+    Pub/Sub, Service Bus), with the settings those types share: how long an attempt may take,
+    whether metadata carries `timestamp-ms`, and the SSRF guard (None: off or exempted)."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        include_millisecond_timestamp: bool = False,
+        guard: AddressGuard | None = None,
+    ) -> None:
+        super().__init__()
+        self._timeout = timeout_seconds
+        self._include_ms = include_millisecond_timestamp
+        self._guard = guard
+
+    @classmethod
+    def from_shared(cls, shared: Shared) -> Self:
+        """The provider as configured (the catalog's factory for the type)."""
+        return cls(
+            timeout_seconds=shared.config.delivery_timeout_seconds,
+            include_millisecond_timestamp=shared.config.destinations_include_millisecond_timestamp,
+            guard=shared.guard_for(cls.type),
+        )

@@ -1,0 +1,105 @@
+"""The catalog: every type built from its own folder's factory, and the settings that pick types."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from destinations.harness import make_destination, make_event
+from outpost.config import Config
+from outpost.destinations import catalog
+from outpost.errors import ConfigError, DeliveryInfrastructureError
+
+pytestmark = pytest.mark.anyio
+
+ALL_TYPES = [
+    "webhook",
+    "aws_sqs",
+    "rabbitmq",
+    "hookdeck",
+    "aws_kinesis",
+    "azure_servicebus",
+    "aws_s3",
+    "gcp_pubsub",
+    "kafka",
+    "aws_eventbridge",
+    "cloudflare_queues",
+]
+
+
+async def test_every_type_is_built_and_listed_in_order() -> None:
+    built = catalog.build(Config())
+    try:
+        assert built.registry.types() == ALL_TYPES
+        assert [d["type"] for d in built.registry.describe()] == ALL_TYPES
+    finally:
+        await built.registry.close()
+
+
+async def test_enabled_types_limit_what_is_listed_but_every_type_delivers() -> None:
+    built = catalog.build(Config(destinations_enabled_types=("webhook", "kafka")))
+    try:
+        assert [d["type"] for d in built.registry.describe()] == ["webhook", "kafka"]
+        assert built.registry.types() == ALL_TYPES
+    finally:
+        await built.registry.close()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        Config(destinations_enabled_types=("webhook", "carrier_pigeon")),
+        Config(destinations_unguarded_types=("carrier_pigeon",)),
+    ],
+)
+def test_an_unknown_type_in_a_setting_is_refused(config: Config) -> None:
+    with pytest.raises(ConfigError, match="unknown destination type"):
+        catalog.build(config)
+
+
+async def test_the_unguarded_copy_refuses_no_private_address() -> None:
+    built = catalog.build(Config())
+    unguarded = built.unguarded()
+    private = make_destination(
+        "rabbitmq", {"server_url": "10.0.0.1:5672"}, {"username": "u", "password": "p"}
+    )
+    try:
+        assert built.guarded
+        assert built.registry.get("rabbitmq").validate(private) == [
+            "config.server_url failed ssrf validation"
+        ]
+        assert unguarded.get("rabbitmq").validate(private) == []
+    finally:
+        await built.registry.close()
+        await unguarded.close()
+
+
+async def test_a_type_closed_before_any_delivery_refuses_to_deliver() -> None:
+    built = catalog.build(Config())
+    await built.registry.close()
+    kafka = make_destination("kafka", {"brokers": "127.0.0.1:9", "topic": "t"}, {})
+    with pytest.raises(DeliveryInfrastructureError):
+        await built.registry.get("kafka").publish(make_event(), kafka)
+
+
+def test_building_and_closing_every_type_imports_no_sdk() -> None:
+    """The SDKs load on a type's first delivery: a server that never delivers to them (an API
+    process, a webhook-only deployment) does not pay for importing them."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from outpost.config import Config
+        from outpost.destinations import catalog
+
+        asyncio.run(catalog.build(Config()).registry.close())
+        sdks = ("aiobotocore", "botocore", "google", "grpc", "azure", "aiokafka")
+        print(sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in sdks}))
+        """
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert ran.stdout.strip() == "[]"
