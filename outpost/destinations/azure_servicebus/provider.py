@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.azure_servicebus import connection
 from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
@@ -76,19 +77,22 @@ class AzureServiceBusProvider(SchemaProvider):
                 raise DeliveryInfrastructureError(CLOSED)
             return failed(UNGUARDED, REFUSED_CODE)
         publisher = self._open()
+        message = self.message(event, destination)
+        # The message's application properties, as sent.
+        sent = [(str(k), str(v)) for k, v in (message.application_properties or {}).items()]
         try:
             await publisher.send(
                 destination.credentials.get("connection_string", ""),
                 destination.config.get("name", ""),
-                self.message(event, destination),
+                message,
             )
         except ValueError as exc:  # a connection string the SDK cannot read
             return failed(str(exc))
         except ClientClosed as exc:
             raise DeliveryInfrastructureError(CLOSED) from exc
         except SendError as exc:
-            return failed(str(exc))
-        return DeliveryResult("success", "OK")
+            return noted(failed(str(exc)), sent)
+        return noted(DeliveryResult("success", "OK"), sent)
 
     async def close(self) -> None:
         self._closed = True

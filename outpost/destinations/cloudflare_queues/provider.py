@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.common import SchemaProvider, failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
@@ -67,8 +68,8 @@ class CloudflareQueuesProvider(SchemaProvider):
         except HttpTransportError as exc:
             if exc.infrastructure:  # our proxy or our shutdown: not Cloudflare's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
-            return failed(exc.message)
-        return _result(response)
+            return noted(failed(exc.message), headers)  # the API token's value is masked
+        return noted(_result(response), headers)
 
     def message(self, event: Event, destination: Destination) -> bytes:
         """The request body. The event's data is spliced in as published, never re-encoded."""

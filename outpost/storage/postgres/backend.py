@@ -17,6 +17,8 @@ from outpost.core.models import (
     Event,
     EventKey,
     Outcome,
+    PendingRetry,
+    RetryPair,
     StrMap,
     Tenant,
 )
@@ -27,7 +29,14 @@ from outpost.metrics import MetricsQuery, Tally
 from outpost.operator.records import Health, OperatorRecord, OutcomeJudge
 from outpost.storage import judging, retention
 from outpost.storage.destination_cache import DestinationCache, find
-from outpost.storage.postgres import metrics_ops, operator_ops, ops, recovery_ops, retention_ops
+from outpost.storage.postgres import (
+    metrics_ops,
+    operator_ops,
+    ops,
+    recovery_ops,
+    retention_ops,
+    retry_ops,
+)
 from outpost.storage.postgres.database import Conn, Database
 from outpost.storage.sealing import Sealer
 
@@ -147,6 +156,9 @@ class PostgresBackend:
         return await self._db.read(
             lambda c: ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
+
+    async def pending_retries(self, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+        return await self._db.read(lambda c: retry_ops.pending_retries(c, pairs))
 
     # Metrics and retention
 

@@ -499,18 +499,18 @@ VALUES ($1, $2, $3, $4, FALSE, $5, $6) {_RETRY_ON_CONFLICT}"""
 _RECORD_ATTEMPTS_ON_CONFLICT = (
     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, time = excluded.time, "
     "code = excluded.code, response_data = excluded.response_data, "
-    "latency_ms = excluded.latency_ms"
+    "latency_ms = excluded.latency_ms, request_headers = excluded.request_headers"
 )
 _RECORD_ATTEMPT = (
     f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
     f"{_RECORD_ATTEMPTS_ON_CONFLICT}"
 )
 _RECORD_ATTEMPTS = (
     f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
     "$6::text[], $7::text[], $8::bigint[], $9::integer[], $10::boolean[], $11::text[], "
-    f"$12::text[], $13::bigint[]) {_RECORD_ATTEMPTS_ON_CONFLICT}"
+    f"$12::text[], $13::bigint[], $14::text[]) {_RECORD_ATTEMPTS_ON_CONFLICT}"
 )
 _DELETE_FINISHED = """
 DELETE FROM tasks USING unnest($1::bigint[], $2::integer[]) AS done (id, generation)
