@@ -65,7 +65,8 @@ class DeliveryResult:
     latency_ms: int | None = None  # set by the worker around the provider's publish call
     # What was sent besides the body: HTTP headers, or a message's attributes/properties
     # (core/sent_headers.py bounds and masks them); None where the type has no such notion.
-    request_headers: StrMap | None = None
+    # A record of the request, not part of the outcome: results compare equal without it.
+    request_headers: StrMap | None = field(default=None, compare=False)
     retry_after_s: float | None = None  # the destination asked to be retried no sooner
 
     @property
