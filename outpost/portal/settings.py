@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from outpost.bootstrap import retry_policy
 from outpost.config import Config
 from outpost.delivery.flow import flow_settings
 
@@ -38,8 +37,6 @@ def public_settings(config: Config) -> dict[str, str]:
         # Ours, not Outpost's: the defaults a destination's flow limits fall back to.
         "DESTINATION_MAX_CONCURRENCY": str(flow.destination_concurrency),
         "DESTINATION_RATE_LIMIT_PER_SECOND": f"{flow.rate_per_second:g}",
-        # Ours too: the retry budget, so a failed attempt can say an automatic retry follows.
-        "RETRY_LIMIT": str(retry_policy(config).limit),
     }
 
 
