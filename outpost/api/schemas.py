@@ -90,7 +90,11 @@ def attempt(
     response_data: bool = False,
     event_body: dict[str, Any] | None = None,
     destination_body: dict[str, Any] | None = None,
+    next_attempt_at: int | None = None,
 ) -> dict[str, Any]:
+    """Outpost's attempt, and this server's read-only extensions (docs/openapi-extensions.yaml):
+    `latency_ms`, `next_attempt_at` (when the automatic retry this attempt scheduled is due,
+    while it is pending) and `request_headers` (what was sent besides the body)."""
     body: dict[str, Any] = {
         "id": a.id,
         "tenant_id": a.tenant_id,
@@ -105,6 +109,8 @@ def attempt(
     body["event_id"] = a.event_id
     body["destination_id"] = a.destination_id
     body["latency_ms"] = a.latency_ms
+    body["next_attempt_at"] = None if next_attempt_at is None else format_ms(next_attempt_at)
+    body["request_headers"] = a.request_headers
     if response_data and a.response_data:
         body["response_data"] = a.response_data
     if event_body is not None:

@@ -63,6 +63,10 @@ class DeliveryResult:
     code: str = ""
     response_data: dict[str, Any] | None = None
     latency_ms: int | None = None  # set by the worker around the provider's publish call
+    # What was sent besides the body: HTTP headers, or a message's attributes/properties
+    # (core/sent_headers.py bounds and masks them); None where the type has no such notion.
+    # A record of the request, not part of the outcome: results compare equal without it.
+    request_headers: StrMap | None = field(default=None, compare=False)
     retry_after_s: float | None = None  # the destination asked to be retried no sooner
 
     @property
@@ -85,6 +89,7 @@ class Attempt:
     code: str = ""
     response_data: dict[str, Any] | None = None
     latency_ms: int | None = None  # None: never reached the provider, or recorded before 008
+    request_headers: StrMap | None = None  # None: none sent, or recorded before 010
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +109,23 @@ class DeliveryTask:
         """Names the pending automatic retry of this (tenant, event, destination): unique per
         triple, whatever characters the ids hold (tenant and event ids are length-prefixed).
         Migration 007 wrote the keys of earlier versions ('<event>:<destination>') this way."""
-        tenant_id, event_id = self.event.tenant_id, self.event.id
-        return f"{len(tenant_id)}:{tenant_id}{len(event_id)}:{event_id}{self.destination_id}"
+        return retry_key(self.event.tenant_id, self.event.id, self.destination_id)
+
+
+RetryPair = tuple[str, str, str]  # (tenant_id, event id, destination_id): what a retry is for
+
+
+def retry_key(tenant_id: str, event_id: str, destination_id: str) -> str:
+    """`DeliveryTask.retry_key` of this (tenant, event, destination)."""
+    return f"{len(tenant_id)}:{tenant_id}{len(event_id)}:{event_id}{destination_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """The automatic retry queued for a (tenant, event, destination), not yet claimed."""
+
+    attempt_number: int  # the attempt it will make
+    due: int  # when it becomes deliverable (ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,7 @@ class DeliveryWorker:
             code=result.code,
             response_data=result.response_data,
             latency_ms=result.latency_ms,
+            request_headers=result.request_headers,
         )
         outcome = next_step(task, result, attempt, self._policy, now)
         if not result.ok and exhausted(outcome):

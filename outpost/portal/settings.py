@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from outpost.config import Config
 from outpost.delivery.flow import flow_settings
-from outpost.delivery.retry import retry_policy
 
 
 def _flag(value: bool) -> str:
@@ -38,8 +37,6 @@ def public_settings(config: Config) -> dict[str, str]:
         # Ours, not Outpost's: the defaults a destination's flow limits fall back to.
         "DESTINATION_MAX_CONCURRENCY": str(flow.destination_concurrency),
         "DESTINATION_RATE_LIMIT_PER_SECOND": f"{flow.rate_per_second:g}",
-        # Ours too: the retry budget, so a failed attempt can say an automatic retry follows.
-        "RETRY_LIMIT": str(retry_policy(config).limit),
     }
 
 

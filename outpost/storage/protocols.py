@@ -13,6 +13,8 @@ from outpost.core.models import (
     Event,
     EventKey,
     Outcome,
+    PendingRetry,
+    RetryPair,
     StrMap,
     Tenant,
 )
@@ -54,6 +56,10 @@ class LogStore(Protocol):
     async def latest_attempt(
         self, event_id: str, destination_id: str, tenant_id: str | None = None
     ) -> Attempt | None: ...
+    async def pending_retries(self, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+        """The automatic retries queued, and not claimed yet, for these (tenant, event,
+        destination) triples, by triple. A triple names its tenant: never another's retry."""
+        ...
 
 
 class MetricsStore(Protocol):

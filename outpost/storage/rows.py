@@ -145,7 +145,7 @@ def event_values(e: Event) -> tuple[Any, ...]:
 
 ATTEMPT_COLUMNS = (
     "id, tenant_id, event_id, destination_id, destination_type, topic, status, time, "
-    "attempt_number, manual, code, response_data, latency_ms"
+    "attempt_number, manual, code, response_data, latency_ms, request_headers"
 )
 
 
@@ -164,6 +164,7 @@ def attempt(row: Any) -> Attempt:
         code=row[10],
         response_data=load(row[11]),
         latency_ms=row[12],
+        request_headers=load(row[13]),
     )
 
 
@@ -182,6 +183,7 @@ def attempt_values(a: Attempt) -> tuple[Any, ...]:
         a.code,
         dump(a.response_data) if a.response_data else None,
         a.latency_ms,
+        dump(a.request_headers) if a.request_headers else None,
     )
 
 

@@ -197,8 +197,6 @@ async def test_outposts_settings_script_is_served_too(make_api: MakeApi) -> None
         # ours, beside Outpost's: the flow-limit defaults the destination page shows
         "DESTINATION_MAX_CONCURRENCY",
         "DESTINATION_RATE_LIMIT_PER_SECOND",
-        # ours: the retry budget behind the attempts list's "Retry scheduled" marker
-        "RETRY_LIMIT",
     }
 
 

@@ -41,6 +41,7 @@ async def test_sqlite_rows_before_008_read_null(tmp_path: Path) -> None:
         conn.execute("CREATE INDEX attempts_by_tenant_time ON attempts (tenant_id, time, id)")
         for undone in ("TABLE recoveries", "TABLE recovery_tasks", "INDEX attempts_delivered"):
             conn.execute(f"DROP {undone}")  # 009, which comes after 008, runs again too
+        conn.execute("ALTER TABLE attempts DROP COLUMN request_headers")  # and 010
         conn.execute("PRAGMA user_version = 7")
     store = SqliteBackend(folder, sealer=SEALER, synchronous="NORMAL")
     await store.open()

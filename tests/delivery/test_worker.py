@@ -148,6 +148,22 @@ async def test_each_attempt_records_how_long_the_provider_took(store: SqliteBack
     assert latency["quick"] is not None and 0 <= latency["quick"] < latency["slow"]
 
 
+async def test_each_attempt_records_the_headers_its_provider_sent(store: SqliteBackend) -> None:
+    sent = {"Content-Type": "application/json", "X-Outpost-Event-Id": "with"}
+
+    async def answers(event: Event) -> DeliveryResult:
+        return DeliveryResult(
+            "success", "200", request_headers=sent if event.id == "with" else None
+        )
+
+    worker = worker_for(store, StandIn(answers))
+    await publish(store, "with")
+    await publish(store, "without")
+    await run_until(worker, lambda: _count(store, 2))
+    recorded = {a.event_id: a.request_headers for a in await attempts(store)}
+    assert recorded == {"with": sent, "without": None}
+
+
 async def test_an_event_not_eligible_for_retry_is_attempted_once(store: SqliteBackend) -> None:
     worker = worker_for(store, StandIn(refused), RetryPolicy(schedule=(1,)))
     await publish(store, retry=False)

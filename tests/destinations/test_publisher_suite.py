@@ -16,6 +16,7 @@ import pytest
 from destinations import harnesses
 from destinations.harness import HarnessFactory, PublisherHarness, make_event
 from outpost.core import timefmt
+from outpost.core.sent_headers import MASK
 from outpost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.anyio
@@ -70,6 +71,33 @@ async def test_metadata_merges_destination_then_event(harness: PublisherHarness)
     assert got.metadata["source"] == "event"  # event metadata wins over the destination's
     assert got.metadata["region"] == "eu"
     assert got.metadata["event-id"] == event.id
+
+
+# Types whose metadata travels inside the payload: nothing is sent beside the body (AWS's own
+# request signing is the SDK's), or only the API call's headers (Cloudflare's, with its token).
+NO_HEADERS = {"aws_eventbridge", "aws_kinesis"}
+API_HEADERS = {"cloudflare_queues": {"Content-Type": "application/json", "Authorization": MASK}}
+
+
+async def test_the_result_records_what_was_sent_but_no_credential(
+    harness: PublisherHarness,
+) -> None:
+    destination = harness.destination(delivery_metadata={"team": "billing"})
+    event = make_event()
+
+    result = await harness.provider.publish(event, destination)
+
+    assert result.ok, result
+    if harness.type in NO_HEADERS:
+        assert result.request_headers is None
+        return
+    if harness.type in API_HEADERS:
+        assert result.request_headers == API_HEADERS[harness.type]
+        return
+    sent = json.dumps(result.request_headers)
+    assert event.id in sent and "billing" in sent, sent
+    for secret in destination.credentials.values():
+        assert len(secret) < 8 or secret not in sent, "a credential was recorded"
 
 
 async def test_concurrent_publishes_all_arrive_once(harness: PublisherHarness) -> None:

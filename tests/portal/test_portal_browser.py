@@ -8,6 +8,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -134,12 +135,22 @@ def test_create_a_webhook_publish_and_retry(
 
     first.get_by_role("link", name=event_id).click()
     expect(page.get_by_role("heading", name="Attempt #1")).to_be_visible()
-    expect(page.locator("pre").first).to_contain_text('"user_id": "u-42"')
+    expect(page.get_by_role("region", name="Request body").locator("pre")).to_contain_text(
+        '"user_id": "u-42"'
+    )
     expect(page.get_by_text("HTTP 200")).to_be_visible()
     expect(page.locator("[data-latency]")).to_have_text(re.compile(r"^\d+ ms$"))
-    # What exists can be copied; the request's headers are not recorded, and it says so.
-    expect(page.get_by_text("Request headers are not recorded")).to_be_visible()
+    # What was sent, headers too, and what came back can be copied.
+    headers = page.get_by_role("region", name="Request headers")
+    expect(headers).to_contain_text("X-Tenant-Region: eu-west")
+    expect(headers).to_contain_text(f"X-Outpost-Event-Id: {event_id}")
+    expect(headers).to_contain_text(
+        f"X-Outpost-Signature: {delivered.header('x-outpost-signature')}"
+    )
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy request headers").click()
+    copied = page.evaluate("navigator.clipboard.readText()").splitlines()
+    assert "Content-Type: application/json" in copied and "X-Tenant-Region: eu-west" in copied
     page.get_by_role("button", name="Copy response").click()
     expect(page.get_by_role("button", name="Copy response")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == 'HTTP 200\n\n{\n  "ok": true\n}'
@@ -640,8 +651,21 @@ def test_a_failed_attempt_says_when_an_automatic_retry_follows(
         expect(page.locator("tr[data-attempt]")).to_have_count(5)
         scheduled = page.locator('[data-marker="retrying"]')
         expect(scheduled).to_have_count(1)
-        expect(attempt_rows(page, will_retry).locator("[data-marker]")).to_have_text(
-            "Retry scheduled"
+        # The time is the server's: when the pending automatic retry (#2, in an hour) is due.
+        [pending] = [
+            a
+            for a in admin.get(attempts, params={"event_id": will_retry}).json()["models"]
+            if a["next_attempt_at"]
+        ]
+        marked = attempt_rows(page, will_retry).locator("[data-marker]")
+        expect(marked).to_contain_text(re.compile(r"^Next retry at \S"))
+        expect(marked.locator("time")).to_have_attribute("datetime", pending["next_attempt_at"])
+        due = datetime.fromisoformat(pending["next_attempt_at"].replace("Z", "+00:00"))
+        assert 3500 < (due - datetime.now(UTC)).total_seconds() <= 3600
+        attempt_rows(page, will_retry).get_by_role("link", name=will_retry).click()
+        expect(page.locator("[data-next-attempt] time")).to_have_attribute(
+            "datetime", pending["next_attempt_at"]
         )
+        page.go_back()
         expect(attempt_rows(page, never).locator("[data-marker]")).to_have_count(0)
         expect(attempt_rows(page, spent).locator("[data-marker]")).to_have_count(0)

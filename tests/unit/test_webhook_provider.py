@@ -510,6 +510,7 @@ def v1_verifies(secret: str, received: Received) -> bool:
 
 
 SECRET = "testsecret1234567890abcdefghijklmnop"
+CLIENT_HEADERS = {"Host", "User-Agent", "Content-Length", "Accept-Encoding"}
 
 
 def test_default_delivery_request() -> None:
@@ -519,8 +520,13 @@ def test_default_delivery_request() -> None:
         credentials={"secret": SECRET},
         config={"custom_headers": '{"x-team":"payments"}'},
     )
-    assert result == DeliveryResult("success", "200", {"status": 200, "body": "ok"})
+    assert (result.status, result.code) == ("success", "200")
+    assert result.response_data == {"status": 200, "body": "ok"}
     assert received is not None
+    # The attempt records what was sent, but for what the HTTP client adds on its own.
+    assert result.request_headers == {
+        name: value for name, value in received.headers if name not in CLIENT_HEADERS
+    }
     assert received.body == BODY  # the stored bytes, not a re-encoding
     assert received.names()[:2] == ["Host", "User-Agent"]
     assert received.get("User-Agent") == "Outpost/0.1.0"
@@ -552,6 +558,21 @@ def test_metadata_precedence_and_header_collisions() -> None:
     assert received.get("x-outpost-team") == "core"  # metadata wins over custom headers
     assert received.get("X-Outpost-Should_err") == "true"
     assert received.get("x-outpost-signature") is None  # no secret, no signature
+
+
+def test_the_record_masks_a_custom_credential_header_the_receiver_gets_in_clear() -> None:
+    custom = '{"Authorization":"Bearer s3cr3t-t0ken","X-Api-Key":"k-123","X-Team":"a"}'
+    result, received = deliver(
+        make_event(), credentials={"secret": SECRET}, config={"custom_headers": custom}
+    )
+    assert received is not None
+    assert received.get("Authorization") == "Bearer s3cr3t-t0ken"
+    recorded = result.request_headers
+    assert recorded is not None
+    assert (recorded["Authorization"], recorded["X-Api-Key"]) == ("********", "********")
+    assert recorded["X-Team"] == "a"
+    assert recorded["X-Outpost-Signature"] == received.get("X-Outpost-Signature")
+    assert "s3cr3t" not in str(recorded) and SECRET not in str(recorded)
 
 
 def test_user_agent_cannot_be_overridden_by_metadata_or_custom_headers() -> None:

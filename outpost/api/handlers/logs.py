@@ -105,6 +105,7 @@ async def _expand(
                 destinations[(tenant_id, d.id)] = schemas.attempt_destination(
                     d, ctx.services.registry, now
                 )
+    pending = await _pending_retries(ctx, attempts)
     models = []
     for a in attempts:
         event = events.get((a.tenant_id, a.event_id))
@@ -114,6 +115,25 @@ async def _expand(
                 response_data="response_data" in include,
                 event_body=schemas.event(event, data=with_data, summary=True) if event else None,
                 destination_body=destinations.get((a.tenant_id, a.destination_id)),
+                next_attempt_at=pending.get(a.id),
             )
         )
     return models
+
+
+async def _pending_retries(ctx: Context, attempts: list[Attempt]) -> dict[str, int]:
+    """When the automatic retry that each failed attempt scheduled is due, by attempt id, while
+    it waits in the queue: the pending retry of its (tenant, event, destination) that makes the
+    attempt after it. Read by triples of the attempts' own tenants, never another's."""
+    failed = [a for a in attempts if a.status != "success"]
+    if not failed:
+        return {}
+    found = await ctx.services.log.pending_retries(
+        list({(a.tenant_id, a.event_id, a.destination_id) for a in failed})
+    )
+    due: dict[str, int] = {}
+    for a in failed:
+        retry = found.get((a.tenant_id, a.event_id, a.destination_id))
+        if retry is not None and retry.attempt_number == a.attempt_number + 1:
+            due[a.id] = retry.due
+    return due

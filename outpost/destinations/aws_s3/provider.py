@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.core.sent_headers import noted
 from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.aws.templates import (
     TemplateError,
@@ -106,6 +107,9 @@ class AwsS3Provider(AwsProvider):
             ChecksumAlgorithm="SHA256",
             ChecksumSHA256=base64.b64encode(hashlib.sha256(event.data).digest()).decode(),
         )
+        # The object's headers as S3 stores them: its content type and user metadata.
+        sent = [("Content-Type", "application/json")]
+        sent += [(f"x-amz-meta-{name}", value) for name, value in metadata.items()]
         if isinstance(outcome, DeliveryResult):
-            return outcome
-        return DeliveryResult("success", "OK", {"bucket": bucket, "key": key})
+            return noted(outcome, sent)
+        return noted(DeliveryResult("success", "OK", {"bucket": bucket, "key": key}), sent)

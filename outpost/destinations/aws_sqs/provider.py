@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.aws.clients import DEFAULT_REGION
 from outpost.destinations.aws.provider import AwsProvider
 
@@ -64,6 +65,7 @@ class AwsSqsProvider(AwsProvider):
             MessageBody=event.data.decode("utf-8"),
             MessageAttributes={"metadata": {"DataType": "String", "StringValue": metadata}},
         )
+        sent = [("metadata", metadata)]  # the message attribute, a JSON object as text
         if isinstance(outcome, DeliveryResult):
-            return outcome
-        return DeliveryResult("success", "OK", {})
+            return noted(outcome, sent)
+        return noted(DeliveryResult("success", "OK", {}), sent)

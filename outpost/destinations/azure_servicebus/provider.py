@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.azure_servicebus import connection
 from outpost.destinations.schema import BrokerProvider
 from outpost.destinations.sending import failed, merged_metadata
@@ -65,11 +66,14 @@ class AzureServiceBusProvider(BrokerProvider):
                 raise DeliveryInfrastructureError(CLOSED)
             return failed(UNGUARDED, REFUSED_CODE)
         publisher = self._open()
+        message = self.message(event, destination)
+        # The message's application properties, as sent.
+        sent = [(str(k), str(v)) for k, v in (message.application_properties or {}).items()]
         try:
             await publisher.send(
                 destination.credentials.get("connection_string", ""),
                 destination.config.get("name", ""),
-                self.message(event, destination),
+                message,
                 destination.id,
             )
         except ValueError as exc:  # a connection string the SDK cannot read
@@ -77,8 +81,8 @@ class AzureServiceBusProvider(BrokerProvider):
         except ClientClosed as exc:
             raise DeliveryInfrastructureError(CLOSED) from exc
         except SendError as exc:
-            return failed(str(exc))
-        return DeliveryResult("success", "OK")
+            return noted(failed(str(exc)), sent)
+        return noted(DeliveryResult("success", "OK"), sent)
 
     async def close(self) -> None:
         self._closed = True

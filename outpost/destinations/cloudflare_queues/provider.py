@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from outpost.config import Config
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.schema import SchemaProvider
 from outpost.destinations.sending import failed, merged_metadata
 from outpost.destinations.webhook.settings import WebhookSettings
@@ -78,8 +79,8 @@ class CloudflareQueuesProvider(SchemaProvider):
         except HttpTransportError as exc:
             if exc.infrastructure:  # our proxy or our shutdown: not Cloudflare's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
-            return failed(exc.message)
-        return _result(response)
+            return noted(failed(exc.message), headers)  # the API token's value is masked
+        return noted(_result(response), headers)
 
     def message(self, event: Event, destination: Destination) -> bytes:
         """The request body. The event's data is spliced in as published, never re-encoded."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from outpost.core.models import DeliveryResult, Destination, Event
+from outpost.core.sent_headers import noted
 from outpost.destinations.schema import BrokerProvider
 from outpost.destinations.sending import failed, merged_metadata
 from outpost.errors import DeliveryInfrastructureError
@@ -85,9 +86,12 @@ class GcpPubSubProvider(BrokerProvider):
             except ClientClosed as exc:
                 raise DeliveryInfrastructureError(CLOSED) from exc
             except PublishError as exc:
-                return failed(str(exc))
-        return DeliveryResult(
-            "success", "OK", {"message_id": message_id, "topic": topic, "project": project}
+                return noted(failed(str(exc)), metadata.items())  # the message's attributes
+        return noted(
+            DeliveryResult(
+                "success", "OK", {"message_id": message_id, "topic": topic, "project": project}
+            ),
+            metadata.items(),
         )
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from outpost.config import Config
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
+from outpost.core.sent_headers import noted
 from outpost.destinations.hookdeck import token as tokens
 from outpost.destinations.hookdeck import verification
 from outpost.destinations.schema import SchemaProvider
@@ -111,10 +112,11 @@ class HookdeckProvider(SchemaProvider):
         source_id = destination.config.get("source_id") or tokens.source_id(token)
         if not source_id:
             return failed(tokens.INVALID_FORMAT)
+        headers = self._headers(event, destination, token)
         try:
             response = await self._client.post(
                 f"{self._events_url}/{quote(source_id, safe='')}",  # one path segment, always
-                self._headers(event, destination, token),
+                headers,
                 event.data,
                 timeout=self._settings.timeout_seconds,
                 max_body=self._cap,
@@ -123,9 +125,9 @@ class HookdeckProvider(SchemaProvider):
             if exc.infrastructure:  # our proxy or our shutdown: not Hookdeck's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
             if exc.code == REFUSED_CODE:  # say that the address is not allowed (the log says which)
-                return failed(exc.message, exc.code)
-            return failed(TRANSPORT_ERROR, "ERROR")
-        return self._result(response)
+                return noted(failed(exc.message, exc.code), headers)
+            return noted(failed(TRANSPORT_ERROR, "ERROR"), headers)
+        return noted(self._result(response), headers)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.core.sent_headers import noted
 from outpost.destinations.kafka.login import SASL_MECHANISMS, ClusterLogin, host_port
 from outpost.destinations.kafka.partition_key import partition_key
 from outpost.destinations.schema import BrokerProvider, normalised_tls
@@ -105,8 +106,9 @@ class KafkaProvider(BrokerProvider):
             refused = self._pool.refused(login)  # an advertised broker the guard refused
             if refused is not None:
                 return DeliveryResult("failed", REFUSED_CODE, {"error": str(refused)})
-            return DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
-        return DeliveryResult("success", "OK")
+            failure = DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
+            return noted(failure, _sent(headers))
+        return noted(DeliveryResult("success", "OK"), _sent(headers))
 
     async def close(self) -> None:
         self._closed = True
@@ -133,3 +135,8 @@ def _refused_literal(guard: AddressGuard, broker: str) -> bool:
     """A broker given as an IP literal the guard refuses (names are checked when connecting)."""
     address = literal_address(host_port(broker)[0])
     return address is not None and guard.refusal(str(address)) is not None
+
+
+def _sent(headers: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    """The record's view of a message's headers (their values are UTF-8 text as sent)."""
+    return [(name, value.decode("utf-8", "replace")) for name, value in headers]

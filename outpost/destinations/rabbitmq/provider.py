@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aio_pika
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
+from outpost.core.sent_headers import noted
 from outpost.destinations.rabbitmq.connections import ConnectionPool, Login
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
 from outpost.destinations.schema import BrokerProvider, normalised_tls
@@ -69,11 +70,10 @@ class RabbitMQProvider(BrokerProvider):
             tls=config.get("tls", "") in ("true", "on"),
         )
         exchange_name = config.get("exchange", "")
-        message = aio_pika.Message(
-            event.data,
-            content_type=_JSON,
-            headers=dict(merged_metadata(event, destination, include_ms=self._include_ms)),
-        )
+        headers = dict(merged_metadata(event, destination, include_ms=self._include_ms))
+        message = aio_pika.Message(event.data, content_type=_JSON, headers=dict(headers))
+        # The attempt records the message's properties and headers as sent.
+        sent = [("content_type", _JSON), *headers.items()]
         try:
             # Connecting and publishing are each bounded; this bounds the whole attempt.
             async with (
@@ -93,8 +93,10 @@ class RabbitMQProvider(BrokerProvider):
         except Exception as exc:
             if self._pool.closed:  # our shutdown cut it short, not the broker
                 raise DeliveryInfrastructureError("the rabbitmq provider closed") from exc
-            return DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)})
-        return DeliveryResult("success", "OK")
+            return noted(
+                DeliveryResult("failed", failure_code(exc), {"error": failure_text(exc)}), sent
+            )
+        return noted(DeliveryResult("success", "OK"), sent)
 
     async def close(self) -> None:
         await self._pool.close()

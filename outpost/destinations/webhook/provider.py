@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Self
 
-from outpost.core import timefmt
+from outpost.core import sent_headers, timefmt
 from outpost.core.models import AttemptStatus, DeliveryResult, Destination, Event, StrMap
 from outpost.core.retry_after import retry_after_seconds
 from outpost.destinations.provider import Display
@@ -208,15 +208,18 @@ class WebhookProvider(SchemaProvider):
         except HttpTransportError as exc:
             if exc.infrastructure:  # our proxy or our shutdown: not the destination's failure
                 raise DeliveryInfrastructureError(str(exc)) from exc
+            sent = sent_headers.recorded(headers)
             if exc.code == REFUSED_CODE:  # say which address and which setting would open it
-                return DeliveryResult("failed", exc.code, {"error": exc.message})
-            return DeliveryResult("failed", exc.code)
-        return self._result(response)
+                return DeliveryResult(
+                    "failed", exc.code, {"error": exc.message}, request_headers=sent
+                )
+            return DeliveryResult("failed", exc.code, request_headers=sent)
+        return self._result(response, sent_headers.recorded(headers))
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    def _result(self, response: HttpResponse) -> DeliveryResult:
+    def _result(self, response: HttpResponse, sent: StrMap) -> DeliveryResult:
         if response.body_exceeded:
             body = self._oversize
         else:
@@ -226,7 +229,9 @@ class WebhookProvider(SchemaProvider):
         retry_after = None
         if response.retry_after is not None and response.status in (429, 503):
             retry_after = retry_after_seconds(response.retry_after, timefmt.now_ms())
-        return DeliveryResult(status, str(response.status), data, retry_after_s=retry_after)
+        return DeliveryResult(
+            status, str(response.status), data, request_headers=sent, retry_after_s=retry_after
+        )
 
     def _headers(
         self, event: Event, dest: Destination, now_ns: int

@@ -16,6 +16,8 @@ from outpost.core.models import (
     Event,
     EventKey,
     Outcome,
+    PendingRetry,
+    RetryPair,
     StrMap,
     Tenant,
 )
@@ -148,6 +150,9 @@ class PostgresBackend(SqlBackend):
         return await self._db.read(
             lambda c: log_ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
+
+    async def pending_retries(self, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+        return await self._db.read(lambda c: task_ops.pending_retries(c, pairs))
 
     # Metrics and retention
 

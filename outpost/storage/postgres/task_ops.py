@@ -7,10 +7,19 @@ that wakes workers in other processes (sent by PostgreSQL only when the transact
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.core.models import DeliveryTask, Event, EventKey, Outcome
+from outpost.core.models import (
+    DeliveryTask,
+    Event,
+    EventKey,
+    Outcome,
+    PendingRetry,
+    RetryPair,
+    retry_key,
+)
 from outpost.storage import rows
 from outpost.storage.postgres.channels import TASKS_CHANNEL, notify
 from outpost.storage.postgres.database import Conn
@@ -257,18 +266,18 @@ VALUES ($1, $2, $3, $4, FALSE, $5, $6) {_RETRY_ON_CONFLICT}"""
 _RECORD_ATTEMPTS_ON_CONFLICT = (
     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, time = excluded.time, "
     "code = excluded.code, response_data = excluded.response_data, "
-    "latency_ms = excluded.latency_ms"
+    "latency_ms = excluded.latency_ms, request_headers = excluded.request_headers"
 )
 _RECORD_ATTEMPT = (
     f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
     f"{_RECORD_ATTEMPTS_ON_CONFLICT}"
 )
 _RECORD_ATTEMPTS = (
     f"INSERT INTO attempts ({rows.ATTEMPT_COLUMNS}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
     "$6::text[], $7::text[], $8::bigint[], $9::integer[], $10::boolean[], $11::text[], "
-    f"$12::text[], $13::bigint[]) {_RECORD_ATTEMPTS_ON_CONFLICT}"
+    f"$12::text[], $13::bigint[], $14::text[]) {_RECORD_ATTEMPTS_ON_CONFLICT}"
 )
 _DELETE_FINISHED = """
 DELETE FROM tasks USING unnest($1::bigint[], $2::integer[]) AS done (id, generation)
@@ -363,3 +372,19 @@ async def count_due(conn: Conn, now: int, limit: int) -> int:
 async def next_visible_at(conn: Conn) -> int | None:
     value = await conn.fetchval("SELECT min(visible_at) FROM tasks")
     return None if value is None else int(value)
+
+
+# Pending automatic retries, read for the API's `next_attempt_at`.
+# `retry_key IS NOT NULL`: the partial unique index's predicate (006), so that it is used.
+_PENDING = """
+SELECT retry_key, attempt_number, visible_at FROM tasks
+WHERE retry_key = ANY($1::text[]) AND retry_key IS NOT NULL AND NOT leased
+"""
+
+
+async def pending_retries(conn: Conn, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+    keys = {retry_key(*pair): pair for pair in pairs}
+    if not keys:
+        return {}
+    found = await conn.fetch(_PENDING, list(keys))
+    return {keys[row[0]]: PendingRetry(int(row[1]), int(row[2])) for row in found}

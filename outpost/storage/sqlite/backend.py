@@ -28,6 +28,8 @@ from outpost.core.models import (
     Event,
     EventKey,
     Outcome,
+    PendingRetry,
+    RetryPair,
     StrMap,
     Tenant,
 )
@@ -242,6 +244,9 @@ class SqliteBackend(SqlBackend):
         return await self._db.read(
             lambda c: log_ops.latest_attempt(c, event_id, destination_id, tenant_id)
         )
+
+    async def pending_retries(self, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+        return await self._db.read(lambda c: task_ops.pending_retries(c, pairs))
 
     # Metrics and retention
 

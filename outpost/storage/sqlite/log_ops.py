@@ -79,6 +79,6 @@ def latest_attempt(
 def insert_attempts(conn: sqlite3.Connection, attempts: list[Attempt]) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO attempts (" + rows.ATTEMPT_COLUMNS + ") "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [rows.attempt_values(a) for a in attempts],
     )

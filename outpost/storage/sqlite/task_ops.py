@@ -7,8 +7,9 @@ of the lease and `leased` is set, so a worker that dies leaves it to be claimed 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
-from outpost.core.models import DeliveryTask, Event, Outcome
+from outpost.core.models import DeliveryTask, Event, Outcome, PendingRetry, RetryPair, retry_key
 from outpost.storage import rows
 from outpost.storage.sqlite.log_ops import get_events, insert_attempts
 from outpost.storage.sqlite.recovery_counts import count_finished
@@ -113,6 +114,22 @@ def finish(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
             )
         elif outcome.cancel_retry:
             conn.execute("DELETE FROM tasks WHERE retry_key = ?", (task.retry_key,))
+
+
+def pending_retries(
+    conn: sqlite3.Connection, pairs: Sequence[RetryPair]
+) -> dict[RetryPair, PendingRetry]:
+    """Unclaimed automatic retries of these triples, by their unique retry_key (its index)."""
+    keys = {retry_key(*pair): pair for pair in pairs}
+    if not keys:
+        return {}
+    marks = ",".join("?" * len(keys))
+    found = conn.execute(
+        "SELECT retry_key, attempt_number, visible_at FROM tasks "
+        f"WHERE retry_key IN ({marks}) AND leased = 0",
+        list(keys),
+    )
+    return {keys[key]: PendingRetry(number, due) for key, number, due in found}
 
 
 def release(conn: sqlite3.Connection, task: DeliveryTask, visible_at: int) -> None:

@@ -35,8 +35,11 @@ from outpost.core.models import (
     Event,
     EventKey,
     Outcome,
+    PendingRetry,
+    RetryPair,
     StrMap,
     Tenant,
+    retry_key,
 )
 from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
 from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
@@ -245,6 +248,15 @@ class MemoryBackend:
             and tenant_id in (None, a.tenant_id)
         ]
         return max(found, key=lambda a: (a.attempt_number, a.time), default=None)
+
+    async def pending_retries(self, pairs: Sequence[RetryPair]) -> dict[RetryPair, PendingRetry]:
+        await self._turn()
+        keys = {retry_key(*pair): pair for pair in pairs}
+        return {
+            keys[t.retry_key]: PendingRetry(t.attempt_number, t.visible_at)
+            for t in self._tasks.values()
+            if t.retry_key in keys and not t.leased
+        }
 
     # Metrics and retention
 

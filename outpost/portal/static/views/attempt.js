@@ -1,5 +1,5 @@
-// `/destinations/:id/attempts/:attempt`: what was sent, what came back (with copy buttons),
-// how long it took, and a manual retry.
+// `/destinations/:id/attempts/:attempt`: what was sent (headers and body), what came back (with
+// copy buttons), how long it took, when an automatic retry follows, and a manual retry.
 
 import { h, replace, time } from "../dom.js";
 import { backLink, errorBox, pageTitle, statusBadge } from "./common.js";
@@ -14,6 +14,11 @@ function pretty(value) {
     }
   }
   return JSON.stringify(value, null, 2);
+}
+
+/** Recorded request headers as the request carried them: one `Name: value` line each. */
+function headerLines(headers) {
+  return headers ? Object.entries(headers).map(([name, value]) => `${name}: ${value}`).join("\n") : "";
 }
 
 /** A button that copies `text`; without clipboard access it selects `target` for Ctrl+C. */
@@ -88,16 +93,19 @@ export async function renderAttempt(ctx, token, destinationId, attemptId) {
         h("dt", {}, "Response code"), h("dd", {}, attempt.code || "—"),
         h("dt", {}, "Latency"), h("dd", {}, h("span", { "data-latency": "" }, attempt.latency_ms == null ? "—" : `${attempt.latency_ms} ms`)),
         h("dt", {}, "Attempted"), h("dd", {}, time(attempt.time)),
+        attempt.next_attempt_at ? h("dt", {}, "Next retry") : null,
+        attempt.next_attempt_at ? h("dd", { "data-next-attempt": "" }, time(attempt.next_attempt_at)) : null,
         h("dt", {}, "Event time"), h("dd", {}, time(event.time)),
         h("dt", {}, "Kind"), h("dd", {}, attempt.manual ? "Manual retry" : attempt.attempt_number > 1 ? "Automatic retry" : "First delivery"),
         h("dt", {}, "Attempt ID"), h("dd", {}, h("code", { class: "break" }, attempt.id)),
       ),
     ),
+    // Headers (or a broker message's properties) as sent, credentials masked by the server.
+    block("Request headers", headerLines(attempt.request_headers),
+      "No headers were recorded for this attempt: its destination type sends none beside the body, or the attempt is older than this record.",
+      attempt.request_headers ? "Values that are credentials (authorization, tokens, keys) are shown as ********." : null),
     h("div", { class: "grid-2" },
-      // The server records what was sent (the event) and what came back, not the request's
-      // headers: the destination type's guide lists the headers every request carries.
-      block("Request body", pretty(event.data), "This event has no data.",
-        "Request headers are not recorded for an attempt; every request carries the event id and topic headers described in the destination's guide."),
+      block("Request body", pretty(event.data), "This event has no data."),
       block("Response", responseText, "No response was received (for example, the connection failed)."),
     ),
     event.metadata && Object.keys(event.metadata).length ? block("Event metadata", pretty(event.metadata), "") : null,

@@ -143,18 +143,8 @@ async function eventHistory(ctx, destinationId, models) {
   return history;
 }
 
-// "Retry scheduled": the server's own rule for scheduling an automatic retry (failed, the event
-// eligible, the attempt within the retry budget), on the event's latest attempt. The API does not
-// say *when* the retry is due, so no time is shown.
-function retryScheduled(ctx, destination, attempt, seen) {
-  const limit = Number(ctx.settings.RETRY_LIMIT);
-  return attempt.status !== "success" && !destination.disabled_at && Number.isFinite(limit)
-    && seen && seen.latest === attempt.attempt_number && !seen.success
-    && attempt.event?.eligible_for_retry !== false && attempt.attempt_number <= limit;
-}
-
 function marker(kind, text, title) {
-  return h("span", { class: "badge badge--hint", "data-marker": kind, title }, text);
+  return h("span", { class: "badge badge--hint", "data-marker": kind, title }, ...[text].flat());
 }
 
 function rowRetry(ctx, destination, attempt) {
@@ -197,11 +187,12 @@ export async function attemptsSection(ctx, destination, topics) {
     const href = `/destinations/${encodeURIComponent(id)}/attempts/${encodeURIComponent(a.id)}`;
     const seen = history.get(a.event_id);
     const deliveredLater = a.status !== "success" && seen && seen.success > a.attempt_number;
-    const retrying = !deliveredLater && retryScheduled(ctx, destination, a, seen);
+    // The server says when the automatic retry this attempt scheduled is due, while it waits.
+    const retrying = !deliveredLater && a.next_attempt_at;
     return h("tr", { "data-attempt": a.id },
       h("td", { "data-label": "Status" }, h("span", { class: "status-cell" }, statusBadge(a.status), a.code ? h("span", { class: "code" }, a.code) : null,
         deliveredLater ? marker("delivered-later", "Delivered later", "A later attempt of this event succeeded") : null,
-        retrying ? marker("retrying", "Retry scheduled", "An automatic retry of this event follows") : null,
+        retrying ? marker("retrying", ["Next retry at ", time(a.next_attempt_at)], "An automatic retry of this event is scheduled") : null,
         a.event?.metadata?.["outpost-test"] === "true" ? marker("test", "Test event", "Sent with “Send test event”") : null)),
       h("td", { "data-label": "Topic" }, a.event?.topic || "—"),
       h("td", { "data-label": "Event", class: "cell-mono" }, h("a", { href, "data-link": "", class: "row-link" }, a.event_id)),
