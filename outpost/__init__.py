@@ -1,3 +1,7 @@
-"""An event delivery server that speaks Hookdeck Outpost's API."""
+"""An event delivery server that speaks Hookdeck Outpost's API.
+
+`contract.md §N` in a docstring or comment is section N of docs/contract.md, the server's own
+statement of what it promises (tests/unit/test_contract_refs.py keeps every citation resolving).
+"""
 
 __version__ = "0.1.0"

@@ -171,8 +171,8 @@ def build(
 
 def http_app(system: System) -> ASGIApp:
     """The HTTP application this process serves: the API's operations where it serves the API
-    (/healthz alone otherwise), and beside them /metrics (on the API port unless
-    `PROMETHEUS_PORT` gives it its own) and the tenant portal (§7.3, with the operations)."""
+    (/healthz alone otherwise), and beside them /metrics (on the API port unless `PROMETHEUS_PORT`
+    gives it its own) and the tenant portal (contract.md §7.3, with the operations)."""
     config, services = system.config, system.services
     mounted = []
     if system.prometheus is not None and not config.prometheus_port:

@@ -160,7 +160,7 @@ class Publisher:
         return Published(event.id, duplicate, matched)
 
     async def retry(self, event_id: str, destination_id: str, tenant_id: str | None) -> None:
-        """Queue a manual attempt, numbered after the latest logged one (§1.6.19).
+        """Queue a manual attempt, numbered after the latest logged one (contract.md §1.6.19).
 
         Only a pair with an earlier attempt can be retried (SDK 1.7.0): a retry never sends an
         event to a destination it was not delivered to. Stored events that never reached a

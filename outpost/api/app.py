@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 async def authorize(request: Request, services: Services, operation: Operation) -> Context:
-    """§1.2: the key or a JWT; then admin-only routes, the path's tenant, and a live JWT tenant."""
+    """contract.md §1.2: the key or a JWT; then admin-only routes, the path's tenant, and a live JWT
+    tenant."""
     caller = services.auth.caller(request.headers.get("authorization"))
     path_tenant = request.path_params.get("tenant_id")
     if caller.admin:

@@ -1,4 +1,5 @@
-"""Who is calling: the admin (API key) or one tenant (HS256 JWT issued by this server), §1.2."""
+"""Who is calling: the admin (API key) or one tenant (HS256 JWT issued by this server), contract.md
+§1.2."""
 
 from __future__ import annotations
 

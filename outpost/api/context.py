@@ -36,7 +36,7 @@ class Services:
     health: Callable[[], dict[str, bool]] = field(default=lambda: {})
     # Dependencies /healthz checks with one cheap round trip each: name → check (raises if down).
     dependencies: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
-    metrics: MetricsStore | None = None  # the metrics API's aggregates (§1.6.17)
+    metrics: MetricsStore | None = None  # the metrics API's aggregates (contract.md §1.6.17)
     retention: LogRetention | None = None  # erasing a deleted tenant's logs, when configured
     rate_limiter: RateLimiter | None = None  # API_RATE_LIMIT, when set
     # When the earliest queued task is (or was) due: /healthz reports delivery falling behind.

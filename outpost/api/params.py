@@ -1,4 +1,4 @@
-"""Query-string conventions (§1.4): array parameters, time ranges, cursor paging."""
+"""Query-string conventions (contract.md §1.4): array parameters, time ranges, cursor paging."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The only place JSON field names live: domain records → Outpost's response shapes (§1.5)."""
+"""The only place JSON field names live: domain records → Outpost's response shapes (contract.md
+§1.5)."""
 
 from __future__ import annotations
 

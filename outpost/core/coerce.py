@@ -1,4 +1,4 @@
-"""Coercion of JSON values into the string→string maps Outpost stores (§0.1 of the contract)."""
+"""Coercion of JSON values into the string→string maps Outpost stores (contract.md §0.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The metrics API's domain (§1.6.17): what may be asked, time buckets, and the answer's rows.
+"""The metrics API's domain (contract.md §1.6.17): what may be asked, time buckets, and the answer's
+rows.
 
 The stores compute *tallies* (counts and sums per time bucket and dimension combination) with
 SQL aggregates; everything derived from them (rates, error rate, averages), the zero-filled
@@ -113,7 +114,8 @@ _WEEK_ORIGIN_MS = 3 * 86_400_000
 
 @dataclass(frozen=True, slots=True)
 class Granularity:
-    """`<amount><unit>`: a bucket is `amount` units long, aligned from the epoch (§1.6.17)."""
+    """`<amount><unit>`: a bucket is `amount` units long, aligned from the epoch (contract.md
+    §1.6.17)."""
 
     amount: int
     unit: str

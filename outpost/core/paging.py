@@ -1,4 +1,4 @@
-"""What a list request asks for and what a page gives back (cursor pagination, §1.4)."""
+"""What a list request asks for and what a page gives back (cursor pagination, contract.md §1.4)."""
 
 from __future__ import annotations
 

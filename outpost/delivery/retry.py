@@ -1,4 +1,5 @@
-"""What follows an attempt (pure): retry later, cancel the pending retry, or nothing (§3.2)."""
+"""What follows an attempt (pure): retry later, cancel the pending retry, or nothing (contract.md
+§3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Turning create and update requests into destinations (§1.6.9, §1.6.11).
+"""Turning create and update requests into destinations (contract.md §1.6.9, §1.6.11).
 
 Create validates in Outpost's order (required fields, who may set timestamps, timestamps not in
 the future, topics, the type's own rules, then its preprocessing). Update applies RFC 7396

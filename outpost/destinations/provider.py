@@ -52,7 +52,8 @@ class Provider(Protocol):
 
 @runtime_checkable
 class RemoteVerifier(Protocol):
-    """A type whose create/update also asks the remote side (hookdeck's token check, §5.1).
+    """A type whose create/update also asks the remote side (hookdeck's token check, contract.md
+    §5.1).
 
     Called after `preprocess`, on the event loop; raises `ValidationError` when the remote
     refuses, and returns the destination to store (e.g. with names the remote reported).

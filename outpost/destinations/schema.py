@@ -1,4 +1,4 @@
-"""The schema-driven half of every destination type (contract §1.5, §5).
+"""The schema-driven half of every destination type (contract.md §1.5, §5).
 
 A type is a folder with `metadata.json` (label, icon, field schema), `instructions.md`, and a
 provider. `SchemaProvider` gives a provider the parts that depend only on that schema: the
@@ -119,7 +119,7 @@ class SchemaProvider:
         return Display(credentials=credentials, target=target, target_url=target_url)
 
     def target(self, destination: Destination) -> tuple[str, str]:
-        """(target, target_url) as the contract's §1.5 table gives them for this type."""
+        """(target, target_url) as contract.md §1.5's table gives them for this type."""
         return "", ""
 
 

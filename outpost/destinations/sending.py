@@ -1,4 +1,5 @@
-"""What a delivery sends beside the event's data, and how it reports a failure (contract §4.3, §5).
+"""What a delivery sends beside the event's data, and how it reports a failure (contract.md §4.3,
+§5).
 
 Metadata merged in the contract's order, Go-style timestamps, the generic failed attempt, and
 the walk along an exception's causes that the types' failure codes are read from.
@@ -19,7 +20,7 @@ FORMAT_ERROR = "could not format event for delivery"
 def merged_metadata(
     event: Event, destination: Destination, now_ns: int | None = None, *, include_ms: bool = False
 ) -> StrMap:
-    """system < destination.delivery_metadata < event.metadata (§4.3)."""
+    """system < destination.delivery_metadata < event.metadata (contract.md §4.3)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     metadata = {
         "event-id": event.id,
@@ -43,7 +44,7 @@ def rfc3339_nano(now_ns: int) -> str:
 
 
 def failed(error: str, code: str = "ERR") -> DeliveryResult:
-    """The generic failure of §5: code `ERR`, `{"error": ...}`."""
+    """The generic failure of contract.md §5: code `ERR`, `{"error": ...}`."""
     return DeliveryResult("failed", code, {"error": error})
 
 

@@ -1,4 +1,4 @@
-"""Operator events and alerts (contract §7.4): what happened to deliveries, told to the operator.
+"""Operator events and alerts (contract.md §7.4): what happened to deliveries, told to the operator.
 
 - `core/operator_records.py` (below storage, which imports it): what the store keeps (outbox
   rows, per-destination health) and the judge seam the store calls inside the commit that

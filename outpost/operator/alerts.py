@@ -1,4 +1,5 @@
-"""The judge of recorded attempts (§7.4): which operator events each causes, and auto-disable.
+"""The judge of recorded attempts (contract.md §7.4): which operator events each causes, and
+auto-disable.
 
 Called by the store inside the commit that records the attempt (see `records.OutcomeJudge`), so
 an attempt, the destination's failure count, its disabling and the events they cause are

@@ -1,4 +1,4 @@
-"""The operator event envelope (§7.4) and the projections of records it carries.
+"""The operator event envelope (contract.md §7.4) and the projections of records it carries.
 
 `{"id", "topic", "time", "deployment_id"?, "tenant_id"?, "data"}`; a destination is shown
 without credentials, an event with its data as published (raw bytes, never re-encoded).

@@ -132,7 +132,8 @@ def _provider_sinks(config: Config) -> list[tuple[str, tuple[StrMap, StrMap]]]:
 
 
 def _rabbitmq(config: Config) -> tuple[StrMap, StrMap]:
-    """`amqp[s]://user:pass@host:port/vhost` → the rabbitmq destination's fields (§5.7)."""
+    """`amqp[s]://user:pass@host:port/vhost` → the rabbitmq destination's fields (contract.md
+    §5.7)."""
     url = urlsplit(config.operator_events_rabbitmq_server_url)
     if url.scheme not in ("amqp", "amqps") or not url.hostname:
         raise ConfigError("OPERATOR_EVENTS_RABBITMQ_SERVER_URL: expected amqp[s]://host[:port]")

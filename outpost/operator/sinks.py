@@ -1,4 +1,4 @@
-"""Where operator events go: one sink per deployment (§7.4).
+"""Where operator events go: one sink per deployment (contract.md §7.4).
 
 `HttpSink` POSTs the envelope, signed. Every other sink is a destination provider (rabbitmq,
 aws_sqs, gcp_pubsub, ...) delivering to a synthetic destination built from the OPERATOR_EVENTS_*

@@ -1,5 +1,6 @@
-"""`tenant.subscription.updated` (§7.4): told after a destination create, update, delete, enable
-or disable changed the tenant's `topics` or `destinations_count` (as `GET /tenants` shows them).
+"""`tenant.subscription.updated` (contract.md §7.4): told after a destination create, update,
+delete, enable or disable changed the tenant's `topics` or `destinations_count` (as `GET /tenants`
+shows them).
 
 `SubscriptionTracking` is the tenant store the API uses when that topic is wanted: it wraps the
 real one and, around each destination write, compares the tenant's subscription before and after.

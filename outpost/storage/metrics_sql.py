@@ -1,4 +1,5 @@
-"""The metrics aggregates (§1.6.17) as SQL, shared by the SQLite and PostgreSQL backends.
+"""The metrics aggregates (contract.md §1.6.17) as SQL, shared by the SQLite and PostgreSQL
+backends.
 
 One `GROUP BY` per request: the time bucket (an integer index, see `Granularity.bucket`), the
 requested dimensions, and only the sums the requested measures need. The range condition comes

@@ -63,7 +63,8 @@ class LogStore(Protocol):
 
 
 class MetricsStore(Protocol):
-    """The metrics API's aggregates (§1.6.17): tallies per time bucket and dimension values."""
+    """The metrics API's aggregates (contract.md §1.6.17): tallies per time bucket and dimension
+    values."""
 
     async def metrics_tallies(self, query: MetricsQuery) -> list[Tally]: ...
 

@@ -5,7 +5,7 @@ the request middleware and the delivery worker used both):
 - `logs`, `context`: log lines in text or JSON, carrying what is being handled (`context.bind`);
 - `requests`: request ids and the API call observer around the ASGI app;
 - `hooks`: the observers the publisher, the worker and the API call (None when off);
-- OpenTelemetry (contract §7.7), on when `OTEL_SERVICE_NAME` is set: `sdk` (which alone imports
+- OpenTelemetry (contract.md §7.7), on when `OTEL_SERVICE_NAME` is set: `sdk` (which alone imports
   `opentelemetry`), `signals`, `tracing_ids`. With telemetry off the server neither imports
   nor pays for it: `start` imports the SDK only when the setting is there.
 (Prometheus, with its own optional client and endpoint, is `outpost/prometheus/`.)

@@ -1,4 +1,4 @@
-"""A tenant's destinations (§1.6.8–15)."""
+"""A tenant's destinations (contract.md §1.6.8–15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Events and attempts (§1.6.14–16): filtered, cursor-paged, with `include=` expansions."""
+"""Events and attempts (contract.md §1.6.14–16): filtered, cursor-paged, with `include=`
+expansions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`GET /metrics/events` and `GET /metrics/attempts` (§1.6.17): aggregates over the log."""
+"""`GET /metrics/events` and `GET /metrics/attempts` (contract.md §1.6.17): aggregates over the
+log."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ async def _metrics(request: Request, ctx: Context, kind: Kind) -> JSON:
 
 
 def filters(q: QueryParams) -> dict[str, tuple[str, ...]]:
-    """Each `filters[key]` as an array, in the three encodings of §1.4 (indexed wins over
-    `[]`, which wins over plain repetition)."""
+    """Each `filters[key]` as an array, in the three encodings of contract.md §1.4 (indexed wins
+    over `[]`, which wins over plain repetition)."""
     indexed: dict[str, list[tuple[int, str]]] = {}
     bracketed: dict[str, list[str]] = {}
     plain: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""`POST /publish` and `POST /retry` (§1.6.18–19, §2)."""
+"""`POST /publish` and `POST /retry` (contract.md §1.6.18–19, §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Health, topics and destination types (§1.6.1, §1.6.20–21)."""
+"""Health, topics and destination types (contract.md §1.6.1, §1.6.20–21)."""
 
 from __future__ import annotations
 

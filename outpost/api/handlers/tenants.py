@@ -1,4 +1,5 @@
-"""Tenants: upsert, get, delete, list, and the JWT and portal URL that act for one (§1.6.2–7)."""
+"""Tenants: upsert, get, delete, list, and the JWT and portal URL that act for one (contract.md
+§1.6.2–7)."""
 
 from __future__ import annotations
 

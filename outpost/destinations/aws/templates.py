@@ -1,4 +1,5 @@
-"""JMESPath templates over an event: Kinesis partition keys and S3 object keys (§5.3, §5.4).
+"""JMESPath templates over an event: Kinesis partition keys and S3 object keys (contract.md §5.3,
+§5.4).
 
 Templates are compiled once per distinct text (destinations share few), and a result is turned
 into text the way Outpost does: its JSON numbers are 64-bit floats printed with Go's `%g`.

@@ -1,4 +1,4 @@
-"""The `aws_kinesis` destination type (§5.3): one PutRecord per event.
+"""The `aws_kinesis` destination type (contract.md §5.3): one PutRecord per event.
 
 With `DESTINATIONS_AWS_KINESIS_METADATA_IN_PAYLOAD` (the default) the record is the envelope
 `{"metadata": {...}, "data": <event data>}`, else the event data alone. The partition key is the

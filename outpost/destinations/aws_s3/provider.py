@@ -1,4 +1,4 @@
-"""The `aws_s3` destination type (§5.4): one PutObject per event.
+"""The `aws_s3` destination type (contract.md §5.4): one PutObject per event.
 
 The object is the event's data as published; its key is a JMESPath template evaluated over
 `{"data", "metadata", "time"}` with `time` taken from the event (not the delivery), so a retry

@@ -1,4 +1,4 @@
-"""The `aws_sqs` destination type (§5.2): one SendMessage per event.
+"""The `aws_sqs` destination type (contract.md §5.2): one SendMessage per event.
 
 The body is the event's data as sent; the merged metadata travels as one String message
 attribute, `metadata`, holding a JSON object. The region comes from the queue URL's host.

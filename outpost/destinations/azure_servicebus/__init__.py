@@ -1,4 +1,5 @@
-"""The `azure_servicebus` destination type (§5.5): each event sent to a queue or topic."""
+"""The `azure_servicebus` destination type (contract.md §5.5): each event sent to a queue or
+topic."""
 
 from outpost.destinations.azure_servicebus.provider import AzureServiceBusProvider
 

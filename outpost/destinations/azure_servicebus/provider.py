@@ -1,4 +1,4 @@
-"""The `azure_servicebus` destination type (§5.5): one Service Bus message per event.
+"""The `azure_servicebus` destination type (contract.md §5.5): one Service Bus message per event.
 
 Schema, validation and display live here; delivery is `publisher.ServiceBusPublisher`,
 imported on the first delivery (see its docstring for the client and why).

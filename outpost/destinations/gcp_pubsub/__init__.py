@@ -1,4 +1,4 @@
-"""The `gcp_pubsub` destination type (§5.6): each event published to a Pub/Sub topic."""
+"""The `gcp_pubsub` destination type (contract.md §5.6): each event published to a Pub/Sub topic."""
 
 from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
 

@@ -1,4 +1,4 @@
-"""The `gcp_pubsub` destination type (§5.6): one Pub/Sub message per event.
+"""The `gcp_pubsub` destination type (contract.md §5.6): one Pub/Sub message per event.
 
 Schema, validation and display live here; delivery is `publisher.PubSubPublisher`, imported on
 the first delivery (see its docstring for the client and why).
@@ -110,7 +110,8 @@ class GcpPubSubProvider(BrokerProvider):
 
 
 def _key_errors(key_json: str) -> list[str]:
-    """§5.6: the key must be a JSON object with a `type` (what google-auth dispatches on)."""
+    """contract.md §5.6: the key must be a JSON object with a `type` (what google-auth dispatches
+    on)."""
     try:
         parsed: Any = json.loads(key_json)
     except ValueError:

@@ -1,4 +1,4 @@
-"""The `hookdeck` destination type (§5.1): events forwarded to a Hookdeck source."""
+"""The `hookdeck` destination type (contract.md §5.1): events forwarded to a Hookdeck source."""
 
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 

@@ -1,12 +1,12 @@
-"""The `hookdeck` destination type (§5.1): a signed POST to a Hookdeck managed source.
+"""The `hookdeck` destination type (contract.md §5.1): a signed POST to a Hookdeck managed source.
 
 The tenant gives only a token; the source it names is stored as `config.source_id` (and, once
 Hookdeck has confirmed the token, `config.source_name`). Delivery goes through the same libcurl
 client and SSRF guard as webhooks.
 
-One conscious divergence: Outpost records an HTTP status ≥ 400 as a failed attempt but schedules
-no retry (its publisher returns no error, §11 quirk 21). Here such an attempt is failed *and*
-retried like any other failure: a 429 or 5xx from Hookdeck is usually transient, and a failed
+One conscious divergence: Outpost records an HTTP status ≥ 400 as a failed attempt but schedules no
+retry (its publisher returns no error, contract.md §11 quirk 21). Here such an attempt is failed
+*and* retried like any other failure: a 429 or 5xx from Hookdeck is usually transient, and a failed
 attempt that is never retried silently loses the event.
 """
 
@@ -57,7 +57,8 @@ class HookdeckProvider(SchemaProvider):
     def __init__(self, settings: HookdeckSettings, client: HttpClient) -> None:
         super().__init__()
         metadata = json.loads((resources.files(self.package) / "metadata.json").read_text("utf-8"))
-        self._schema["setup_link"] = metadata["setup_link"]  # only this type has one (§1.5)
+        # only this type has one (contract.md §1.5)
+        self._schema["setup_link"] = metadata["setup_link"]
         self._settings = settings
         self._client = client
         self._events_url = settings.events_url.rstrip("/")

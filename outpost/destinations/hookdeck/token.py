@@ -1,4 +1,4 @@
-"""Hookdeck managed-source tokens: base64 of `<source id>:<signing part>` (§5.1)."""
+"""Hookdeck managed-source tokens: base64 of `<source id>:<signing part>` (contract.md §5.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Asking Hookdeck whether a source token is good, and what the source is called (§5.1).
+"""Asking Hookdeck whether a source token is good, and what the source is called (contract.md §5.1).
 
 This runs on create/update only, so it uses the standard library's HTTP client in a worker
 thread rather than the delivery client (which only POSTs and is shared with deliveries). The

@@ -1,4 +1,5 @@
-"""The `kafka` destination type (§5.8): each event produced to a topic of the tenant's cluster."""
+"""The `kafka` destination type (contract.md §5.8): each event produced to a topic of the tenant's
+cluster."""
 
 from outpost.destinations.kafka.provider import KafkaProvider
 

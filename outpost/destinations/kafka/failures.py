@@ -1,6 +1,6 @@
-"""A cluster or network failure → the attempt's code (§5.8): auth_failed, connection_refused,
-dns_error, topic_not_found, message_too_large, timeout, tls_error, kafka_error; ssrf_blocked
-when the guard refused the broker's address (no connection made)."""
+"""A cluster or network failure → the attempt's code (contract.md §5.8): auth_failed,
+connection_refused, dns_error, topic_not_found, message_too_large, timeout, tls_error, kafka_error;
+ssrf_blocked when the guard refused the broker's address (no connection made)."""
 
 from __future__ import annotations
 

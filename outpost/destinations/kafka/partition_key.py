@@ -1,4 +1,5 @@
-"""The message key: a JMESPath template over {"metadata", "data"}, else the event id (§5.8).
+"""The message key: a JMESPath template over {"metadata", "data"}, else the event id (contract.md
+§5.8).
 
 Outpost evaluates the template with Go, where every JSON number is a float64 and the result is
 printed with `fmt`'s %g / %v; the key is formatted the same way so that the same event gets the

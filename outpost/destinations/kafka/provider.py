@@ -1,8 +1,8 @@
-"""The `kafka` destination type (§5.8).
+"""The `kafka` destination type (contract.md §5.8).
 
-An event becomes one record on the destination's topic: value = the event's data untouched,
-key = the partition key (a JMESPath template, else the event id; the default partitioner hashes
-it, so one key stays on one partition), headers = `content-type` then the merged metadata (§4.3).
+An event becomes one record on the destination's topic: value = the event's data untouched, key =
+the partition key (a JMESPath template, else the event id; the default partitioner hashes it, so one
+key stays on one partition), headers = `content-type` then the merged metadata (contract.md §4.3).
 """
 
 from __future__ import annotations

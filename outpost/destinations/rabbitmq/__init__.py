@@ -1,4 +1,4 @@
-"""The `rabbitmq` destination type (§5.7): events published to a tenant's exchange."""
+"""The `rabbitmq` destination type (contract.md §5.7): events published to a tenant's exchange."""
 
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 

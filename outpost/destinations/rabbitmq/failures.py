@@ -1,4 +1,4 @@
-"""A broker or network failure → the attempt's code and error text (§5.7).
+"""A broker or network failure → the attempt's code and error text (contract.md §5.7).
 
 aio-pika surfaces AMQP close codes as typed exceptions, and socket failures as
 `AMQPConnectionError(errno, message)` caused by the `OSError` itself, so both are read from the

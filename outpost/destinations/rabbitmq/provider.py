@@ -1,9 +1,9 @@
-"""The `rabbitmq` destination type (§5.7).
+"""The `rabbitmq` destination type (contract.md §5.7).
 
-An event becomes one message on the destination's exchange: routing key = topic, body = the
-event's data untouched, headers = the merged metadata (§4.3). Publisher confirms make success
-mean the broker took the message; a message no queue is bound for is still a success, as in
-Outpost (not mandatory).
+An event becomes one message on the destination's exchange: routing key = topic, body = the event's
+data untouched, headers = the merged metadata (contract.md §4.3). Publisher confirms make success
+mean the broker took the message; a message no queue is bound for is still a success, as in Outpost
+(not mandatory).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The `webhook` destination type: signed JSON POSTs to a customer's HTTP endpoint (§4)."""
+"""The `webhook` destination type: signed JSON POSTs to a customer's HTTP endpoint (contract.md
+§4)."""
 
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.settings import WebhookSettings

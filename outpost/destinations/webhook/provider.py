@@ -1,4 +1,5 @@
-"""The `webhook` destination type (§4): schema, credential rules and the signed POST itself.
+"""The `webhook` destination type (contract.md §4): schema, credential rules and the signed POST
+itself.
 
 Everything that depends only on settings (header names, signer, templates, the oversize text)
 is resolved once in `__init__`; a delivery builds one header dict and hands the event's raw
@@ -139,9 +140,9 @@ class WebhookProvider(SchemaProvider):
     def _credential_errors(self, credentials: StrMap) -> list[str]:
         secret, previous, invalid_at = (credentials.get(key, "") for key in CREDENTIAL_KEYS)
         if _rotating(credentials):
-            # Rotation makes the pair itself (§4.6): the stored secret becomes the previous one,
-            # a new secret is generated, and only a given end of the overlap is taken from the
-            # request. So only that end is checked here; a missing secret or a create is
+            # Rotation makes the pair itself (contract.md §4.6): the stored secret becomes the
+            # previous one, a new secret is generated, and only a given end of the overlap is taken
+            # from the request. So only that end is checked here; a missing secret or a create is
             # preprocessing's to refuse.
             if invalid_at and _instant(invalid_at) is None:
                 return ["credentials.previous_secret_invalid_at failed pattern validation"]
@@ -273,15 +274,15 @@ class WebhookProvider(SchemaProvider):
         for key, value in metadata.items():
             if key not in ("event-id", "timestamp"):
                 headers[canonical(self._prefix + key)] = value
-        # Outpost repeats event metadata without the prefix in this mode (§11 quirk 23).
+        # Outpost repeats event metadata without the prefix in this mode (contract.md §11 quirk 23).
         for key, value in event_metadata.items():
             headers[canonical(key)] = value
 
     def _metadata(
         self, event: Event, destination: Destination, now_ns: int
     ) -> tuple[StrMap, StrMap, list[str]]:
-        """system < destination.delivery_metadata < event.metadata (§4.3), but a key that would
-        replace a header the server computes is left out (and named in the third value).
+        """system < destination.delivery_metadata < event.metadata (contract.md §4.3), but a key
+        that would replace a header the server computes is left out (and named in the third value).
 
         Returns the merged metadata and the event's own part that may be sent.
         """

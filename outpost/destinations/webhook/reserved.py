@@ -3,7 +3,7 @@
 Outpost turns every metadata key into a header, after the server's own, so a key can replace a
 header a receiver relies on: `signature` or `id` in Standard Webhooks mode replaces
 `webhook-signature` / `webhook-id` (and no verifier accepts the delivery), `event-id` or `topic`
-in default mode replaces the identifying `x-outpost-` headers (contract §11 quirk 23). Here those
+in default mode replaces the identifying `x-outpost-` headers (contract.md §11 quirk 23). Here those
 headers always carry the server's values. A key that would be sent under one of them is refused
 on a destination's `delivery_metadata` and left out of the request when it comes with an event.
 

@@ -1,4 +1,5 @@
-"""Deployment-wide webhook behaviour (§4.7): one frozen value, built from Config and checked once.
+"""Deployment-wide webhook behaviour (contract.md §4.7): one frozen value, built from Config and
+checked once.
 
 Header directives are three-state, as in Outpost: None means `<prefix><key>`, "" means the
 header is not sent, anything else is the exact header name. They apply in default mode only;
