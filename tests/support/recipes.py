@@ -2,7 +2,7 @@
 
 One source of truth: the production tests start their API and delivery processes with the
 commands deploy/compose.yaml gives those services (`serve_args`), and check that they pass every
-variable the compose file sets (`compose_environment`); tests/unit/test_deploy_recipes.py checks
+variable the compose file sets (`compose_environment`); tests/unit/test_deploy_manifests.py checks
 the files against the Compose and Kubernetes schemas and against each other.
 """
 
