@@ -201,6 +201,7 @@ def database() -> Iterator[str]:
         postgres.drop_database(name)
 
 
+@pytest.mark.e2e  # starts a real server process
 def test_delivery_process_as_the_unit_starts_it_stops_on_sigterm_in_time(
     database: str, tmp_path: Path
 ) -> None:
