@@ -9,8 +9,9 @@ machine allows.
 - Every recipe's environment (compose with its env.example, the systemd env file with the unit's
   Environment=, the Kubernetes ConfigMap and Secret with the container's env) passes
   `outpost config --check`, with each variable recognised as a setting.
-- A delivery process started with the systemd unit's command and environment (on the local
-  PostgreSQL) is healthy and exits 0 on SIGTERM well within the unit's TimeoutStopSec.
+- Both units' commands and environments, on the local PostgreSQL, deliver an event; a SIGTERM
+  to the delivery process mid-delivery lets the delivery finish and be recorded, and the process
+  exits 0 well within the unit's TimeoutStopSec.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import httpx
 import pytest
 import yaml
 from support import postgres, recipes
+from support.receiver import Receiver
 from support.server import free_port
 from support.waiting import poll_until
 
@@ -188,7 +190,7 @@ def test_each_recipes_settings_pass_config_check(recipe: str, service: str, tmp_
     assert sources["POSTGRES_URL"] == "environment"
 
 
-# a process as the unit runs it -------------------------------------------------------------------
+# the two units, as on one machine --------------------------------------------------------------
 
 
 @pytest.fixture
@@ -201,48 +203,105 @@ def database() -> Iterator[str]:
         postgres.drop_database(name)
 
 
-@pytest.mark.e2e  # starts a real server process
-def test_delivery_process_as_the_unit_starts_it_stops_on_sigterm_in_time(
+class UnitProcess:
+    """The unit's ExecStart (this environment's console script) with the unit's environment:
+    Environment=, then the env file, then `changes` (this machine's database, free ports)."""
+
+    def __init__(self, service: str, changes: dict[str, str], folder: Path) -> None:
+        self.options = unit_options(f"outpost-{service}.service")
+        command = shlex.split(self.options["ExecStart"][-1])
+        self.environment = systemd_environment(service) | changes
+        self.port = int(self.environment["PORT"])
+        self.log_path = folder / f"{service}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(CONSOLE_SCRIPT), *command[1:]],
+                env={"PATH": os.environ["PATH"], **self.environment},
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        poll_until(self.healthy, timeout=30, what=f"outpost-{service} healthy")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        assert self.process.poll() is None, self.log()
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@pytest.mark.e2e  # starts real server processes
+def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
     database: str, tmp_path: Path
 ) -> None:
-    options = unit_options("outpost-delivery.service")
-    command = shlex.split(options["ExecStart"][-1])
-    environment = systemd_environment("delivery")
-    port = free_port()
-    # this machine's database and a free port instead of the example's; the rest as written
-    environment |= {"POSTGRES_URL": database, "PORT": str(port)}
-    environment["OUTPOST_DATA_DIR"] = str(tmp_path / "data")
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), *command[1:]],
-        env={"PATH": os.environ["PATH"], **environment},
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    """Both units' commands and environments on one machine (this one's database and free ports
+    instead of the example's): an event is delivered, and a SIGTERM to the delivery process while
+    a delivery is in flight lets it finish and be recorded, with exit status 0 well within
+    TimeoutStopSec."""
+    started: list[UnitProcess] = []
+    with Receiver() as receiver:
+        slow = receiver.new_path("slow")
+        hook = receiver.configure(slow, delay=2.0)  # under DELIVERY_TIMEOUT_SECONDS (5 s)
+        try:
+            for service in recipes.OUTPOST_SERVICES:
+                changes = {
+                    "POSTGRES_URL": database,
+                    "PORT": str(free_port()),
+                    "OUTPOST_DATA_DIR": str(tmp_path / f"{service}-data"),
+                    "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver
+                }
+                started.append(UnitProcess(service, changes, tmp_path))
+            api, delivery = started
+            key = api.environment["API_KEY"]
+            with httpx.Client(
+                base_url=f"{api.url}/api/v1",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            ) as client:
+                assert client.put("/tenants/acme").status_code in (200, 201)
+                created = client.post(
+                    "/tenants/acme/destinations",
+                    json={"type": "webhook", "topics": "*", "config": {"url": hook}},
+                )
+                assert created.status_code == 201, created.text
+                published = client.post(
+                    "/publish", json={"tenant_id": "acme", "topic": "user.created", "data": {}}
+                )
+                assert published.status_code == 202, published.text
+                receiver.wait_for(1, path=slow, timeout=15)  # in flight: answered in 2 s
+                limit = int(delivery.options["TimeoutStopSec"][-1])
+                began = time.monotonic()
+                delivery.process.send_signal(signal.SIGTERM)
+                code = delivery.process.wait(timeout=limit)
+                took = time.monotonic() - began
+                print(f"\ndelivery process: SIGTERM mid-delivery, exited {code} in {took:.2f}s")
+                assert code == 0, delivery.log()
+                [request] = receiver.requests_for(slow)
+                assert request.response_sent and request.event_id == published.json()["id"]
 
-        def healthy() -> bool:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+                def recorded() -> list[dict[str, Any]]:
+                    found = client.get("/attempts", params={"tenant_id": "acme"})
+                    models: list[dict[str, Any]] = found.json()["models"]
+                    return models
 
-        poll_until(healthy, timeout=30, what="the delivery process healthy")
-        stop_limit = int(options["TimeoutStopSec"][-1])
-        began = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=stop_limit)
-        took = time.monotonic() - began
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
-    output = (tmp_path / "server.log").read_text()
-    print(f"\nstopped by SIGTERM in {took:.2f}s (TimeoutStopSec={stop_limit})")
-    assert code == 0, output
-    banner = json.loads(output.splitlines()[0])  # LOG_FORMAT=json, as the env file sets
+                [attempt] = poll_until(recorded, timeout=10, what="the attempt recorded")
+                assert attempt["status"] == "success", attempt
+        finally:
+            for unit in started:
+                unit.close()
+    banner = json.loads(delivery.log().splitlines()[0])  # LOG_FORMAT=json, from the env file
     assert (banner["service"], banner["store"]) == ("delivery", "postgres"), banner
