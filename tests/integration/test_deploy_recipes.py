@@ -9,6 +9,9 @@ machine allows.
 - Every recipe's environment (compose with its env.example, the systemd env file with the unit's
   Environment=, the Kubernetes ConfigMap and Secret with the container's env) passes
   `outpost config --check`, with each variable recognised as a setting.
+- The compose file's api and delivery services run as processes with their commands and whole
+  environment (this machine's PostgreSQL and RabbitMQ in place of the compose network's) deliver
+  an event through the broker.
 - Both units' commands and environments, on the local PostgreSQL, deliver an event; a SIGTERM
   to the delivery process mid-delivery lets the delivery finish and be recorded, and the process
   exits 0 well within the unit's TimeoutStopSec.
@@ -32,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import postgres, recipes
+from support import postgres, rabbitmq, recipes
 from support.receiver import Receiver
 from support.server import free_port
 from support.waiting import poll_until
@@ -203,30 +206,32 @@ def database() -> Iterator[str]:
         postgres.drop_database(name)
 
 
-class UnitProcess:
-    """The unit's ExecStart (this environment's console script) with the unit's environment:
-    Environment=, then the env file, then `changes` (this machine's database, free ports)."""
+class RecipeProcess:
+    """`outpost ARGS` (this environment's console script) with a recipe's environment."""
 
-    def __init__(self, service: str, changes: dict[str, str], folder: Path) -> None:
-        self.options = unit_options(f"outpost-{service}.service")
-        command = shlex.split(self.options["ExecStart"][-1])
-        self.environment = systemd_environment(service) | changes
-        self.port = int(self.environment["PORT"])
-        self.log_path = folder / f"{service}.log"
+    def __init__(self, label: str, args: list[str], env: dict[str, str], folder: Path) -> None:
+        self.label = label
+        self.environment = env
+        self.port = int(env["PORT"])
+        self.log_path = folder / f"{label}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(CONSOLE_SCRIPT), *command[1:]],
-                env={"PATH": os.environ["PATH"], **self.environment},
+                [str(CONSOLE_SCRIPT), *args],
+                env={"PATH": os.environ["PATH"], **env},
                 cwd=folder,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        poll_until(self.healthy, timeout=30, what=f"outpost-{service} healthy")
+        poll_until(self.healthy, timeout=30, what=f"{label} healthy")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/healthz", timeout=2).json()
+        return body
 
     def healthy(self) -> bool:
         assert self.process.poll() is None, self.log()
@@ -244,6 +249,49 @@ class UnitProcess:
             self.process.wait(timeout=10)
 
 
+def unit_process(service: str, changes: dict[str, str], folder: Path) -> RecipeProcess:
+    """The unit's ExecStart with its environment: Environment=, then the env file, then
+    `changes` (this machine's database, free ports)."""
+    command = shlex.split(unit_options(f"outpost-{service}.service")["ExecStart"][-1])
+    env = systemd_environment(service) | changes
+    return RecipeProcess(f"outpost-{service}.service", command[1:], env, folder)
+
+
+def api_client(api: RecipeProcess) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{api.url}/api/v1",
+        headers={"Authorization": f"Bearer {api.environment['API_KEY']}"},
+        timeout=10,
+    )
+
+
+def publish_to(client: httpx.Client, url: str) -> str:
+    """A tenant with one webhook destination at `url`, and one event published: its id."""
+    assert client.put("/tenants/acme").status_code in (200, 201)
+    created = client.post(
+        "/tenants/acme/destinations",
+        json={"type": "webhook", "topics": "*", "config": {"url": url}},
+    )
+    assert created.status_code == 201, created.text
+    published = client.post(
+        "/publish", json={"tenant_id": "acme", "topic": "user.created", "data": {}}
+    )
+    assert published.status_code == 202, published.text
+    event_id: str = published.json()["id"]
+    return event_id
+
+
+def recorded_attempt(client: httpx.Client) -> dict[str, Any]:
+    def attempts() -> list[dict[str, Any]]:
+        models: list[dict[str, Any]] = client.get("/attempts", params={"tenant_id": "acme"}).json()[
+            "models"
+        ]
+        return models
+
+    [attempt] = poll_until(attempts, timeout=10, what="the attempt recorded")
+    return attempt
+
+
 @pytest.mark.e2e  # starts real server processes
 def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
     database: str, tmp_path: Path
@@ -252,7 +300,7 @@ def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
     instead of the example's): an event is delivered, and a SIGTERM to the delivery process while
     a delivery is in flight lets it finish and be recorded, with exit status 0 well within
     TimeoutStopSec."""
-    started: list[UnitProcess] = []
+    started: list[RecipeProcess] = []
     with Receiver() as receiver:
         slow = receiver.new_path("slow")
         hook = receiver.configure(slow, delay=2.0)  # under DELIVERY_TIMEOUT_SECONDS (5 s)
@@ -264,26 +312,12 @@ def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
                     "OUTPOST_DATA_DIR": str(tmp_path / f"{service}-data"),
                     "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver
                 }
-                started.append(UnitProcess(service, changes, tmp_path))
+                started.append(unit_process(service, changes, tmp_path))
             api, delivery = started
-            key = api.environment["API_KEY"]
-            with httpx.Client(
-                base_url=f"{api.url}/api/v1",
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=10,
-            ) as client:
-                assert client.put("/tenants/acme").status_code in (200, 201)
-                created = client.post(
-                    "/tenants/acme/destinations",
-                    json={"type": "webhook", "topics": "*", "config": {"url": hook}},
-                )
-                assert created.status_code == 201, created.text
-                published = client.post(
-                    "/publish", json={"tenant_id": "acme", "topic": "user.created", "data": {}}
-                )
-                assert published.status_code == 202, published.text
+            with api_client(api) as client:
+                event_id = publish_to(client, hook)
                 receiver.wait_for(1, path=slow, timeout=15)  # in flight: answered in 2 s
-                limit = int(delivery.options["TimeoutStopSec"][-1])
+                limit = int(unit_options("outpost-delivery.service")["TimeoutStopSec"][-1])
                 began = time.monotonic()
                 delivery.process.send_signal(signal.SIGTERM)
                 code = delivery.process.wait(timeout=limit)
@@ -291,17 +325,65 @@ def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
                 print(f"\ndelivery process: SIGTERM mid-delivery, exited {code} in {took:.2f}s")
                 assert code == 0, delivery.log()
                 [request] = receiver.requests_for(slow)
-                assert request.response_sent and request.event_id == published.json()["id"]
-
-                def recorded() -> list[dict[str, Any]]:
-                    found = client.get("/attempts", params={"tenant_id": "acme"})
-                    models: list[dict[str, Any]] = found.json()["models"]
-                    return models
-
-                [attempt] = poll_until(recorded, timeout=10, what="the attempt recorded")
-                assert attempt["status"] == "success", attempt
+                assert request.response_sent and request.event_id == event_id
+                assert recorded_attempt(client)["status"] == "success"
         finally:
-            for unit in started:
-                unit.close()
+            for process in started:
+                process.close()
     banner = json.loads(delivery.log().splitlines()[0])  # LOG_FORMAT=json, from the env file
     assert (banner["service"], banner["store"]) == ("delivery", "postgres"), banner
+
+
+@pytest.fixture
+def broker(database: str) -> Iterator[dict[str, str]]:
+    """RabbitMQ settings of a queue of this test's own (the local broker is shared)."""
+    rabbitmq.ensure_running()
+    name = database.rsplit("/", 1)[-1]
+    try:
+        yield rabbitmq.settings_for(name)
+    finally:
+        rabbitmq.delete(name)
+
+
+@pytest.mark.e2e  # starts real server processes
+def test_compose_services_as_processes_deliver_through_rabbitmq(
+    database: str, broker: dict[str, str], tmp_path: Path
+) -> None:
+    """The compose file's api and delivery services as processes: their commands and their
+    whole environment (interpolated with env.example), with this machine's PostgreSQL and
+    RabbitMQ in place of the compose network's and loopback ports in place of the containers'.
+    An event goes through the broker to a receiver."""
+    started: list[RecipeProcess] = []
+    with Receiver() as receiver:
+        path = receiver.new_path("compose")
+        hook = receiver.configure(path)
+        try:
+            for service in recipes.OUTPOST_SERVICES:
+                env = compose_environment(service) | broker
+                env |= {
+                    "POSTGRES_URL": database,
+                    "HOST": "127.0.0.1",
+                    "PORT": str(free_port()),
+                    "OUTPOST_DATA_DIR": str(tmp_path / f"{service}-data"),
+                    "DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver
+                }
+                args = recipes.serve_args(service)
+                started.append(RecipeProcess(f"compose-{service}", args, env, tmp_path))
+            api = started[0]
+            for process in started:
+                assert process.health()["workers"]["rabbitmq"]["status"] == "healthy"
+            with api_client(api) as client:
+                event_id = publish_to(client, hook)
+                # within 15 s: through the broker (a database claim would wait for the
+                # 30 s RABBITMQ_HOLD_SECONDS)
+                [request] = receiver.wait_for(1, path=path, timeout=15)
+                assert request.event_id == event_id
+                assert recorded_attempt(client)["status"] == "success"
+            for process in started:
+                process.process.send_signal(signal.SIGTERM)
+                assert process.process.wait(timeout=30) == 0, process.log()
+        finally:
+            for process in started:
+                process.close()
+    lines = [json.loads(line) for line in api.log().splitlines() if line.startswith("{")]
+    assert lines and lines[0]["service"] == "api", "LOG_FORMAT=json, from the compose file"
