@@ -183,7 +183,10 @@ def test_kubernetes_deployments_run_the_compose_commands_and_probe_healthz() -> 
             assert ports[check["port"]] == int(port_env)
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["terminationGracePeriodSeconds"] >= 2 * DELIVERY_TIMEOUT_SECONDS
+        timeout = float(
+            config_map["data"].get("DELIVERY_TIMEOUT_SECONDS", DELIVERY_TIMEOUT_SECONDS)
+        )
+        assert pod["terminationGracePeriodSeconds"] >= 2 * timeout
 
 
 # systemd ---------------------------------------------------------------------------------------
