@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import postgres, rabbitmq
+from support import postgres, rabbitmq, recipes
 from support.api import create_webhook, is_json_error, unique_id
 from support.receiver import Receiver, RecordedRequest
 from support.server import BACKEND, ServerProcess
@@ -57,6 +57,12 @@ CLUSTER_ENV = {
 }
 
 
+# What deploy/compose.yaml sets that these processes leave at their defaults: the address (they
+# listen on loopback), the log format (these tests read text logs) and, without RabbitMQ, the
+# broker.
+NOT_FROM_COMPOSE = {"HOST", "LOG_FORMAT", *(() if RABBIT else ("RABBITMQ_SERVER_URL",))}
+
+
 def agent(index: int) -> str:
     return f"outpost-e2e-delivery-{index}"
 
@@ -78,16 +84,18 @@ class Cluster:
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(
-            f"===== {srv.overrides.get('SERVICE')} {srv.root_url} =====\n{srv.log_tail(lines)}"
+            f"===== {' '.join(srv.args)} {srv.root_url} =====\n{srv.log_tail(lines)}"
             for srv in self.servers
         )
 
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Two `SERVICE=api` and two `SERVICE=delivery` processes on one fresh database; in
-    `postgres+rabbitmq` mode all four also get the same RabbitMQ exchange and queues. Indirect
-    parametrisation may pass extra environment variables for all four (a dict)."""
+    """Two API and two delivery processes on one fresh database, started with the commands
+    deploy/compose.yaml runs (`outpost serve --service api|delivery`) and given every variable
+    it sets but NOT_FROM_COMPOSE; in `postgres+rabbitmq` mode all four also get the same RabbitMQ
+    exchange and queues. Indirect parametrisation may pass extra environment variables for all
+    four (a dict)."""
     extra: dict[str, str] = getattr(request, "param", {})
     postgres.ensure_running()
     if RABBIT:
@@ -97,19 +105,19 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     servers: list[ServerProcess] = []
     request.node.stash[_STARTED] = servers  # conftest attaches their output to a failure
     try:
-        for index in range(2):
-            env = {**CLUSTER_ENV, **broker, **extra, "SERVICE": "api"}
-            servers.append(ServerProcess(env, workdir=tmp_path / f"api{index}", postgres_url=url))
-        for index in range(2):
-            env = {
-                **CLUSTER_ENV,
-                **broker,
-                **extra,
-                "SERVICE": "delivery",
-                "HTTP_USER_AGENT": agent(index),
-            }
-            workdir = tmp_path / f"delivery{index}"
-            servers.append(ServerProcess(env, workdir=workdir, postgres_url=url))
+        for service, index in [("api", 0), ("api", 1), ("delivery", 0), ("delivery", 1)]:
+            env = {**CLUSTER_ENV, **broker, **extra}
+            if service == "delivery":
+                env["HTTP_USER_AGENT"] = agent(index)
+            srv = ServerProcess(
+                env,
+                workdir=tmp_path / f"{service}{index}",
+                postgres_url=url,
+                args=recipes.serve_args(service),
+            )
+            missing = set(recipes.compose_environment(service)) - set(srv.environment())
+            assert missing <= NOT_FROM_COMPOSE, f"compose sets {missing - NOT_FROM_COMPOSE}"
+            servers.append(srv)
         # all four at once: migrations are serialised by the server's advisory lock
         with ThreadPoolExecutor(len(servers)) as pool:
             list(pool.map(ServerProcess.start, servers))
@@ -410,7 +418,7 @@ def setup_tenant(cluster: Cluster, receiver: Receiver, label: str, delay: float)
 def crashes(cluster: Cluster) -> list[str]:
     """Processes of the cluster that have exited, with their exit code and last lines."""
     return [
-        f"{srv.overrides.get('SERVICE')} process {srv.root_url} EXITED with code "
+        f"{' '.join(srv.args)} process {srv.root_url} EXITED with code "
         f"{srv.returncode}:\n{srv.log_tail(30)}"
         for srv in cluster.servers
         if not srv.running

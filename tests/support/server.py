@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -72,7 +72,8 @@ class ServerProcess:
     `OUTPOST_TEST_BACKEND` says, so that several processes can share it; the caller owns that
     database (it is neither created nor dropped here). Without it, PostgreSQL mode creates a
     database of the process's own and drops it on `close()`. Which services the process runs is
-    the `SERVICE` variable of `env`; a `SERVICE=delivery` process still answers `/healthz`.
+    the `SERVICE` variable of `env` (or `--service` in `args`, the arguments after
+    `python -m outpost`); a `SERVICE=delivery` process still answers `/healthz`.
     """
 
     def __init__(
@@ -84,7 +85,9 @@ class ServerProcess:
         jwt_secret: str = DEFAULT_JWT_SECRET,
         startup_timeout: float = 30.0,
         postgres_url: str | None = None,
+        args: Sequence[str] = ("serve",),
     ) -> None:
+        self.args = list(args)  # after `python -m outpost`, e.g. serve --service api
         self._owns_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="outpost-e2e-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,7 @@ class ServerProcess:
         self._log_file.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
         self._log_file.flush()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "outpost", "serve"],
+            [sys.executable, "-m", "outpost", *self.args],
             cwd=str(REPO_ROOT),
             env=self.environment(),
             stdin=subprocess.DEVNULL,
