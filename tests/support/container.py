@@ -196,7 +196,9 @@ def ensure_wheelhouse(timings: Timings) -> Path:
 
 
 def build_image(base: str, wheels: Path, timings: Timings, *, label: str = "image build") -> str:
-    """`buildah bud` of the repository's Dockerfile on `base`, with its layers cached."""
+    """`buildah bud` of the repository's Dockerfile on `base`, with its layers cached; the image
+    the tag named before is removed, so that runs after code changes do not pile up images."""
+    previous = _image_id(IMAGE_NAME)
     started = time.monotonic()
     _run(
         [
@@ -211,7 +213,15 @@ def build_image(base: str, wheels: Path, timings: Timings, *, label: str = "imag
         timeout=900, what="buildah bud (the Dockerfile)",
     )  # fmt: skip
     timings.seconds[label] = time.monotonic() - started
+    if previous is not None and previous != _image_id(IMAGE_NAME):
+        subprocess.run(["buildah", "rmi", previous], capture_output=True, timeout=120)
     return IMAGE_NAME
+
+
+def _image_id(name: str) -> str | None:
+    if not image_exists(name):
+        return None
+    return str(inspect_image(name)["FromImageID"])
 
 
 def _children(pid: int) -> list[int]:
