@@ -13,6 +13,7 @@ the tools present, anything that does not work fails the test; only their absenc
 from __future__ import annotations
 
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from outpost_sdk import Outpost
 from support import container
-from support.api import create_webhook, publish, unique_id
+from support.api import create_webhook, publish, unique_id, wait_attempts
 from support.receiver import Receiver
 from support.server import free_port
 from support.waiting import PollTimeout, poll_until
@@ -81,6 +82,29 @@ def test_image_declares_user_volume_health_check_and_command(image: str) -> None
     assert size < MAX_IMAGE_MB * MB, f"the image is {size / MB:.0f} MB"
 
 
+def wait_healthy(box: container.Container, root: str) -> None:
+    def healthy() -> bool:
+        code = box.process.poll() if box.process else None
+        assert code is None, f"the container exited ({code}):\n{box.log_text()}"
+        return httpx.get(f"{root}/healthz", timeout=2).status_code == 200
+
+    try:
+        poll_until(healthy, timeout=60, interval=0.2, what="the container's /healthz")
+    except PollTimeout as exc:
+        raise AssertionError(f"{exc}\n--- container output ---\n{box.log_text()}") from exc
+
+
+def stop(box: container.Container) -> None:
+    """`docker stop`: SIGTERM to the main process; the server must drain and exit 0 in time."""
+    assert box.process is not None
+    box.terminate()
+    try:
+        code = box.process.wait(timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"no exit within 30 s of SIGTERM:\n{box.log_text()}") from exc
+    assert code == 0, box.log_text()
+
+
 def test_container_delivers_signed_event_and_stops_on_sigterm(
     image: str, box: container.Container, receiver: Receiver
 ) -> None:
@@ -97,18 +121,8 @@ def test_container_delivers_signed_event_and_stops_on_sigterm(
     }
     config = container.image_config(image)
     box.start(config["Cmd"], env)
-    assert box.process is not None
     root = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        code = box.process.poll() if box.process else None
-        assert code is None, f"the container exited ({code}):\n{box.log_text()}"
-        return httpx.get(f"{root}/healthz", timeout=2).status_code == 200
-
-    try:
-        poll_until(healthy, timeout=60, interval=0.2, what="the container's /healthz")
-    except PollTimeout as exc:
-        raise AssertionError(f"{exc}\n--- container output ---\n{box.log_text()}") from exc
+    wait_healthy(box, root)
 
     # The image's HEALTHCHECK command, run in the container beside the server.
     health = config["Healthcheck"]["Test"]
@@ -123,35 +137,47 @@ def test_container_delivers_signed_event_and_stops_on_sigterm(
     assert children, "embedded mode starts a delivery process"
     assert all(container.proc_uids(child) == [UID] * 4 for child in children)
 
-    # One event through the official SDK, delivered signed to a receiver on the host.
+    # One event through the official SDK, delivered signed to a receiver on the host; then one
+    # to a slow endpoint (it answers 2 s after the request arrives).
     path = receiver.new_path("container")
     url = receiver.configure(path, secret=SECRET)
-    tenant = unique_id("container")
+    slow_path = receiver.new_path("container-slow")
+    slow_url = receiver.configure(slow_path, secret=SECRET, delay=2.0)
+    tenant, slow_tenant = unique_id("container"), unique_id("container-slow")
     with Outpost(api_key=API_KEY, server_url=f"{root}/api/v1") as admin:
         admin.tenants.upsert(tenant_id=tenant)
         create_webhook(admin, tenant, url, topics=["user.created"], secret=SECRET)
         event = publish(admin, tenant, {"from": "the container"})
-    [req] = receiver.wait_for(1, path=path, timeout=30)
-    assert req.json() == {"from": "the container"}
-    assert req.header("x-outpost-event-id") == event.id
-    assert req.verified is True and req.signature_valid_for(SECRET)
+        [req] = receiver.wait_for(1, path=path, timeout=30)
+        assert req.json() == {"from": "the container"}
+        assert req.header("x-outpost-event-id") == event.id
+        assert req.verified is True and req.signature_valid_for(SECRET)
+
+        admin.tenants.upsert(tenant_id=slow_tenant)
+        create_webhook(admin, slow_tenant, slow_url, topics=["user.created"], secret=SECRET)
+        in_flight = publish(admin, slow_tenant, {"stopped": "mid-delivery"})
 
     # The database is on the /data volume (a mount of its own), owned by the user, 0700.
-    volume = container.mount_source(main, "/data")
-    assert volume is not None, "/data is not a mount in the container"
+    assert container.mount_source(main, "/data") is not None, "/data is not a mount"
     data = Path(f"/proc/{main}/root/data")
     assert (data / "outpost.db").stat().st_uid == UID
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert data.stat().st_uid == UID
 
-    # `docker stop`: SIGTERM to the main process; the server drains and exits 0 in time.
-    box.terminate()
-    try:
-        code = box.process.wait(timeout=30)
-    except Exception as exc:
-        raise AssertionError(f"no exit within 30 s of SIGTERM:\n{box.log_text()}") from exc
-    assert code == 0, box.log_text()
+    # SIGTERM while the slow delivery is in flight: the server finishes it, then exits 0.
+    receiver.wait_for(1, path=slow_path, timeout=30)
+    stop(box)
     assert "shutting down" in box.log_text()
-    # The volume outlives the process: the same container sees the database again.
-    assert box.exec(["test", "-s", "/data/outpost.db"], {}, timeout=30) == 0
+
+    # Started again on the same volume: the tenants are there, the interrupted delivery was
+    # recorded as a success and is not sent again.
+    box.start(config["Cmd"], env)
+    wait_healthy(box, root)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=f"{root}/api/v1", headers=auth, timeout=15) as api:
+        assert api.get(f"/tenants/{tenant}").status_code == 200
+        [attempt] = wait_attempts(api, 1, tenant_id=slow_tenant, event_id=in_flight.id)
+        assert attempt["status"] == "success", attempt
+    receiver.assert_quiet(slow_path, expected=1, window=1.0)
+    stop(box)
     container.TIMINGS.seconds["run test"] = time.monotonic() - started

@@ -256,7 +256,10 @@ class Container:
         return ["buildah", "run", *BUILD, *envs, self.name, "--", *command]
 
     def start(self, command: Sequence[str], env: Mapping[str, str]) -> None:
-        self._log = self.log_path.open("wb")
+        """Run `command` (again: the container keeps its file system and volumes)."""
+        if self._log is not None:
+            self._log.close()
+        self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.run_args(command, env),
             stdout=self._log,
