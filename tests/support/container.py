@@ -224,7 +224,7 @@ def _image_id(name: str) -> str | None:
     return str(inspect_image(name)["FromImageID"])
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         with contextlib.suppress(OSError):
@@ -280,7 +280,7 @@ class Container:
         queue = [self.process.pid]
         while queue:
             pid = queue.pop()
-            for child in _children(pid):
+            for child in children(pid):
                 parent = _cmdline(pid)
                 if parent[:1] == ["buildah-chroot-exec"] and _cmdline(child)[:1] != parent[:1]:
                     return child
