@@ -17,7 +17,8 @@ RUN python3 -m venv /opt/outpost
 # The lock file alone first: this layer stays cached while only the code changes.
 COPY requirements/runtime.lock /src/requirements/runtime.lock
 RUN /opt/outpost/bin/pip install $PIP_ARGS --requirement /src/requirements/runtime.lock
-COPY pyproject.toml /src/
+# README and LICENSE (once they exist) for the package metadata; `LICENS[E]` matches none or one.
+COPY pyproject.toml README.md LICENS[E] /src/
 COPY outpost /src/outpost
 # pip installs byte-code compiled; pip itself is not needed at run time.
 RUN /opt/outpost/bin/pip install $PIP_ARGS --no-deps /src \
@@ -26,6 +27,9 @@ RUN /opt/outpost/bin/pip install $PIP_ARGS --no-deps /src \
 
 # --- final: the base, the virtual environment, an unprivileged user, a data volume -------------
 FROM ${BASE}
+LABEL org.opencontainers.image.title="outpost" \
+      org.opencontainers.image.description="Outbound webhooks and event destinations, speaking Hookdeck Outpost's API" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --gid 10001 outpost \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data \
       --shell /usr/sbin/nologin outpost \
