@@ -37,4 +37,5 @@ with Outpost(api_key=KEY, server_url="http://127.0.0.1:3333/api/v1") as outpost:
         if time.monotonic() > deadline:
             raise SystemExit("no attempt yet: is the receiver reachable from the server?")
         time.sleep(0.2)
-    print("attempt", attempts[0].status, attempts[0].code)
+    attempt = attempts[0]
+    print("attempt", attempt.code, "delivered" if attempt.status == "success" else "failed")
