@@ -41,12 +41,13 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	}
 	eventID := r.Header.Get("x-outpost-event-id") // the same on every retry: dedupe on it
 	topic := r.Header.Get("x-outpost-topic")
-	var data map[string]any
+	var data any // the event's data
 	if err := json.Unmarshal(body, &data); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	fmt.Printf("verified %s %s %v\n", eventID, topic, data)
+	printed, _ := json.Marshal(data)
+	fmt.Printf("verified %s %s %s\n", eventID, topic, printed)
 	w.WriteHeader(http.StatusOK)
 }
 
