@@ -2,7 +2,8 @@
 
 - The README is the home page (`index.md`) and bench/README.md the benchmarks page, both read from
   where they live; their links, and the docs' links to them (`../README.md`), are rewritten to the
-  site's pages.
+  site's pages, and links to other repository files (outside docs/) to their paths (see
+  `_relink`).
 - One page per destination type, `destinations/<type>.md`, made from the type's folder under
   `outpost/destinations/`: its `metadata.json` (label, description, fields) and its
   `instructions.md` (the guide the tenant portal shows). The nav entry `Destination types` lists
@@ -32,7 +33,7 @@ INCLUDED = {"README.md": "index.md", "bench/README.md": "benchmarks.md"}
 NAV_DESTINATIONS = "Destination types"
 OPENAPI_MARKER = "<!-- openapi-extensions -->"
 TYPES_MARKER = "<!-- destination-types -->"
-_LINK = re.compile(r"(\]\()([^)\s#]+)((?:#[^)\s]*)?\))")
+_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def destination_types() -> list[tuple[str, dict[str, Any]]]:
@@ -109,7 +110,8 @@ def types_table(page_uri: str) -> str:
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     source = _repository_path(page.file)
     if source is not None:
-        markdown = _LINK.sub(lambda m: _relink(m, source, page.file.src_uri), markdown)
+        uri, repo_url = page.file.src_uri, config.repo_url
+        markdown = _LINK.sub(lambda m: _relink(m, source, uri, repo_url), markdown)
     if TYPES_MARKER in markdown:
         markdown = markdown.replace(TYPES_MARKER, types_table(page.file.src_uri))
     if OPENAPI_MARKER in markdown:
@@ -128,8 +130,15 @@ def _repository_path(file: File) -> str | None:
     return f"docs/{file.src_uri}"
 
 
-def _relink(match: re.Match[str], source: str, page_uri: str) -> str:
-    target = match.group(2)
+def _relink(match: re.Match[str], source: str, page_uri: str, repo_url: str | None) -> str:
+    """A link of the page's text, made to work in the site.
+
+    A repository file shown as a page, or a file under docs/, becomes a link to it. Another file
+    of the repository (a compose file, a unit) becomes a link into `repo_url` when mkdocs.yml
+    sets one, else its path in code; a target that does not exist is left as written, for strict
+    mode to report.
+    """
+    bang, text, target, anchor = match.group(1), match.group(2), match.group(3), match.group(4)
     if "://" in target or target.startswith("mailto:"):
         return match.group(0)
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), target))
@@ -137,10 +146,14 @@ def _relink(match: re.Match[str], source: str, page_uri: str) -> str:
         site = INCLUDED[resolved]
     elif resolved.startswith("docs/"):
         site = resolved[len("docs/") :]
+    elif not bang and not resolved.startswith("..") and (REPO / resolved).exists():
+        if repo_url:
+            return f"[{text}]({repo_url.rstrip('/')}/blob/main/{resolved}{anchor or ''})"
+        return f"{text} (`{resolved}` in the repository)"
     else:
-        return match.group(0)  # left as written: strict mode reports it
+        return match.group(0)
     relative = posixpath.relpath(site, posixpath.dirname(page_uri) or ".")
-    return f"{match.group(1)}{relative}{match.group(3)}"
+    return f"{bang}[{text}]({relative}{anchor or ''})"
 
 
 # The API reference ---------------------------------------------------------------------------

@@ -11,12 +11,14 @@ lists every operation of docs/openapi-extensions.yaml.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -125,3 +127,33 @@ def test_readme_is_the_home_page_with_its_links_resolved(site: Path) -> None:
     contract = (site / "contract" / "index.html").read_text()
     assert "README.md" not in re.findall(r'href="([^"]*)"', contract)
     assert 'href="../#configuration"' in contract
+
+
+def _hooks() -> Any:
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_links_to_repository_files_outside_the_site() -> None:
+    """A page of docs/ may link to any repository file (../README.md, ../pyproject.toml): the
+    README becomes the home page, another file its path (or a link into `repo_url` when
+    mkdocs.yml sets one), and a file that does not exist stays a link, which strict mode fails."""
+    hooks = _hooks()
+    text = (
+        "[the README](../README.md#configuration), [the project](../pyproject.toml), "
+        "[gone](../nope.yaml), ![a shot](screenshots/guide.png)"
+    )
+
+    def relink(repo_url: str | None) -> str:
+        return str(hooks._LINK.sub(lambda m: hooks._relink(m, "docs/x.md", "x.md", repo_url), text))
+
+    assert relink(None) == (
+        "[the README](index.md#configuration), the project (`pyproject.toml` in the repository), "
+        "[gone](../nope.yaml), ![a shot](screenshots/guide.png)"
+    )
+    assert "[the project](https://example.org/o/r/blob/main/pyproject.toml)" in relink(
+        "https://example.org/o/r/"
+    )
