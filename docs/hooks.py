@@ -149,6 +149,8 @@ def _relink(match: re.Match[str], source: str, page_uri: str, repo_url: str | No
     elif not bang and not resolved.startswith("..") and (REPO / resolved).exists():
         if repo_url:
             return f"[{text}]({repo_url.rstrip('/')}/blob/main/{resolved}{anchor or ''})"
+        if text.strip("`").rstrip("/") == resolved:
+            return text  # the text names the file already
         return f"{text} (`{resolved}` in the repository)"
     else:
         return match.group(0)

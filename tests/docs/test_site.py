@@ -144,7 +144,7 @@ def test_links_to_repository_files_outside_the_site() -> None:
     hooks = _hooks()
     text = (
         "[the README](../README.md#configuration), [the project](../pyproject.toml), "
-        "[gone](../nope.yaml), ![a shot](screenshots/guide.png)"
+        "[gone](../nope.yaml), ![a shot](screenshots/guide.png), [`scripts/`](../scripts)"
     )
 
     def relink(repo_url: str | None) -> str:
@@ -152,7 +152,7 @@ def test_links_to_repository_files_outside_the_site() -> None:
 
     assert relink(None) == (
         "[the README](index.md#configuration), the project (`pyproject.toml` in the repository), "
-        "[gone](../nope.yaml), ![a shot](screenshots/guide.png)"
+        "[gone](../nope.yaml), ![a shot](screenshots/guide.png), `scripts/`"
     )
     assert "[the project](https://example.org/o/r/blob/main/pyproject.toml)" in relink(
         "https://example.org/o/r/"
