@@ -52,7 +52,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     ]
     for index, entry in enumerate(config.nav or []):
         if isinstance(entry, dict) and NAV_DESTINATIONS in entry:
-            overview = entry[NAV_DESTINATIONS]
+            overview = {"All types": entry[NAV_DESTINATIONS]}
             config.nav[index] = {NAV_DESTINATIONS: [overview, *pages]}  # type: ignore[index]
     return config
 
