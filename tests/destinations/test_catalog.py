@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from support.server import without_extras
 
 from destinations.harness import make_destination, make_event
 from outpost.config import Config
@@ -87,19 +90,67 @@ async def test_a_type_closed_before_any_delivery_refuses_to_deliver() -> None:
 
 def test_building_and_closing_every_type_imports_no_sdk() -> None:
     """The SDKs load on a type's first delivery: a server that never delivers to them (an API
-    process, a webhook-only deployment) does not pay for importing them."""
+    process, a webhook-only deployment) does not pay for importing them. (Asking whether an
+    extra is installed imports namespace packages such as `google` and `azure` on the way:
+    they hold no code, so only modules with a file count.)"""
     script = textwrap.dedent(
         """
         import asyncio, sys
+        import outpost.bootstrap
         from outpost.config import Config
         from outpost.destinations import catalog
 
         asyncio.run(catalog.build(Config()).registry.close())
-        sdks = ("aiobotocore", "botocore", "google", "grpc", "azure", "aiokafka")
-        print(sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in sdks}))
+        sdks = ("aiobotocore", "botocore", "google", "grpc", "azure", "aiokafka", "aio_pika",
+                "aiormq", "jmespath", "opentelemetry")
+        print(sorted({name.split(".")[0] for name, module in list(sys.modules.items())
+                      if name.split(".")[0] in sdks and getattr(module, "__file__", None)}))
         """
     )
     ran = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert ran.stdout.strip() == "[]"
+
+
+def test_without_the_extras_every_type_is_built_and_the_sdk_ones_are_unavailable() -> None:
+    """A base install (no extra): the catalog still builds every type, because no type's module
+    imports its SDK, and lists the SDK-backed ones as unavailable, naming the extra to install.
+
+    The suite installs every extra, so the missing ones are simulated in a subprocess whose
+    import system refuses their packages (support/missing_extras/sitecustomize.py)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, json
+        import outpost.bootstrap
+        from outpost.config import Config
+        from outpost.destinations import catalog
+
+        built = catalog.build(Config())
+        listed = built.registry.describe()
+        print(json.dumps({t["type"]: t.get("unavailable_reason") for t in listed}))
+        asyncio.run(built.registry.close())
+        """
+    )
+    env = {
+        **os.environ,
+        **without_extras("aws", "jmespath", "gcp", "azure", "kafka", "rabbitmq", "otel"),
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert ran.returncode == 0, ran.stderr
+    reasons = json.loads(ran.stdout)
+    assert list(reasons) == ALL_TYPES
+    extra = {"aws_sqs": "aws", "aws_kinesis": "aws", "aws_s3": "aws", "aws_eventbridge": "aws"}
+    extra |= {"rabbitmq": "rabbitmq", "azure_servicebus": "azure", "gcp_pubsub": "gcp"}
+    extra |= {"kafka": "kafka"}
+    assert reasons == {
+        type_: (
+            f"destination type '{type_}' needs the optional dependencies: "
+            f"pip install 'outpost[{extra[type_]}]'"
+            if type_ in extra
+            else None
+        )
+        for type_ in ALL_TYPES
+    }
