@@ -165,3 +165,21 @@ def test_a_setting_that_needs_a_missing_extra_refuses_to_start(
     )
     assert ran.returncode == 2, ran.stderr
     assert ran.stderr.strip().splitlines() == [f"outpost: {line}"]
+
+
+def test_config_check_names_the_missing_extra(tmp_path: Any) -> None:
+    """`outpost config --check` reports it with the other problems, before a start is tried."""
+    srv = ServerProcess({"OTEL_SERVICE_NAME": "outpost-test"}, workdir=tmp_path, postgres_url="")
+    ran = subprocess.run(
+        [sys.executable, "-m", "outpost", "config", "--check"],
+        cwd=str(REPO_ROOT),
+        env={**srv.environment(), **without_extras("otel")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    problems = [line for line in ran.stdout.splitlines() if line.startswith("problem: ")]
+    assert problems == [
+        "problem: OTEL_SERVICE_NAME needs the optional dependencies: pip install 'outpost[otel]'"
+    ]
