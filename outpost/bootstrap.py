@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
@@ -31,7 +32,6 @@ from outpost.prometheus import Exporter
 from outpost.prometheus import start as start_prometheus
 from outpost.prometheus.serving import metrics_route
 from outpost.publishing import Publisher
-from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
 from outpost.recovery import Recovery, RecoveryRunner
 from outpost.roles import Roles
 from outpost.roles import roles as role_of
@@ -43,6 +43,9 @@ from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.telemetry import Telemetry
 from outpost.telemetry import start as start_telemetry
 from outpost.telemetry.hooks import DeliveryObserver, OutcomeObserver, PublishObserver, either
+
+if TYPE_CHECKING:
+    from outpost.queues.rabbitmq import RabbitQueue
 
 AUTO_POLL_MS = 1000  # the worker is woken on new work; polling only catches due retries
 
@@ -95,6 +98,9 @@ def open_backend(config: Config, roles: Roles | None = None) -> Backend:
 def open_broker(config: Config, backend: Backend) -> RabbitQueue | None:
     if not config.rabbitmq_server_url:
         return None
+    # aio-pika (the `rabbitmq` extra, checked with the settings) is imported only in this mode.
+    from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings
+
     assert isinstance(backend, PostgresBackend), (
         "find_problems requires POSTGRES_URL with RABBITMQ_SERVER_URL"
     )

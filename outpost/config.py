@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from outpost import extras
 from outpost.errors import ConfigError
 
 CONFIG_SEARCH_PATH = (
@@ -221,7 +222,7 @@ class Config:
     otel_service_name: str = _setting(
         "OTEL_SERVICE_NAME",
         "",
-        "Turns OpenTelemetry on: traces (publish → each delivery attempt) and the `outpost` meter's metrics, under this service name. Endpoints, headers and TLS come from the standard `OTEL_EXPORTER_OTLP_*` variables (process environment); per-signal endpoints without the generic one export only those signals. Unset: the SDK is not even imported.",
+        "Turns OpenTelemetry on: traces (publish → each delivery attempt) and the `outpost` meter's metrics, under this service name. Endpoints, headers and TLS come from the standard `OTEL_EXPORTER_OTLP_*` variables (process environment); per-signal endpoints without the generic one export only those signals. Unset: the SDK is not even imported. Needs the `otel` extra.",
     )
     otel_exporter: str = _setting(
         "OTEL_EXPORTER",
@@ -712,7 +713,7 @@ class Config:
     operator_events_rabbitmq_server_url: str = _setting(
         "OPERATOR_EVENTS_RABBITMQ_SERVER_URL",
         "",
-        "RabbitMQ sink: `amqp[s]://user:pass@host:port`; routing key = operator topic.",
+        "RabbitMQ sink: `amqp[s]://user:pass@host:port`; routing key = operator topic. Needs the `rabbitmq` extra.",
         fmt=_url("amqp", "amqps"),
         secret=True,
     )
@@ -720,7 +721,7 @@ class Config:
         "OPERATOR_EVENTS_RABBITMQ_EXCHANGE", "", "RabbitMQ sink: exchange (empty: the default)."
     )
     operator_events_aws_sqs_queue_url: str = _setting(
-        "OPERATOR_EVENTS_AWS_SQS_QUEUE_URL", "", "AWS SQS sink: queue URL."
+        "OPERATOR_EVENTS_AWS_SQS_QUEUE_URL", "", "AWS SQS sink: queue URL. Needs the `aws` extra."
     )
     operator_events_aws_sqs_access_key_id: str = _setting(
         "OPERATOR_EVENTS_AWS_SQS_ACCESS_KEY_ID", "", "AWS SQS sink: access key id."
@@ -738,7 +739,9 @@ class Config:
         "OPERATOR_EVENTS_AWS_SQS_ENDPOINT", "", "AWS SQS sink: endpoint (e.g. LocalStack)."
     )
     operator_events_gcp_pubsub_project_id: str = _setting(
-        "OPERATOR_EVENTS_GCP_PUBSUB_PROJECT_ID", "", "GCP Pub/Sub sink: project id."
+        "OPERATOR_EVENTS_GCP_PUBSUB_PROJECT_ID",
+        "",
+        "GCP Pub/Sub sink: project id. Needs the `gcp` extra.",
     )
     operator_events_gcp_pubsub_topic_id: str = _setting(
         "OPERATOR_EVENTS_GCP_PUBSUB_TOPIC_ID", "", "GCP Pub/Sub sink: topic id."
@@ -793,7 +796,7 @@ class Config:
     rabbitmq_server_url: str = _setting(
         "RABBITMQ_SERVER_URL",
         "",
-        "With POSTGRES_URL: hand delivery tasks out through RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/`. PostgreSQL stays the source of truth.",
+        "With POSTGRES_URL: hand delivery tasks out through RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/`. PostgreSQL stays the source of truth. Needs the `rabbitmq` extra.",
         fmt=_url("amqp", "amqps"),
         secret=True,
         needs=("postgres_url", "{name} needs {needed} (the queue's source of truth)"),
@@ -1234,6 +1237,7 @@ def find_problems(config: Config) -> list[str]:
     problems += _timing_problems(config)
     problems += _deployment_problems(config)
     problems += _topic_problems(config)
+    problems += _extras_problems(config)
     return problems
 
 
@@ -1261,6 +1265,29 @@ def _deployment_problems(config: Config) -> list[str]:
         )
     if config.prometheus_enabled and config.prometheus_port == config.port:
         problems.append("PROMETHEUS_PORT must differ from PORT (0 serves /metrics on the API port)")
+    return problems
+
+
+# Settings that turn on what an optional dependency provides: (setting, its value's field, extra).
+_EXTRA_SETTINGS = (
+    ("RABBITMQ_SERVER_URL", "rabbitmq_server_url", "rabbitmq"),
+    ("OTEL_SERVICE_NAME", "otel_service_name", "otel"),
+    ("OPERATOR_EVENTS_RABBITMQ_SERVER_URL", "operator_events_rabbitmq_server_url", "rabbitmq"),
+    ("OPERATOR_EVENTS_AWS_SQS_QUEUE_URL", "operator_events_aws_sqs_queue_url", "aws"),
+    ("OPERATOR_EVENTS_GCP_PUBSUB_PROJECT_ID", "operator_events_gcp_pubsub_project_id", "gcp"),
+    ("OPERATOR_EVENTS_GCP_PUBSUB_TOPIC_ID", "operator_events_gcp_pubsub_topic_id", "gcp"),
+)
+
+
+def _extras_problems(config: Config) -> list[str]:
+    """A setting that needs an optional dependency that is not installed (outpost/extras.py):
+    refused at start rather than failing on first use."""
+    problems = []
+    for name, attribute, extra in _EXTRA_SETTINGS:
+        if getattr(config, attribute) and not extras.installed(extra):
+            problem = extras.refusal(name, extra)
+            if problem not in problems:
+                problems.append(problem)
     return problems
 
 

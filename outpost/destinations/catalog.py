@@ -4,7 +4,9 @@ A type's package exposes `provider(shared) -> Provider` (its provider's `from_sh
 the type's settings from the configuration and takes what the types share (the webhook
 settings, the HTTP client, the SSRF guard). Adding a type is a folder and one line in `TYPES`;
 `build` makes the registry from them all, honouring DESTINATIONS_ENABLED_TYPES and
-DESTINATIONS_UNGUARDED_TYPES. SDK-backed types import their SDK on first delivery, not here.
+DESTINATIONS_UNGUARDED_TYPES. SDK-backed types import their SDK on first delivery, not here:
+a type's modules import without it, so a type whose SDK (its extra, `SchemaProvider.extra`) is
+not installed is still registered, as unavailable (registry.py says what that means).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from outpost import extras
 from outpost.config import Config
 from outpost.destinations import (
     aws_eventbridge,
@@ -28,6 +31,7 @@ from outpost.destinations import (
 )
 from outpost.destinations.provider import Provider
 from outpost.destinations.registry import Registry
+from outpost.destinations.schema import SchemaProvider
 from outpost.destinations.webhook.settings import WebhookSettings
 from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.errors import ConfigError
@@ -91,7 +95,8 @@ class Destinations:
         """Every type again with no SSRF guard of its own (the operator's sink, which may well
         be on a private network); the HTTP types keep the shared client."""
         config = replace(self.shared.config, destinations_allow_private_networks=True)
-        return Registry(providers(replace(self.shared, config=config, guard=None)))
+        unguarded = providers(replace(self.shared, config=config, guard=None))
+        return Registry(unguarded, unavailable=unavailable(unguarded))
 
 
 def build(config: Config) -> Destinations:
@@ -125,4 +130,19 @@ def registry(config: Config, providers: list[Provider]) -> Registry:
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ConfigError(f"{setting}: unknown destination type(s) {', '.join(unknown)}")
-    return Registry(providers, enabled=config.destinations_enabled_types or None)
+    return Registry(
+        providers,
+        enabled=config.destinations_enabled_types or None,
+        unavailable=unavailable(providers),
+    )
+
+
+def unavailable(providers: list[Provider]) -> dict[str, str]:
+    """Type → the extra it needs that is not installed (found without importing it)."""
+    return {
+        provider.type: provider.extra
+        for provider in providers
+        if isinstance(provider, SchemaProvider)
+        and provider.extra is not None
+        and not extras.installed(provider.extra)
+    }

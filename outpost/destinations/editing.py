@@ -87,6 +87,7 @@ def update(
     type_ = body.get("type")
     if type_ is not None and type_ != current.type:
         raise InputError("type cannot be updated", status=422)
+    provider = rules.registry.editable(current.type)  # 422 when the type's extra is missing
     changes: dict[str, Any] = {"updated_at": now}
     if "topics" in body:
         changes["topics"] = _topics(body["topics"], rules)
@@ -101,7 +102,6 @@ def update(
         changes["disabled_at"] = _timestamp(body, "disabled_at", now)
     patched = replace(current, **changes)
     _check_metadata(patched, rules, current, admin=admin)
-    provider = rules.registry.get(current.type)
     if patched.config != current.config or patched.credentials != current.credentials:
         _raise_invalid(provider.validate(patched))
     if patched.delivery_metadata != current.delivery_metadata:

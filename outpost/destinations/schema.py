@@ -80,6 +80,7 @@ class SchemaProvider:
 
     type: str
     package: str
+    extra: str | None = None  # the optional dependencies it delivers with (outpost/extras.py)
 
     def __init__(self, metadata_file: str = "metadata.json") -> None:
         self._schema = load_schema(self.package, metadata_file)

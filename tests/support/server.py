@@ -331,3 +331,13 @@ class ServerProcess:
         elif token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+
+MISSING_EXTRAS_PATH = str(Path(__file__).resolve().parent / "missing_extras")
+
+
+def without_extras(*extras: str) -> dict[str, str]:
+    """Server environment in which these extras' packages cannot be imported (see
+    support/missing_extras/sitecustomize.py for how, and why not by uninstalling them)."""
+    path = os.pathsep.join(p for p in (MISSING_EXTRAS_PATH, os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, "TEST_MISSING_EXTRAS": ",".join(extras)}

@@ -35,6 +35,7 @@ class AwsProvider(SchemaProvider):
     """A schema-driven provider that talks to one AWS service through a shared client cache."""
 
     service: str
+    extra = "aws"
     url_fields: tuple[str, ...] = ("endpoint",)  # config URLs the client may connect to
 
     def __init__(self, settings: AwsSettings) -> None:

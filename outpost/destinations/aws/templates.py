@@ -3,6 +3,8 @@
 
 Templates are compiled once per distinct text (destinations share few), and a result is turned
 into text the way Outpost does: its JSON numbers are 64-bit floats printed with Go's `%g`.
+jmespath (the `aws` extra) is imported on first use: the catalog imports this module in a base
+install too.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, datetime
-from typing import Any
-
-import jmespath
-from jmespath.exceptions import JMESPathError
-from jmespath.parser import ParsedResult
+from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.gofmt import go_g
+
+if TYPE_CHECKING:
+    from jmespath.parser import ParsedResult
 
 
 class TemplateError(ValueError):
@@ -25,6 +26,9 @@ class TemplateError(ValueError):
 
 @functools.lru_cache(maxsize=512)
 def compiled(template: str) -> ParsedResult:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
     try:
         return jmespath.compile(template)
     except JMESPathError as error:
@@ -40,6 +44,8 @@ def compiles(template: str) -> bool:
 
 
 def evaluate(template: str, document: Any) -> Any:
+    from jmespath.exceptions import JMESPathError
+
     try:
         return compiled(template).search(document)
     except JMESPathError as error:

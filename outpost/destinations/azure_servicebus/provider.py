@@ -37,6 +37,7 @@ UNGUARDED = (
 class AzureServiceBusProvider(BrokerProvider):
     type = "azure_servicebus"
     package = "outpost.destinations.azure_servicebus"
+    extra = "azure"
 
     _publisher: ServiceBusPublisher | None = None  # made on the first delivery
     _closed = False

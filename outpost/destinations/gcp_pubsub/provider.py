@@ -35,6 +35,7 @@ GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com"})
 class GcpPubSubProvider(BrokerProvider):
     type = "gcp_pubsub"
     package = "outpost.destinations.gcp_pubsub"
+    extra = "gcp"
     _publisher: PubSubPublisher | None = None  # made on the first delivery
     _closed = False
 

@@ -3,27 +3,30 @@
 
 Outpost evaluates the template with Go, where every JSON number is a float64 and the result is
 printed with `fmt`'s %g / %v; the key is formatted the same way so that the same event gets the
-same key, and so the same partition for a given partitioner, as it would there.
+same key, and so the same partition for a given partitioner, as it would there. jmespath (the
+`kafka` extra) is imported on first use: the catalog imports this module in a base install too.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-import jmespath
-from jmespath.parser import ParsedResult
+from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.gofmt import go_g
+
+if TYPE_CHECKING:
+    from jmespath.parser import ParsedResult
 
 
 def partition_key(template: str, payload: dict[str, Any], fallback: str) -> str:
     """The key for `payload`; `fallback` when the template is empty, fails, or yields null/""."""
+    from jmespath.exceptions import JMESPathError
+
     if not template:
         return fallback
     try:
         result = _compiled(template).search(payload)
-    except jmespath.exceptions.JMESPathError:
+    except JMESPathError:
         return fallback
     if result is None or result == "":
         return fallback
@@ -32,6 +35,8 @@ def partition_key(template: str, payload: dict[str, Any], fallback: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _compiled(template: str) -> ParsedResult:
+    import jmespath
+
     return jmespath.compile(template)
 
 

@@ -31,6 +31,7 @@ _CONTENT_TYPE = ("content-type", b"application/json")
 class KafkaProvider(BrokerProvider):
     type = "kafka"
     package = "outpost.destinations.kafka"
+    extra = "kafka"
     _closed = False
 
     @functools.cached_property

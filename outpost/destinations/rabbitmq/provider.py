@@ -3,25 +3,26 @@
 An event becomes one message on the destination's exchange: routing key = topic, body = the event's
 data untouched, headers = the merged metadata (contract.md §4.3). Publisher confirms make success
 mean the broker took the message; a message no queue is bound for is still a success, as in Outpost
-(not mandatory).
+(not mandatory). aio-pika (the `rabbitmq` extra) is imported on the first delivery, with
+`connections` and `failures`: the catalog imports this module in a base install too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aio_pika
 
 from outpost.core.models import DeliveryResult, Destination, Event, StrMap
 from outpost.core.sent_headers import noted
-from outpost.destinations.rabbitmq.connections import ConnectionPool, Login
-from outpost.destinations.rabbitmq.failures import failure_code, failure_text
 from outpost.destinations.schema import BrokerProvider, normalised_tls
 from outpost.destinations.sending import merged_metadata
 from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import AddressGuard, literal_address
+
+if TYPE_CHECKING:
+    from outpost.destinations.rabbitmq.connections import ConnectionPool
 
 TLS_VALUES = frozenset({"true", "false", "on"})
 _JSON = "application/json"
@@ -30,10 +31,15 @@ _JSON = "application/json"
 class RabbitMQProvider(BrokerProvider):
     type = "rabbitmq"
     package = "outpost.destinations.rabbitmq"
+    extra = "rabbitmq"
+
+    _closed = False
 
     @functools.cached_property
     def _pool(self) -> ConnectionPool:
-        """Made on first use (or by `close`, closed then)."""
+        """Made on the first delivery: aio-pika is imported then."""
+        from outpost.destinations.rabbitmq.connections import ConnectionPool
+
         return ConnectionPool(connect_timeout=self._timeout, guard=self._guard)
 
     # -- schema -------------------------------------------------------------------------------
@@ -60,7 +66,12 @@ class RabbitMQProvider(BrokerProvider):
     # -- delivery -----------------------------------------------------------------------------
 
     async def publish(self, event: Event, destination: Destination) -> DeliveryResult:
-        if self._pool.closed:
+        import aio_pika
+
+        from outpost.destinations.rabbitmq.connections import Login
+        from outpost.destinations.rabbitmq.failures import failure_code, failure_text
+
+        if self._closed or self._pool.closed:
             raise DeliveryInfrastructureError("the rabbitmq provider is closed")
         config, credentials = destination.config, destination.credentials
         login = Login(
@@ -99,7 +110,9 @@ class RabbitMQProvider(BrokerProvider):
         return noted(DeliveryResult("success", "OK"), sent)
 
     async def close(self) -> None:
-        await self._pool.close()
+        self._closed = True
+        if "_pool" in self.__dict__:  # a delivery made it
+            await self._pool.close()
 
 
 def host_refused(guard: AddressGuard, config: StrMap) -> bool:

@@ -15,7 +15,8 @@ export async function renderTypePicker(ctx, token) {
     backLink("/", "All destinations"),
     h("h1", {}, "Add a destination"),
     h("p", { class: "muted" }, "Choose where events should be sent."),
-    h("ul", { class: "type-grid", role: "list" }, types.map((t) =>
+    // A type whose optional dependencies the server lacks (`available: false`) cannot be created.
+    h("ul", { class: "type-grid", role: "list" }, types.filter((t) => t.available !== false).map((t) =>
       h("li", {},
         h("a", { href: `/new/${encodeURIComponent(t.type)}`, class: "type-card", "data-link": "" },
           typeIcon(t),
