@@ -31,11 +31,6 @@ AZURE = (
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def provider() -> AsyncIterator[AzureServiceBusProvider]:
     built = AzureServiceBusProvider(timeout_seconds=5)
     yield built

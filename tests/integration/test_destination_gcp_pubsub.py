@@ -28,11 +28,6 @@ PROJECT = "unit-project"
 KEY = '{"type":"service_account","project_id":"p"}'
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubEmulator]:
     if emulator_binary() is None:

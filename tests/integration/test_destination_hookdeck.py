@@ -34,11 +34,6 @@ VERIFY_PATH = f"/api/2025-01-01/sources/{SOURCE}/managed/verify"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as rx:
         yield rx
