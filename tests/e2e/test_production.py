@@ -35,7 +35,12 @@ from support.waiting import poll_until
 
 from .conftest import _STARTED
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+# PostgreSQL whatever the pass; the embedded pass would repeat the postgres one.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.backends("postgres", "postgres+rabbitmq"),
+    pytest.mark.timeout(180),
+]
 
 EVENTS = 1000
 PUBLISHER_THREADS = 4
