@@ -16,6 +16,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq import exceptions as amqp
+from support.rabbitmq import take
 
 from outpost.core.models import Destination, Event
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
@@ -58,15 +59,7 @@ class Exchanges:
     async def messages(
         self, exchange: str, count: int, timeout: float
     ) -> list[AbstractIncomingMessage]:
-        got: list[AbstractIncomingMessage] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            message = await self._queues[exchange].get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
-                got.append(message)
-        return got
+        return await take(self._queues[exchange], count, timeout)
 
 
 def header_text(value: Any) -> str:

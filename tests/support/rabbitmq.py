@@ -16,8 +16,23 @@ import time
 from urllib.parse import urlsplit
 
 import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 URL = os.environ.get("OUTPOST_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+async def take(queue: AbstractQueue, count: int, timeout: float) -> list[AbstractIncomingMessage]:
+    """Get (and ack) messages from `queue` until `count` came or `timeout` passed; fewer is for
+    the caller to judge."""
+    got: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < count and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.02)
+        else:
+            got.append(message)
+    return got
 
 
 def settings_for(name: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ harness opens (`destination()` is synchronous) and deleted when it closes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from support.rabbitmq import take
 
 from destinations.harness import Received, make_destination
 from outpost.core.models import Destination, StrMap
@@ -56,15 +56,7 @@ class Exchanges:
         self, exchange: str, count: int, timeout: float
     ) -> list[AbstractIncomingMessage]:
         """Poll the exchange's queue until `count` messages arrived or `timeout` passed."""
-        queue, got = self._queues[exchange], list[AbstractIncomingMessage]()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            message = await queue.get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
-                got.append(message)
-        return got
+        return await take(self._queues[exchange], count, timeout)
 
     async def _delete_all(self) -> None:
         for name, queue in self._queues.items():
