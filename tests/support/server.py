@@ -58,6 +58,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+DELIVERY_CONSUMERS = {"deliverymq-consumer", "retrymq-consumer"}
+
+
 class ServerStartError(RuntimeError):
     pass
 
@@ -146,6 +149,14 @@ class ServerProcess:
     @property
     def _uses_rabbitmq(self) -> bool:
         return BACKEND == "postgres+rabbitmq" and self.database is not None
+
+    def health_workers(self) -> set[str]:
+        """The workers `/healthz` reports for this process: its HTTP server, the consumers of its
+        delivery worker (not in an `api` process), and each store it depends on."""
+        consumers = set() if self.overrides.get("SERVICE") == "api" else DELIVERY_CONSUMERS
+        return {"http-server", "database", *consumers} | (
+            {"rabbitmq"} if self._uses_rabbitmq else set()
+        )
 
     def environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
