@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if marker is not None and BACKEND not in marker.args:
             passes = " and ".join(marker.args)
             item.add_marker(
-                pytest.mark.skip(reason=f"does not depend on the mode: runs in {passes}")
+                pytest.mark.skip(reason=f"marked backends: runs in the {passes} pass only")
             )
 
 
