@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import time
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import jwt
+from support.ids import unique_id
 
 from outpost import bootstrap, config
 from outpost.core.models import Attempt, Outcome
@@ -37,10 +37,7 @@ class _Unset:
 
 UNSET: Any = _Unset()
 
-
-def unique(label: str) -> str:
-    """An id no other test uses, recognisable in a response body."""
-    return f"{label}-{uuid.uuid4().hex[:12]}"
+unique = unique_id  # an id no other test uses, recognisable in a response body
 
 
 def bearer(token: str) -> str:

@@ -20,11 +20,6 @@ from ._support import Api, running_api
 MakeApi = Callable[..., Awaitable[Api]]
 
 
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
     async with AsyncExitStack() as stack:

@@ -1,4 +1,4 @@
-"""Who may call what (contract §1.1 route table, §1.2 authentication and tenant scoping).
+"""Who may call what (contract.md §1.1 route table, §1.2 authentication and tenant scoping).
 
 The matrix crosses every operation of the server's route table (`OPERATIONS`, so a new route
 cannot be forgotten: it has no probe and its cells fail) with every kind of credential, and
@@ -195,7 +195,7 @@ def _label(op: Operation) -> str:
 
 
 def expected(op: Operation, credential: str) -> tuple[int, str | None]:
-    """The status (and error message, when known) of one cell, per §1.2's algorithm."""
+    """The status (and error message, when known) of one cell, per contract.md §1.2's algorithm."""
     key = (op.method, op.path)
     probe = PROBES[key]
     if credential == "admin" or (credential == "jwt_a" and key not in ADMIN_ONLY):
@@ -339,7 +339,7 @@ async def test_health_needs_no_credentials(api: Api) -> None:
 
 
 class TestTenantScopingOfLogs:
-    """JWT callers of /events and /attempts see their tenant only (§1.2, §1.6.16)."""
+    """JWT callers of /events and /attempts see their tenant only (contract.md §1.2, §1.6.16)."""
 
     @pytest.mark.parametrize("path", ["/events", "/attempts"])
     @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The metrics API over HTTP (§1.6.17): parameters in every encoding, scoping, errors, shapes.
+"""The metrics API over HTTP (contract.md §1.6.17): parameters in every encoding, scoping, errors,
+shapes.
 
 Events come in through `POST /publish`. These apps run no delivery worker, so attempts are
 recorded the way the worker records them: claim the queued task, `finish` it with an attempt.

@@ -8,18 +8,18 @@ app in-process with the admin key, and checks:
 - `response_schema_conformance`: a response whose status the document lists matches its schema;
 - `content_type_conformance`: ... and has a documented media type.
 
-Deliberately not checked (contract §11 divergences, decided by the project):
+Deliberately not checked (contract.md §11 divergences, decided by the project):
 - `status_code_conformance`: we answer statuses the document does not list: 422 (not 400) for
-  invalid JSON (§11.2), 403 for tenant mismatches, 413/415 for oversized or non-JSON bodies,
-  404 for an unknown destination type or id.
+  invalid JSON (contract.md §11.2), 403 for tenant mismatches, 413/415 for oversized or non-JSON
+  bodies, 404 for an unknown destination type or id.
 - `negative_data_rejection` / `positive_data_acceptance`: the server is lenient where Outpost is
-  (unknown fields ignored, `tenant_id` required on publish although the document
-  makes it optional (§11.3), `kafka` accepted although the `DestinationType` enum omits it
-  (§11.12), destination types other than `webhook` not implemented here (422)).
-- Extra response fields (destination `tenant_id`, attempt `destination_type`, §11.13) are allowed
-  by the document's open schemas, so they need no exclusion.
+  (unknown fields ignored, `tenant_id` required on publish although the document makes it optional
+  (contract.md §11.3), `kafka` accepted although the `DestinationType` enum omits it (contract.md
+  §11.12), destination types other than `webhook` not implemented here (422)).
+- Extra response fields (destination `tenant_id`, attempt `destination_type`, contract.md §11.13)
+  are allowed by the document's open schemas, so they need no exclusion.
 
-Excluded operations: `/config` (managed-only, absent from self-hosted Outpost, §11.15).
+Excluded operations: `/config` (managed-only, absent from self-hosted Outpost, contract.md §11.15).
 
 Path parameters are pinned to one pre-created tenant, destination and event so that the cases
 reach the handlers instead of stopping at 404 "tenant not found"; they are re-created before each

@@ -1,4 +1,4 @@
-"""The tenant portal's HTTP surface, in process (contract §7.3): the page on `/` and its client
+"""The tenant portal's HTTP surface, in process (contract.md §7.3): the page on `/` and its client
 routes, its runtime settings, its versioned assets, and the headers that keep it safe.
 
 What the page does in a browser is tests/portal's job; here: what is served, how it is cached,

@@ -1,5 +1,5 @@
 """Resource behaviour through the HTTP API: tenants, destinations, publish, events and the
-small endpoints (contract §0.1, §1.5, §1.6, §2, §7.1).
+small endpoints (contract.md §0.1, §1.5, §1.6, §2, §7.1).
 
 No delivery worker runs: publishing is checked up to the response, the matching and the stored
 event; deliveries and attempts are the end-to-end suite's business.
@@ -306,7 +306,7 @@ class TestDestinationShape:
         assert body["created_at"] == body["updated_at"]
         when(body["created_at"])
         assert body["target"] == HOOK_URL
-        # A secret is generated when none is given: whsec_ + 64 hex characters (§4.6).
+        # A secret is generated when none is given: whsec_ + 64 hex characters (contract.md §4.6).
         assert set(body["credentials"]) == {"secret"}
         assert re.fullmatch(r"whsec_[0-9a-f]{64}", body["credentials"]["secret"])
         assert await api.get(dest_path(tenant, body)) == body
@@ -870,7 +870,8 @@ class TestEvents:
         ]
 
     async def test_raw_data_is_kept_verbatim(self, shared_api: Api) -> None:
-        """Key order and number literals survive; only insignificant whitespace goes (§0.1)."""
+        """Key order and number literals survive; only insignificant whitespace goes (contract.md
+        §0.1)."""
         api = shared_api
         tenant = await api.tenant()
         event_id = unique("evt")

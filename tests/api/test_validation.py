@@ -1,4 +1,4 @@
-"""Rejected requests: exact statuses and messages of the §1.3 error catalogue.
+"""Rejected requests: exact statuses and messages of the contract.md §1.3 error catalogue.
 
 Plus what the project adds on top of Outpost: 415 for a body that is not JSON by its
 Content-Type, 413 above `API_MAX_REQUEST_BODY_BYTES`, and a JSON 404 for any unknown /api path
@@ -564,7 +564,8 @@ class TestTransport:
 
 
 class TestRetry:
-    """`POST /retry` refusals (§1.6.19); a retry only repeats an earlier attempt (SDK 1.7.0)."""
+    """`POST /retry` refusals (contract.md §1.6.19); a retry only repeats an earlier attempt (SDK
+    1.7.0)."""
 
     async def retry(self, api: Api, body: Any) -> Any:
         return await api.call("POST", "/retry", json=body)

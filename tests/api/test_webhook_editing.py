@@ -1,5 +1,5 @@
 """Webhook destinations over the API: delivery_metadata that would replace the server's headers,
-and the rotation request forms of contract §4.6."""
+and the rotation request forms of contract.md §4.6."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ class TestReservedDeliveryMetadata:
 
 
 class TestRotationForms:
-    """§4.6: rotate_secret (truthy forms), tenant or admin, update only, window given or 24 h."""
+    """contract.md §4.6: rotate_secret (truthy forms), tenant or admin, update only, window given or
+    24 h."""
 
     async def _webhook(self, api: Api) -> tuple[str, str, str]:
         tenant = await api.tenant()

@@ -6,9 +6,10 @@ test sees rows of earlier tests, so tests use ids of their own (`uid`) and filte
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
+
+from support.ids import unique_id
 
 from outpost.core.models import Attempt, AttemptStatus, Destination, Event, Outcome, StrMap
 from outpost.core.paging import Direction, Page, PageRequest
@@ -39,10 +40,7 @@ class Backend(TenantStore, LogStore, DeliveryQueue, MetricsStore, LogRetention, 
 
 MakeBackend = Callable[[], Backend]
 
-
-def uid(label: str) -> str:
-    """An id no other test uses (tests of a module may share one database)."""
-    return f"{label}_{uuid.uuid4().hex[:12]}"
+uid = unique_id  # tests of a module may share one database
 
 
 def event(
@@ -159,8 +157,8 @@ async def walk_pages(
 ) -> list[K]:
     """Page through a listing forward, then back from the last page, checking every cursor.
 
-    Returns the keys of all items in the order the forward walk met them. Checks (§1.4): the
-    first page has no `prev`; `next` is set exactly when more rows follow; a page reached
+    Returns the keys of all items in the order the forward walk met them. Checks (contract.md §1.4):
+    the first page has no `prev`; `next` is set exactly when more rows follow; a page reached
     forward has `prev`; going back from page i with its `prev` gives page i-1 in the requested
     order, with `next` set (leading to page i again) and `prev` set exactly when rows precede.
     """

@@ -55,11 +55,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 SEALER = Sealer("contract-tests-aes-secret")  # the SQL backends seal credentials as in production
 
 

@@ -1,4 +1,4 @@
-"""Publishes that arrive together (DeliveryQueue §2.4): each keeps its own answer.
+"""Publishes that arrive together (DeliveryQueue contract.md §2.4): each keeps its own answer.
 
 Backends may write the publishes waiting for one commit together (PostgreSQL: one statement for
 all of them). These pin what that must not change: the same id twice at once is accepted once;

@@ -1,4 +1,5 @@
-"""DeliveryQueue contract (§2.4, §2.5, §3.2): accepting, claiming, leasing, finishing, retrying.
+"""DeliveryQueue contract (contract.md §2.4, §2.5, §3.2): accepting, claiming, leasing, finishing,
+retrying.
 
 `claim` and `next_visible_at` see the whole queue, so every test here starts on an empty one.
 """
@@ -131,8 +132,8 @@ async def test_after_the_window_the_same_id_is_accepted_again(backend: Backend) 
 async def test_a_later_publish_that_matches_nothing_leaves_the_accepted_event_alone(
     backend: Backend,
 ) -> None:
-    """§2.3: a publish with no match logs nothing, so an event already accepted (and perhaps
-    already delivered) keeps its data and its matched destinations."""
+    """contract.md §2.3: a publish with no match logs nothing, so an event already accepted (and
+    perhaps already delivered) keeps its data and its matched destinations."""
     first = event(uid("evt"), uid("tnt"), data=b'{"v":1}', matched=("d1",))
     now = now_ms() - 1000
     assert await backend.accept(first, now, now - HOUR) is False
@@ -253,7 +254,7 @@ async def test_scheduling_again_replaces_the_pending_retry_of_the_pair(backend: 
         [_failed(first["d1"], retry_at=later), _failed(first["d2"], retry_at=later + 1)]
     )
 
-    # a manual retry of (e, d1) fails before the automatic one is due (§3.2 step 5)
+    # a manual retry of (e, d1) fails before the automatic one is due (contract.md §3.2 step 5)
     await backend.enqueue_manual(e, "d1", 2)
     [manual] = await _claim_all(backend)
     assert (manual.destination_id, manual.attempt_number, manual.manual) == ("d1", 2, True)

@@ -1,7 +1,7 @@
 """Events belong to their tenant: a stored event is (tenant_id, id), on every backend.
 
-Outpost keys idempotency on the id alone (§2.4); here two tenants publishing the same id keep two
-events, each deduplicated, delivered, read, retried and erased within its own tenant.
+Outpost keys idempotency on the id alone (contract.md §2.4); here two tenants publishing the same id
+keep two events, each deduplicated, delivered, read, retried and erased within its own tenant.
 """
 
 from __future__ import annotations

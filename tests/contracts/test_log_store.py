@@ -1,4 +1,5 @@
-"""LogStore contract (§1.6.16, §1.4): stored events and attempts, their filters and paging.
+"""LogStore contract (contract.md §1.6.16, §1.4): stored events and attempts, their filters and
+paging.
 
 Events get into the log through `accept` and attempts through `finish` (see `record_attempts`):
 the seams have no other way in, so these tests go through the queue too.

@@ -1,4 +1,5 @@
-"""MetricsStore contract (§1.6.17): the metrics answers equal counts computed here, independently.
+"""MetricsStore contract (contract.md §1.6.17): the metrics answers equal counts computed here,
+independently.
 
 A generated log (events with their matched destinations, attempts with statuses, codes, manual
 retries and attempt numbers) is stored through the seams, then every combination of measures,
@@ -122,7 +123,7 @@ def _ms(moment: datetime) -> int:
 
 
 def _truncate(ms: int, granularity: str) -> datetime:
-    """The start of the bucket holding `ms`, per §1.6.17's alignment rules."""
+    """The start of the bucket holding `ms`, per contract.md §1.6.17's alignment rules."""
     n, unit = int(granularity[:-1]), granularity[-1]
     moment = _utc(ms)
     if unit == "M":

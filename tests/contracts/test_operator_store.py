@@ -1,5 +1,5 @@
-"""OperatorStore contract (§7.4): the outbox of operator events, per-destination health, and
-what `finish()` does with a judge installed (counting, compare-and-set disable, events queued in
+"""OperatorStore contract (contract.md §7.4): the outbox of operator events, per-destination health,
+and what `finish()` does with a judge installed (counting, compare-and-set disable, events queued in
 the same commit as the attempt).
 
 The judge is the real one (outpost/operator/alerts.py). The outbox is one queue for the whole

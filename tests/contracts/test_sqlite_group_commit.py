@@ -23,11 +23,6 @@ Write = Callable[[sqlite3.Connection], object]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(tmp_path / "outpost.db", synchronous="NORMAL")
     database.open()

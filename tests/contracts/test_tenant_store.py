@@ -1,4 +1,5 @@
-"""TenantStore contract (§1.6.2-1.6.12, §1.4): tenants, their destinations, and tenant paging."""
+"""TenantStore contract (contract.md §1.6.2-1.6.12, §1.4): tenants, their destinations, and tenant
+paging."""
 
 from __future__ import annotations
 

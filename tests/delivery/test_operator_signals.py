@@ -30,11 +30,6 @@ pytestmark = pytest.mark.anyio
 WORKER_LOG = "outpost.delivery.worker"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def exhausted_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
         r

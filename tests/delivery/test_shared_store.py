@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from support.waiting import until
 
 from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
@@ -27,15 +28,10 @@ from outpost.storage.sealing import Sealer
 from outpost.storage.sqlite.backend import SqliteBackend
 from outpost.storage.sqlite.peer import Peer
 
-from .test_worker import StandIn, ok, until
+from .test_worker import StandIn, ok
 
 pytestmark = pytest.mark.anyio
 SEALER = Sealer("shared-store-tests")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -89,7 +85,7 @@ async def test_work_published_by_the_server_wakes_the_delivery_process(pair: Pai
     try:
         await asyncio.sleep(0.2)  # let the worker find nothing and settle into its idle wait
         await pair.owner.accept(event(1), now_ms(), 0)
-        await until(lambda: _calls(provider, 1), seconds=10)
+        await until(lambda: _calls(provider, 1), timeout=10)
     finally:
         worker.stop()
         await running
@@ -106,7 +102,7 @@ async def test_destination_writes_are_heard_by_the_other_process(pair: Pair) -> 
         seen = await pair.other.get_destination("t", "d")
         return seen is not None and seen.config["url"] == "https://b.example"
 
-    await until(other_sees_b, seconds=5)
+    await until(other_sees_b, timeout=5)
 
     # …and the other way round (the delivery process disables destinations when alerts say so)
     assert (await pair.owner.get_destination("t", "d")) is not None  # cached by the server now
@@ -116,7 +112,7 @@ async def test_destination_writes_are_heard_by_the_other_process(pair: Pair) -> 
         seen = await pair.owner.get_destination("t", "d")
         return seen is not None and seen.disabled_at is not None
 
-    await until(owner_sees_disabled, seconds=5)
+    await until(owner_sees_disabled, timeout=5)
 
 
 async def test_only_the_owner_locks_the_data_folder(pair: Pair, tmp_path: Path) -> None:
@@ -131,7 +127,7 @@ async def test_interleaved_writers_lose_and_repeat_nothing(pair: Pair) -> None:
     running = asyncio.create_task(worker.run())
     try:
         await asyncio.gather(*(pair.owner.accept(event(n), now_ms(), 0) for n in range(300)))
-        await until(lambda: _recorded(pair.owner, 300), seconds=30)
+        await until(lambda: _recorded(pair.owner, 300), timeout=30)
     finally:
         worker.stop()
         await running

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from support.waiting import until
 
 from outpost.core.backoff import RetryPolicy
 from outpost.core.ids import IdGenerator
@@ -33,11 +33,6 @@ from outpost.telemetry.hooks import OutcomeObserver
 pytestmark = pytest.mark.anyio
 Behaviour = Callable[[Event], Awaitable[DeliveryResult]]
 NO_RETRIES = RetryPolicy(max_retries=0, interval_seconds=1)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class StandIn:
@@ -96,12 +91,6 @@ async def publish(store: SqliteBackend, event_id: str = "e1", *, retry: bool = T
 async def attempts(store: SqliteBackend) -> list[Attempt]:
     page = await store.list_attempts(AttemptQuery(), PageRequest(limit=100, dir="asc"))
     return page.items
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    with anyio.fail_after(seconds):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 async def run_until(worker: DeliveryWorker, check: Callable[[], Awaitable[bool]]) -> None:
@@ -324,7 +313,7 @@ async def test_deliveries_held_back_by_a_rate_limit_go_back_unattempted_and_unco
         back.extend(await store.claim(10, 60_000))
         return len(back) == 2
 
-    await until(both_back, seconds=5)
+    await until(both_back, timeout=5)
     assert {t.event.id for t in back} == {"e0", "e1", "e2"} - {first.event_id}
     assert {t.claims for t in back} == {1}
     assert [a.attempt_number for a in await attempts(store)] == [1]

@@ -24,8 +24,8 @@ class Received:
     """One message as the remote side got it, normalised across types.
 
     `data` is the event's data as parsed by the receiver; `metadata` holds the merged metadata
-    (§4.3) under its plain keys (`event-id`, `topic`, `timestamp`, then the metadata keys),
-    whatever carried it (headers, message attributes, a payload envelope).
+    (contract.md §4.3) under its plain keys (`event-id`, `topic`, `timestamp`, then the metadata
+    keys), whatever carried it (headers, message attributes, a payload envelope).
     """
 
     data: Any

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from support.rabbitmq import Exchanges
 
 from destinations.harness import make_destination, make_event
-from destinations.harnesses.rabbitmq import CREDENTIALS, SERVER, Exchanges
+from destinations.harnesses.rabbitmq import CREDENTIALS, SERVER
 from outpost.destinations.publishers import PublisherCache
 from outpost.destinations.rabbitmq.connections import Login
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider

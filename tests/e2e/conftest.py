@@ -9,6 +9,11 @@ Scopes, to keep the suite fast:
   `SERVER_ENV` dict (if any). Tests sharing it use unique tenant ids (`tenant_id` fixture).
 - `make_server`: function-scoped factory for tests that need a special configuration or that
   stop/kill/restart the process.
+
+`scripts/test` runs this folder once per `OUTPOST_TEST_BACKEND` (embedded, postgres,
+postgres+rabbitmq). A test whose outcome does not depend on that mode (its servers pick their own
+store, or what it checks is the same in every mode) is marked `backends(...)` with the passes it
+runs in, and is skipped in the others instead of repeating itself.
 """
 
 from __future__ import annotations
@@ -21,9 +26,19 @@ import pytest
 from outpost_sdk import Outpost
 from support.api import unique_id
 from support.receiver import Receiver
-from support.server import ServerProcess
+from support.server import BACKEND, ServerProcess
 
 _STARTED = pytest.StashKey[list[ServerProcess]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        if marker is not None and BACKEND not in marker.args:
+            passes = " and ".join(marker.args)
+            item.add_marker(
+                pytest.mark.skip(reason=f"marked backends: runs in the {passes} pass only")
+            )
 
 
 @pytest.hookimpl(wrapper=True)

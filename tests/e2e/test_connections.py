@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from support.server import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# The HTTP server's connection handling comes before any store: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(120)]
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: outpost\r\n\r\n"
 

@@ -1,4 +1,4 @@
-"""Durability across process death (§3.7 at-least-once).
+"""Durability across process death (contract.md §3.7 at-least-once).
 
 The server is killed with SIGKILL while deliveries are in flight and automatic retries are
 pending, then restarted on the same data directory. Every event that was answered 202 must still

@@ -1,4 +1,5 @@
-"""Publish → match → deliver → log, seen from the outside (§2, §3, §4, §10.3 Delivery pipeline)."""
+"""Publish → match → deliver → log, seen from the outside (contract.md §2, §3, §4, §10.3 Delivery
+pipeline)."""
 
 from __future__ import annotations
 

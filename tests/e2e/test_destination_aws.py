@@ -1,9 +1,9 @@
 """The AWS destination types through the official SDK against a real `outpost serve`, with moto's
 server on loopback as AWS (SQS, Kinesis, S3, EventBridge; the real AWS is not reachable here).
 
-Per type: create / get / list / update / delete, an event that arrives at the remote and is
-recorded as a successful attempt, and a remote that refuses it, recorded as failed (code ERR,
-AWS's error text) and retried. Plus the contract's regression_format_error scenario (§10.3).
+Per type: create / get / list / update / delete, an event that arrives at the remote and is recorded
+as a successful attempt, and a remote that refuses it, recorded as failed (code ERR, AWS's error
+text) and retried. Plus the contract's regression_format_error scenario (contract.md §10.3).
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def create(
     body.update(extra)
     if type_ != "aws_s3":
         return admin.destinations.create(tenant_id=tenant_id, body=cast(Any, body))
-    # The SDK's S3 config model has no `endpoint` (undocumented, §11.19) and drops it from the
-    # request, so S3 destinations on moto are created over raw HTTP, then read with the SDK.
+    # The SDK's S3 config model has no `endpoint` (undocumented, contract.md §11.19) and drops it
+    # from the request, so S3 destinations on moto are created over raw HTTP, then read with the
+    # SDK.
     res = api.post(f"/tenants/{tenant_id}/destinations", json=body)
     assert res.status_code == 201, res.text
     return admin.destinations.get(tenant_id=tenant_id, destination_id=res.json()["id"])
@@ -280,8 +281,8 @@ def test_refused_delivery_is_failed_and_retried(
 
 
 def test_regression_format_error(admin: Outpost, api: httpx.Client, tenant_id: str) -> None:
-    """§10.3: an S3 key template needing metadata the event lacks → exactly 3 failed attempts
-    (RETRY_SCHEDULE=1,1) saying the event could not be formatted; nothing written."""
+    """contract.md §10.3: an S3 key template needing metadata the event lacks → exactly 3 failed
+    attempts (RETRY_SCHEDULE=1,1) saying the event could not be formatted; nothing written."""
     remote = s3_remote(False)
     config = {**remote.config, "key_template": "join('/', ['prefix', metadata.operationId])"}
     dest = create(admin, api, tenant_id, "aws_s3", config)

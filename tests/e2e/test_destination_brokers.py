@@ -24,6 +24,7 @@ from destinations.harnesses.kafka import PASSWORD, READER, USERNAME, read_record
 from outpost_sdk import Outpost, errors, models
 from support.api import publish, unique_id, wait_attempts
 from support.kafka_broker import KafkaBroker
+from support.rabbitmq import take
 from support.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -82,15 +83,7 @@ class Exchange:
         async def drain() -> list[AbstractIncomingMessage]:
             async with await aio_pika.connect(RABBIT_URL, timeout=10) as connection:
                 queue = await (await connection.channel()).get_queue(f"{self.name}-q")
-                got: list[AbstractIncomingMessage] = []
-                deadline = asyncio.get_running_loop().time() + timeout
-                while len(got) < count and asyncio.get_running_loop().time() < deadline:
-                    message = await queue.get(no_ack=True, fail=False)
-                    if message is None:
-                        await asyncio.sleep(0.05)
-                    else:
-                        got.append(message)
-                return got
+                return await take(queue, count, timeout)
 
         return asyncio.run(drain())
 

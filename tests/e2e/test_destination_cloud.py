@@ -8,7 +8,7 @@ What each remote is here:
   and hkdk.events (deliveries), through DESTINATIONS_HOOKDECK_API_URL / _EVENTS_URL.
 - cloudflare_queues: the test receiver stands in for Cloudflare's API
   (DESTINATIONS_CLOUDFLARE_API_URL), answering with Cloudflare's JSON envelope.
-- azure_servicebus: no Service Bus peer can run here (see tests/unit/test_destination_azure_
+- azure_servicebus: no Service Bus peer can run here (see tests/integration/test_destination_azure_
   servicebus.py), so only the API side and a real failing delivery (a refused connection on
   loopback) are exercised, not a successful one.
 """

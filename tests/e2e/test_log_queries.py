@@ -1,4 +1,4 @@
-"""Event and attempt log queries (§1.4, §1.6.16, §10.3 Log queries).
+"""Event and attempt log queries (contract.md §1.4, §1.6.16, §10.3 Log queries).
 
 One tenant gets 10 events published with explicit `time` values one second apart, an hour in the
 past, all delivered successfully to one wildcard destination. The tests then query the log.

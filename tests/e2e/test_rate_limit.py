@@ -22,7 +22,8 @@ from support.server import ServerProcess
 from outpost.storage.postgres.database import migrate
 from outpost.storage.postgres.ratelimit import PostgresHitCounter
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# PostgreSQL whatever the pass: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(120)]
 
 LIMIT = 10
 ENV = {"SERVICE": "api", "API_RATE_LIMIT": str(LIMIT), "API_RATE_LIMIT_WINDOW_SECONDS": "3600"}

@@ -14,7 +14,8 @@ import pytest
 from support.receiver import Receiver
 from support.server import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+# The README's first steps are run against the server they describe, the embedded one.
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(120)]
 
 README = Path(__file__).parents[2] / "README.md"
 README_SERVER = "http://127.0.0.1:3333/api/v1"

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from support.receiver import Receiver, sign, signature_candidates, verify_signature
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+# No server: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(60)]
 
 
 def test_signature_helpers() -> None:

@@ -1,4 +1,4 @@
-"""Regression scenarios, each on its own server instance (§10.3 Regressions).
+"""Regression scenarios, each on its own server instance (contract.md §10.3 Regressions).
 
 Covered here: manual retry interacting with a RETRY_SCHEDULE, and the webhook response-body cap.
 (Operator events, auto-disable, aws_s3 format errors and log-flush delays are other issues.)

@@ -1,4 +1,4 @@
-"""Automatic and manual retries (§3.2 step 5, §3.3, §1.6.19, §10.3 Retries).
+"""Automatic and manual retries (contract.md §3.2 step 5, §3.3, §1.6.19, §10.3 Retries).
 
 The module server runs with RETRY_INTERVAL_SECONDS=1 and MAX_RETRY_LIMIT=3 (the harness
 defaults), so automatic retries come 1 s, 2 s, 4 s after each failure.

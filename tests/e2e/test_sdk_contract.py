@@ -1,4 +1,5 @@
-"""The SDK contract (§10.1) through the official Python client, plus auth and error bodies.
+"""The SDK contract (contract.md §10.1) through the official Python client, plus auth and error
+bodies.
 
 Only the parts that need no internet: tenants, topics, webhook destinations (CRUD, validation,
 404s, type filter, PATCH, the Python merge-patch matrix), tenant JWTs, error bodies.

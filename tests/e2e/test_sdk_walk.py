@@ -86,10 +86,11 @@ def refused(call: Callable[[], object], status: int) -> dict[str, Any]:
 # health, topics, destination types --------------------------------------------------------
 
 
-def test_health_check(admin: Outpost) -> None:
+def test_health_check(server: ServerProcess, admin: Outpost) -> None:
     health = admin.health.check()
     assert health.status == models.HealthCheckStatus.HEALTHY
-    assert health.workers and all(
+    assert health.workers is not None and set(health.workers) == server.health_workers()
+    assert all(
         w.status == models.WorkersStatus.HEALTHY and w.since is None and w.reason is None
         for w in health.workers.values()
     )

@@ -1,4 +1,4 @@
-"""Webhook signatures (§4.2, §4.4, §4.6, §10.3 Signatures), as receivers verify them.
+"""Webhook signatures (contract.md §4.2, §4.4, §4.6, §10.3 Signatures), as receivers verify them.
 
 Default mode is checked with the receiver's own `v0=` check (written from Outpost's receiver
 docs), Standard Webhooks mode with the `standardwebhooks` package, under each prefix setting.

@@ -1,4 +1,4 @@
-"""OpenTelemetry (§7.7) and structured logs, against `outpost serve` processes.
+"""OpenTelemetry (contract.md §7.7) and structured logs, against `outpost serve` processes.
 
 The OTLP receiver is real: an HTTP server (and a gRPC server) on loopback that decodes what the
 server exports with the protocol's own protobuf definitions (tests/support/otlp.py).
@@ -21,7 +21,9 @@ from support.receiver import Receiver
 from support.server import ServerProcess
 from support.waiting import poll_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+# What is exported and logged is the same in every mode, and the PostgreSQL test picks its own
+# database: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(180)]
 
 # Export quickly so that the test does not wait a minute for the first metrics.
 FAST_EXPORT = {"OTEL_METRIC_EXPORT_INTERVAL": "200", "OTEL_BSP_SCHEDULE_DELAY": "100"}

@@ -23,7 +23,7 @@ from .conftest import PHONE, REFRESH_PATH, NewPage
 
 
 def portal_url(api: httpx.Client, tenant_id: str, theme: str | None = None) -> str:
-    """What an operator's backend asks for before redirecting its user (§7.3)."""
+    """What an operator's backend asks for before redirecting its user (contract.md §7.3)."""
     params = {"theme": theme} if theme else {}
     response = api.get(f"/tenants/{tenant_id}/portal", params=params)
     assert response.status_code == 200, response.text

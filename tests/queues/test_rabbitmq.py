@@ -29,11 +29,6 @@ LEASE_MS = 60_000
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def name() -> AsyncIterator[str]:
     """A fresh database, whose name also names this test's exchange and queues."""
     database, _ = await asyncio.to_thread(create_database, "outpost_rmq")

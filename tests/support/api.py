@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import httpx
 from outpost_sdk import Outpost, models
 
+from .ids import unique_id as unique_id  # re-exported: the e2e tests import it from here
 from .waiting import poll_until
 
 TEST_SECRET = "testsecret1234567890abcdefghijklmnop"
-
-
-def unique_id(label: str) -> str:
-    """An id unique to this run, readable in server logs (`<label>-<8 hex>`)."""
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-")[:40] or "t"
-    return f"{safe}-{uuid.uuid4().hex[:8]}"
 
 
 def as_webhook(dest: object) -> models.DestinationWebhook:

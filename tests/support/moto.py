@@ -10,9 +10,7 @@ queue/bucket/stream names rather than resetting it.
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
-import os
 import threading
 import time
 import urllib.request
@@ -21,6 +19,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from support.ids import unique_id
 from support.server import free_port
 
 REGION = "us-east-1"
@@ -31,7 +30,6 @@ START_TIMEOUT = 15.0
 
 _lock = threading.Lock()
 _endpoint: str | None = None
-_names = itertools.count(1)
 
 
 def endpoint() -> str:
@@ -74,9 +72,7 @@ def client(service: str, region: str = REGION) -> Any:
     )
 
 
-def unique(prefix: str) -> str:
-    """A name no other test of this process uses (queues, buckets, streams are shared)."""
-    return f"{prefix}-{os.getpid()}-{next(_names)}"
+unique = unique_id  # queues, buckets, streams and buses are shared by the session
 
 
 def credentials() -> dict[str, str]:

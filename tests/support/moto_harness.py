@@ -3,7 +3,6 @@ fresh remote target per destination on the moto server, and polling reads off th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -16,6 +15,7 @@ from outpost.destinations.aws.clients import settings_from
 from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.catalog import address_guard
 from support import moto
+from support.waiting import arrivals
 
 POLL_INTERVAL = 0.05
 
@@ -33,17 +33,8 @@ def destination(type_: str, config: StrMap, delivery_metadata: StrMap | None) ->
 
 
 async def poll(read: Callable[[], list[Received]], count: int, timeout: float) -> list[Received]:
-    """Call the blocking `read` in a thread until it returns `count` messages or time is up.
-
-    `read` returns everything that arrived so far (it accumulates across calls itself).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = await asyncio.to_thread(read)
-        if len(got) >= count or loop.time() > deadline:
-            return got
-        await asyncio.sleep(POLL_INTERVAL)
+    """What `read` (a reader below, blocking) returns once `count` arrived or `timeout` passed."""
+    return await arrivals(read, count, timeout, blocking=True, interval=POLL_INTERVAL)
 
 
 class QueueReader:

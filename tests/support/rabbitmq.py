@@ -2,7 +2,7 @@
 
 Fault tests can also stop and start the broker application of the local node (`rabbitmqctl`);
 that affects everything on this machine, so a test that calls `stop_app()` calls
-`ensure_running()` in a `finally`.
+`ensure_running()` in a `finally`. Tests of what reaches the broker read it through `Exchanges`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,73 @@ import os
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 URL = os.environ.get("OUTPOST_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+async def take(queue: AbstractQueue, count: int, timeout: float) -> list[AbstractIncomingMessage]:
+    """Get (and ack) messages from `queue` until `count` came or `timeout` passed; fewer is for
+    the caller to judge."""
+    got: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < count and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.02)
+        else:
+            got.append(message)
+    return got
+
+
+class Exchanges:
+    """Fresh topic exchanges, each with one bound queue, on the real broker; deleted when the
+    block of `open()` ends."""
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self._channel = channel
+        self._queues: dict[str, AbstractQueue] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls) -> AsyncIterator[Exchanges]:
+        connection = await aio_pika.connect(URL, timeout=10)
+        async with connection:
+            exchanges = cls(await connection.channel())
+            try:
+                yield exchanges
+            finally:
+                await exchanges._delete_all()
+
+    async def create(self, binding_key: str = "#") -> str:
+        name = f"outpost-test-{uuid.uuid4().hex[:12]}"
+        exchange = await self._channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
+        queue = await self._channel.declare_queue(f"{name}-q")
+        await queue.bind(exchange, binding_key)
+        self._queues[name] = queue
+        return name
+
+    async def messages(
+        self, exchange: str, count: int, timeout: float
+    ) -> list[AbstractIncomingMessage]:
+        """Messages routed to `exchange`: see `take`."""
+        return await take(self._queues[exchange], count, timeout)
+
+    async def _delete_all(self) -> None:
+        for name, queue in self._queues.items():
+            await queue.delete(if_unused=False, if_empty=False)
+            await self._channel.exchange_delete(name)
+
+
+def header_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def settings_for(name: str) -> dict[str, str]:

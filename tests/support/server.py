@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from outpost_sdk import Outpost
@@ -58,6 +58,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+DELIVERY_CONSUMERS = {"deliverymq-consumer", "retrymq-consumer"}
+
+
+_Client = TypeVar("_Client", Outpost, httpx.Client)
+
+
 class ServerStartError(RuntimeError):
     pass
 
@@ -99,6 +105,7 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self.port = free_port()
         self.overrides: dict[str, str] = dict(env or {})
+        self._clients = contextlib.ExitStack()  # the clients handed out, closed by close()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
         self.starts = 0
@@ -149,6 +156,14 @@ class ServerProcess:
     @property
     def _uses_rabbitmq(self) -> bool:
         return BACKEND == "postgres+rabbitmq" and self.database is not None
+
+    def health_workers(self) -> set[str]:
+        """The workers `/healthz` reports for this process: its HTTP server, the consumers of its
+        delivery worker (not in an `api` process), and each store it depends on."""
+        consumers = set() if self.overrides.get("SERVICE") == "api" else DELIVERY_CONSUMERS
+        return {"http-server", "database", *consumers} | (
+            {"rabbitmq"} if self._uses_rabbitmq else set()
+        )
 
     def environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
@@ -256,6 +271,7 @@ class ServerProcess:
 
     def close(self) -> None:
         self.stop()
+        self._clients.close()
         if self.database is not None:
             if self._uses_rabbitmq:
                 rabbitmq.delete(self.database)
@@ -310,18 +326,23 @@ class ServerProcess:
         text = self.log_text().splitlines()[-lines:]
         return "----- server output (tail) -----\n" + "\n".join(text)
 
-    # clients -----------------------------------------------------------------------------------
+    # clients (each is closed by `close()` at the latest, so one a test does not close leaks no
+    # socket) ------------------------------------------------------------------------------------
 
     def admin_client(self, *, timeout_ms: int = 15000) -> Outpost:
         """An official-SDK client authenticated with the admin API key."""
-        return Outpost(api_key=self.api_key, server_url=self.base_url, timeout_ms=timeout_ms)
+        return self._handed_out(
+            Outpost(api_key=self.api_key, server_url=self.base_url, timeout_ms=timeout_ms)
+        )
 
     def tenant_client(self, token: str, *, timeout_ms: int = 15000) -> Outpost:
         """An official-SDK client authenticated with a tenant JWT.
 
         SDK 1.7.0 has a single bearer credential (`api_key`); a tenant JWT travels the same way.
         """
-        return Outpost(api_key=token, server_url=self.base_url, timeout_ms=timeout_ms)
+        return self._handed_out(
+            Outpost(api_key=token, server_url=self.base_url, timeout_ms=timeout_ms)
+        )
 
     def http(self, token: str | None = ADMIN, *, timeout: float = 15.0) -> httpx.Client:
         """A raw HTTP client on the API base URL (default: the admin key; None: no auth)."""
@@ -330,7 +351,17 @@ class ServerProcess:
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        return self._handed_out(
+            httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        )
+
+    def _handed_out(self, client: _Client) -> _Client:
+        # A callback, not enter_context: the test may still use the client as a context manager.
+        if isinstance(client, Outpost):
+            self._clients.callback(client.__exit__, None, None, None)
+        else:
+            self._clients.callback(client.close)
+        return client
 
 
 MISSING_EXTRAS_PATH = str(Path(__file__).resolve().parent / "missing_extras")

@@ -1,14 +1,16 @@
 """Polling with a deadline, and bounded observation windows.
 
 Tests never sleep for a fixed time to "let things happen". They either poll a condition until a
-deadline (`poll_until`) or, to show that something does *not* happen, watch for a bounded and
-explicitly named observation window (see `Receiver.assert_quiet`).
+deadline (`poll_until`, or `until` in async tests) or, to show that something does *not* happen,
+watch for a bounded and explicitly named observation window (see `Receiver.assert_quiet`).
+Harnesses that hand back whatever arrived, for the caller to judge, use `arrivals`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,3 +53,40 @@ def poll_until(
             detail = f"last error: {last_error!r}" if last_error else f"last value: {last_value!r}"
             raise PollTimeout(f"{what} not met within {timeout:.1f}s ({detail})") from last_error
         time.sleep(min(interval, remaining))
+
+
+async def until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> None:
+    """Await `check` until it is true; PollTimeout when `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PollTimeout(f"{what} not met within {timeout:.1f}s")
+        await asyncio.sleep(min(interval, remaining))
+
+
+async def arrivals(
+    read: Callable[[], Sequence[T]],
+    count: int,
+    timeout: float,
+    *,
+    blocking: bool = False,
+    interval: float = 0.02,
+) -> list[T]:
+    """Call `read` (it returns everything that arrived so far) until it returns `count` items or
+    `timeout` passed, and return its last answer: too few is for the caller to judge.
+
+    `blocking`: `read` blocks (a client of a remote service) and runs in a thread.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        got = list(await asyncio.to_thread(read) if blocking else read())
+        if len(got) >= count or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(interval)

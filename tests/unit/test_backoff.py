@@ -1,4 +1,4 @@
-"""Retry policy (contract §3.2 step 5)."""
+"""Retry policy (contract.md §3.2 step 5)."""
 
 from __future__ import annotations
 

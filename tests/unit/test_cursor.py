@@ -1,4 +1,4 @@
-"""Pagination cursors (contract §1.4)."""
+"""Pagination cursors (contract.md §1.4)."""
 
 from __future__ import annotations
 

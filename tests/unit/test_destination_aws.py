@@ -182,7 +182,8 @@ def test_sqs_display() -> None:
     assert shown.credentials == {
         "key": "AKIA****************",
         "secret": "wJal************************************",
-        "session": credentials["session"],  # not in SQS's schema, so shown as is (§11.16)
+        # not in SQS's schema, so shown as is (contract.md §11.16)
+        "session": credentials["session"],
     }
     local = "http://127.0.0.1:4566/000000000000/orders"
     shown = sqs.display(make_destination("aws_sqs", {"queue_url": local}, CREDENTIALS), 0)

@@ -12,11 +12,6 @@ from outpost.storage.destination_cache import DestinationCache, find
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def destination(id_: str) -> Destination:
     return Destination(id_, "t", "webhook", ("*",), {}, {}, 0, 0)
 

@@ -1,4 +1,4 @@
-"""Destination filters (contract §6)."""
+"""Destination filters (contract.md §6)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ DOC: dict[str, Any] = {
     },
 }
 
-# (filter, expected) against DOC. Grouped by the rule of §6 they exercise.
+# (filter, expected) against DOC. Grouped by the rule of contract.md §6 they exercise.
 CASES: list[tuple[dict[str, Any], bool]] = [
-    # §6.3 examples
+    # contract.md §6.3 examples
     ({"data": {"status": "paid", "currency": "usd"}}, True),
     ({"data": {"status": "paid", "currency": "eur"}}, False),
     ({"data": {"customer": {"tier": "premium"}}}, True),

@@ -1,4 +1,4 @@
-"""Hostile filters and documents (contract §6): arbitrary nested JSON on both sides.
+"""Hostile filters and documents (contract.md §6): arbitrary nested JSON on both sides.
 
 - `validate` accepts or raises the documented 422 `ValidationError` (one message), nothing else;
 - `matches` returns a bool for any filter, even one `validate` would refuse, and any document;

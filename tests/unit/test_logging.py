@@ -25,11 +25,6 @@ anyio = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def output() -> Iterator[io.StringIO]:
     """Everything logged during the test, as JSON lines (restoring logging afterwards)."""
     root = logging.getLogger()

@@ -16,11 +16,6 @@ from outpost.api.protocol import _OneWritePerTurn
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Recording:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []

@@ -1,4 +1,4 @@
-"""Topic patterns (contract §7.1, §1.5 Tenant, §1.6.8, §1.6.9 step 4)."""
+"""Topic patterns (contract.md §7.1, §1.5 Tenant, §1.6.8, §1.6.9 step 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook signatures (contract.md §4.2, §4.4) and generated signing secrets (contract.md §4.6).
+"""Webhook signatures (contract.md §4.2, §4.4) and generated signing secrets (§4.6).
 
 Outpost configures signatures with Go `text/template` strings. This module understands a small
 subset of that language, compiled once at startup into a list of pieces so that a delivery only

@@ -8,12 +8,12 @@ envelope with `success`. What is real: the request as sent over HTTP by the libc
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from support.receiver import Receiver
+from support.waiting import arrivals
 
 from destinations.harness import Received, make_destination
 from outpost.config import Config
@@ -73,12 +73,7 @@ class CloudflareQueuesHarness:
         self, destination: Destination, count: int, timeout: float
     ) -> list[Received]:
         path = self._paths[destination.id]
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            requests = self._receiver.requests_for(path)
-            if len(requests) >= count or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.02)
+        requests = await arrivals(lambda: self._receiver.requests_for(path), count, timeout)
         messages = [request.json()["body"] for request in requests]
         return [Received(data=m["data"], metadata=m["metadata"]) for m in messages]
 

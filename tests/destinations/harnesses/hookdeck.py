@@ -6,12 +6,12 @@ everything else (the libcurl client, the SSRF guard opened for loopback) is the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from support.receiver import Receiver
+from support.waiting import arrivals
 
 from destinations.harness import Received, make_destination
 from outpost.config import Config
@@ -65,12 +65,7 @@ class HookdeckHarness:
         self, destination: Destination, count: int, timeout: float
     ) -> list[Received]:
         path = self._paths[destination.id]
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            requests = self._receiver.requests_for(path)
-            if len(requests) >= count or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.02)
+        requests = await arrivals(lambda: self._receiver.requests_for(path), count, timeout)
         return [
             Received(
                 data=request.json(),

@@ -6,74 +6,20 @@ harness opens (`destination()` is synchronous) and deleted when it closes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from support.rabbitmq import Exchanges, header_text
 
 from destinations.harness import Received, make_destination
 from outpost.core.models import Destination, StrMap
 from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 
 SERVER = "127.0.0.1:5672"
-URL = f"amqp://guest:guest@{SERVER}/"
 CREDENTIALS = {"username": "guest", "password": "guest"}
 PREPARED = 4  # exchanges per harness; each suite case uses one or two
-
-
-class Exchanges:
-    """Fresh exchange + bound queue pairs on the real broker, removed on `close()`."""
-
-    def __init__(self, channel: AbstractChannel) -> None:
-        self._channel = channel
-        self._queues: dict[str, AbstractQueue] = {}
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls) -> AsyncIterator[Exchanges]:
-        connection = await aio_pika.connect(URL, timeout=10)
-        async with connection:
-            exchanges = cls(await connection.channel())
-            try:
-                yield exchanges
-            finally:
-                await exchanges._delete_all()
-
-    async def create(self, binding_key: str = "#") -> str:
-        name = f"outpost-test-{uuid.uuid4().hex[:12]}"
-        exchange = await self._channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
-        queue = await self._channel.declare_queue(f"{name}-q")
-        await queue.bind(exchange, binding_key)
-        self._queues[name] = queue
-        return name
-
-    async def messages(
-        self, exchange: str, count: int, timeout: float
-    ) -> list[AbstractIncomingMessage]:
-        """Poll the exchange's queue until `count` messages arrived or `timeout` passed."""
-        queue, got = self._queues[exchange], list[AbstractIncomingMessage]()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            message = await queue.get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
-                got.append(message)
-        return got
-
-    async def _delete_all(self) -> None:
-        for name, queue in self._queues.items():
-            await queue.delete(if_unused=False, if_empty=False)
-            await self._channel.exchange_delete(name)
-
-
-def header_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RabbitMQHarness:

@@ -1,5 +1,5 @@
-"""The azure_servicebus destination (§5.5): schema, validation, display, the message as built for
-the SDK, and how failures become attempts.
+"""The azure_servicebus destination (contract.md §5.5): schema, validation, display, the message as
+built for the SDK, and how failures become attempts.
 
 No Service Bus peer can run here: Microsoft's emulator is a container image (with SQL Edge), and
 the loopback RabbitMQ (3.10, AMQP 0-9-1 only, no AMQP 1.0 plugin enabled) could not stand in
@@ -28,11 +28,6 @@ AZURE = (
     "Endpoint=sb://orders-ns.servicebus.windows.net/;"
     "SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=c2VjcmV0a2V5PQ=="
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

@@ -1,21 +1,18 @@
-"""The rabbitmq destination: schema, validation, normalisation, display, and deliveries to the
-real broker on 127.0.0.1:5672 — what arrives, and the code of each kind of failure (§5.7)."""
+"""The rabbitmq destination: schema, validation, normalisation, display, and deliveries to the real
+broker on 127.0.0.1:5672 — what arrives, and the code of each kind of failure (contract.md §5.7)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq import exceptions as amqp
+from support.rabbitmq import Exchanges, header_text
 
 from outpost.core.models import Destination, Event
 from outpost.destinations.rabbitmq.failures import failure_code, failure_text
@@ -27,50 +24,6 @@ pytestmark = pytest.mark.timeout(60)
 NOW = 1_717_230_216_000
 SERVER = "127.0.0.1:5672"
 T = TypeVar("T")
-
-
-class Exchanges:
-    """Fresh topic exchanges, each with one bound queue, on the real broker; deleted after."""
-
-    def __init__(self, channel: AbstractChannel) -> None:
-        self._channel = channel
-        self._queues: dict[str, AbstractQueue] = {}
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls) -> AsyncIterator[Exchanges]:
-        async with await aio_pika.connect(f"amqp://guest:guest@{SERVER}/", timeout=10) as conn:
-            exchanges = cls(await conn.channel())
-            try:
-                yield exchanges
-            finally:
-                for name, queue in exchanges._queues.items():
-                    await queue.delete(if_unused=False, if_empty=False)
-                    await exchanges._channel.exchange_delete(name)
-
-    async def create(self, binding_key: str = "#") -> str:
-        name = f"outpost-test-{uuid.uuid4().hex[:12]}"
-        exchange = await self._channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
-        self._queues[name] = await self._channel.declare_queue(f"{name}-q")
-        await self._queues[name].bind(exchange, binding_key)
-        return name
-
-    async def messages(
-        self, exchange: str, count: int, timeout: float
-    ) -> list[AbstractIncomingMessage]:
-        got: list[AbstractIncomingMessage] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            message = await self._queues[exchange].get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
-                got.append(message)
-        return got
-
-
-def header_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def make_destination(**config: str) -> Destination:

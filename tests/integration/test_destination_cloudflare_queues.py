@@ -27,11 +27,6 @@ TOKEN = "cf-api-token-0123456789"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as rx:
         yield rx

@@ -1,5 +1,6 @@
-"""The hookdeck destination (§5.1): token format, the server-owned config, token verification
-against a stand-in for Hookdeck's API, display, and the signed POST as the receiver sees it.
+"""The hookdeck destination (contract.md §5.1): token format, the server-owned config, token
+verification against a stand-in for Hookdeck's API, display, and the signed POST as the receiver
+sees it.
 
 Hookdeck's API and hkdk.events are not reachable from here; the test receiver on 127.0.0.1
 answers in their place (`DESTINATIONS_HOOKDECK_API_URL` / `_EVENTS_URL`).
@@ -33,11 +34,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 SOURCE = "src_abc123"
 TOKEN = base64.b64encode(f"{SOURCE}:s3cr3t-signing-part".encode()).decode()
 VERIFY_PATH = f"/api/2025-01-01/sources/{SOURCE}/managed/verify"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

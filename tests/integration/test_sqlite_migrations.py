@@ -14,11 +14,6 @@ from outpost.errors import ConfigError
 from outpost.storage.sqlite.database import Database
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _database_at(path: Path, version: int) -> None:
     """A database as a release whose newest migration was `version` left it, with a tenant."""
     found = resources.files("outpost.storage.sqlite").iterdir()

@@ -1,5 +1,5 @@
-"""The gcp_pubsub destination (§5.6): schema, validation, display, and the attempt each kind of
-outcome becomes, against Google's Pub/Sub emulator on loopback (skipped when not installed).
+"""The gcp_pubsub destination (contract.md §5.6): schema, validation, display, and the attempt each
+kind of outcome becomes, against Google's Pub/Sub emulator on loopback (skipped when not installed).
 
 The emulator takes no credentials, so the service-account path is covered up to loading the key
 (a real RSA key made here); the token exchange with Google is not exercised.
@@ -26,11 +26,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
 PROJECT = "unit-project"
 KEY = '{"type":"service_account","project_id":"p"}'
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")

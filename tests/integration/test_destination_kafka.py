@@ -1,6 +1,6 @@
 """The kafka destination: schema, validation, normalisation, display, the partition key, and
 deliveries to a real Kafka-protocol broker on loopback — what arrives, and the code of each kind
-of failure (§5.8).
+of failure (contract.md §5.8).
 
 The broker is Tansu behind a test front that checks SASL logins (`support/kafka_broker.py` says
 why): records, keys, headers and partitions are Tansu's; the PLAIN/SCRAM server side is the

@@ -550,7 +550,8 @@ def test_metadata_precedence_and_header_collisions() -> None:
         config={"custom_headers": '{"X-Outpost-Team":"custom","X-OUTPOST-REGION":"custom"}'},
     )
     assert received is not None
-    # Outpost lets metadata replace the topic header (§4.3); here the server's value wins
+    # Outpost lets metadata replace the topic header (contract.md §4.3); here the server's value
+    # wins
     assert received.get("x-outpost-topic") == "user.created"
     assert result.response_data is not None
     assert result.response_data["metadata_not_sent"] == ["topic"]
