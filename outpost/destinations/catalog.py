@@ -11,7 +11,6 @@ not installed is still registered, as unavailable (registry.py says what that me
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from outpost import extras
@@ -32,28 +31,11 @@ from outpost.destinations import (
 from outpost.destinations.provider import Provider
 from outpost.destinations.registry import Registry
 from outpost.destinations.schema import SchemaProvider
-from outpost.destinations.webhook.settings import WebhookSettings
+from outpost.destinations.shared import Factory, Shared
 from outpost.destinations.webhook.settings import settings_from as webhook_settings
 from outpost.errors import ConfigError
 from outpost.transport.guard import AddressGuard
 from outpost.transport.http import HttpClient
-
-
-@dataclass(frozen=True, slots=True)
-class Shared:
-    """What every type's factory is given."""
-
-    config: Config
-    webhook: WebhookSettings  # deployment-wide: user agent, response body cap, ...
-    client: HttpClient  # the HTTP client of the types that speak HTTP (it enforces the guard)
-    guard: AddressGuard | None  # the deployment's SSRF guard; None when turned off
-
-    def guard_for(self, type_: str) -> AddressGuard | None:
-        """The guard for a type whose connections DESTINATIONS_UNGUARDED_TYPES may exempt."""
-        return None if type_ in self.config.destinations_unguarded_types else self.guard
-
-
-Factory = Callable[[Shared], Provider]
 
 # In `/destination-types` order.
 TYPES: tuple[Factory, ...] = (

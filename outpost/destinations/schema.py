@@ -20,7 +20,7 @@ from outpost.destinations.provider import Display
 from outpost.transport.guard import AddressGuard
 
 if TYPE_CHECKING:
-    from outpost.destinations.catalog import Shared
+    from outpost.destinations.shared import Shared
 
 _TLS_TRUE = frozenset({"true", "on"})
 

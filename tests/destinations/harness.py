@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from support.receiver import Receiver, RecordedRequest
+from support.waiting import arrivals
+
+from outpost.config import Config
 from outpost.core.models import Destination, Event, StrMap
 from outpost.core.timefmt import now_ms
+from outpost.destinations.catalog import address_guard
 from outpost.destinations.provider import Provider
+from outpost.transport.http import HttpClient
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,63 @@ class PublisherHarness(Protocol):
 
 
 HarnessFactory = Callable[[], AbstractAsyncContextManager[PublisherHarness]]
+
+
+H = TypeVar("H", bound=PublisherHarness)
+
+
+@asynccontextmanager
+async def provider_closed(harness: H) -> AsyncIterator[H]:
+    """The harness, its provider closed when the suite is done with it."""
+    try:
+        yield harness
+    finally:
+        await harness.provider.close()
+
+
+@asynccontextmanager
+async def with_receiver(make: Callable[[Receiver], H]) -> AsyncIterator[H]:
+    """A harness whose remote side is a fresh test receiver on 127.0.0.1."""
+    with Receiver() as receiver:
+        async with provider_closed(make(receiver)) as harness:
+            yield harness
+
+
+def loopback_client(config: Config) -> HttpClient:
+    """The libcurl client as the server builds it, its SSRF guard from `config`."""
+    return HttpClient(max_connections=16, user_agent="suite", guard=address_guard(config))
+
+
+class ReceiverHarness:
+    """The shared half of types whose remote side is the test receiver (HTTP APIs and webhooks):
+    each destination gets its own path, and `requests` polls what arrived there."""
+
+    type: str
+    provider: Provider
+
+    def __init__(self, receiver: Receiver) -> None:
+        self._receiver = receiver
+        self._paths: dict[str, str] = {}
+
+    def _at(self, path: str, destination: Destination) -> Destination:
+        self._paths[destination.id] = path
+        return destination
+
+    async def requests(
+        self, destination: Destination, count: int, timeout: float
+    ) -> list[RecordedRequest]:
+        path = self._paths[destination.id]
+        return await arrivals(lambda: self._receiver.requests_for(path), count, timeout)
+
+
+def prefixed(request: RecordedRequest, prefix: str, *, leave_out: str = "") -> StrMap:
+    """The request's `<prefix><key>` headers as {key: value} (but for `leave_out`)."""
+    return {
+        name[len(prefix) :]: value
+        for name, value in request.headers.items()
+        if name.startswith(prefix) and name != leave_out
+    }
+
 
 _ids = itertools.count(1)
 

@@ -14,6 +14,7 @@ from outpost.core.models import Destination, StrMap
 from outpost.destinations.aws.clients import settings_from
 from outpost.destinations.aws.provider import AwsProvider
 from outpost.destinations.catalog import address_guard
+from outpost.destinations.provider import Provider
 from support import moto
 from support.waiting import arrivals
 
@@ -30,6 +31,39 @@ def build_provider(provider_class: ProviderClass, config: Config | None = None) 
 
 def destination(type_: str, config: StrMap, delivery_metadata: StrMap | None) -> Destination:
     return make_destination(type_, config, moto.credentials(), delivery_metadata=delivery_metadata)
+
+
+Reader = Callable[[], list[Received]]
+
+
+class AwsHarness:
+    """One AWS type on moto: a subclass names its provider and makes a fresh target (`target`),
+    returning the destination's config and a reader of what arrived there."""
+
+    type: str
+    provider_class: ProviderClass
+    provider: Provider
+
+    def __init__(self) -> None:
+        self.provider = build_provider(self.provider_class)
+        self._readers: dict[str, Reader] = {}
+
+    def target(self, broken: bool) -> tuple[StrMap, Reader]:
+        """A fresh target's config (one the remote refuses when `broken`) and its reader."""
+        raise NotImplementedError
+
+    def destination(
+        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
+    ) -> Destination:
+        config, reader = self.target(broken)
+        made = destination(self.type, config, delivery_metadata)
+        self._readers[made.id] = reader
+        return made
+
+    async def received(
+        self, destination: Destination, count: int, timeout: float
+    ) -> list[Received]:
+        return await poll(self._readers[destination.id], count, timeout)
 
 
 async def poll(read: Callable[[], list[Received]], count: int, timeout: float) -> list[Received]:

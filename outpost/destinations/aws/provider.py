@@ -15,7 +15,7 @@ from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.guard import REFUSED_CODE
 
 if TYPE_CHECKING:
-    from outpost.destinations.catalog import Shared
+    from outpost.destinations.shared import Shared
 
 
 def is_absolute_http_url(value: str) -> bool:

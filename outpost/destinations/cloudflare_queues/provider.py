@@ -27,7 +27,7 @@ from outpost.errors import DeliveryInfrastructureError
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 if TYPE_CHECKING:
-    from outpost.destinations.catalog import Shared
+    from outpost.destinations.shared import Shared
 
 DASHBOARD_URL = "https://dash.cloudflare.com/{account}/queues/{queue}"
 

@@ -32,7 +32,7 @@ from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 if TYPE_CHECKING:
-    from outpost.destinations.catalog import Shared
+    from outpost.destinations.shared import Shared
 
 DASHBOARD_URL = "https://dashboard.hookdeck.com/sources/{id}"
 METADATA_PREFIX = "X-Outpost-"

@@ -34,7 +34,7 @@ from outpost.transport.guard import REFUSED_CODE
 from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 if TYPE_CHECKING:
-    from outpost.destinations.catalog import Shared
+    from outpost.destinations.shared import Shared
 
 CREDENTIAL_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")
 ROTATION_GRACE_MS = 24 * 3600 * 1000

@@ -4,15 +4,14 @@ moto with a rule forwarding `source: outpost` events to an SQS queue, read back 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from support import moto
-from support.moto_harness import QueueReader, build_provider, destination, poll
+from support.moto_harness import AwsHarness, QueueReader, Reader
 
-from destinations.harness import Received
-from outpost.core.models import Destination, StrMap
+from destinations.harness import Received, provider_closed
+from outpost.core.models import StrMap
 from outpost.destinations.aws_eventbridge.provider import SOURCE, AwsEventBridgeProvider
 
 
@@ -36,36 +35,19 @@ def bus_to_queue(name: str) -> str:
     return queue_url
 
 
-class EventBridgeHarness:
+class EventBridgeHarness(AwsHarness):
     type = "aws_eventbridge"
+    provider_class = AwsEventBridgeProvider
 
-    def __init__(self) -> None:
-        self.provider = build_provider(AwsEventBridgeProvider)
-        self._readers: dict[str, QueueReader] = {}
-
-    def destination(
-        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
-    ) -> Destination:
+    def target(self, broken: bool) -> tuple[StrMap, Reader]:
         bus = moto.unique("suite")
         queue_url = moto.client("sqs").create_queue(QueueName=bus)["QueueUrl"]
         if not broken:  # a broken one names a bus that was never created
             queue_url = bus_to_queue(bus + "-bus")
             bus += "-bus"
         config = {"region": moto.REGION, "event_bus_name": bus, "endpoint": moto.endpoint()}
-        made = destination("aws_eventbridge", config, delivery_metadata)
-        self._readers[made.id] = QueueReader(queue_url, parse)
-        return made
-
-    async def received(
-        self, destination: Destination, count: int, timeout: float
-    ) -> list[Received]:
-        return await poll(self._readers[destination.id], count, timeout)
+        return config, QueueReader(queue_url, parse)
 
 
-@asynccontextmanager
-async def open_harness() -> AsyncIterator[EventBridgeHarness]:
-    harness = EventBridgeHarness()
-    try:
-        yield harness
-    finally:
-        await harness.provider.close()
+def open_harness() -> AbstractAsyncContextManager[EventBridgeHarness]:
+    return provider_closed(EventBridgeHarness())

@@ -4,14 +4,13 @@ fresh one-shard stream per destination on moto, read back with GetRecords."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from support import moto
-from support.moto_harness import build_provider, destination, poll
+from support.moto_harness import AwsHarness, Reader
 
-from destinations.harness import Received
-from outpost.core.models import Destination, StrMap
+from destinations.harness import Received, provider_closed
+from outpost.core.models import StrMap
 from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
 
 
@@ -37,35 +36,17 @@ class StreamReader:
         return list(self._seen)
 
 
-class KinesisHarness:
+class KinesisHarness(AwsHarness):
     type = "aws_kinesis"
+    provider_class = AwsKinesisProvider
 
-    def __init__(self) -> None:
-        self.provider = build_provider(AwsKinesisProvider)
-        self._kinesis = moto.client("kinesis")
-        self._readers: dict[str, StreamReader] = {}
-
-    def destination(
-        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
-    ) -> Destination:
+    def target(self, broken: bool) -> tuple[StrMap, Reader]:
         stream = moto.unique("suite")
         if not broken:  # a broken one names a stream that was never created
-            self._kinesis.create_stream(StreamName=stream, ShardCount=1)
+            moto.client("kinesis").create_stream(StreamName=stream, ShardCount=1)
         config = {"stream_name": stream, "region": moto.REGION, "endpoint": moto.endpoint()}
-        made = destination("aws_kinesis", config, delivery_metadata)
-        self._readers[made.id] = StreamReader(stream)
-        return made
-
-    async def received(
-        self, destination: Destination, count: int, timeout: float
-    ) -> list[Received]:
-        return await poll(self._readers[destination.id], count, timeout)
+        return config, StreamReader(stream)
 
 
-@asynccontextmanager
-async def open_harness() -> AsyncIterator[KinesisHarness]:
-    harness = KinesisHarness()
-    try:
-        yield harness
-    finally:
-        await harness.provider.close()
+def open_harness() -> AbstractAsyncContextManager[KinesisHarness]:
+    return provider_closed(KinesisHarness())

@@ -4,14 +4,13 @@ with ListObjectsV2 + GetObject (body and user metadata)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from support import moto
-from support.moto_harness import build_provider, destination, poll
+from support.moto_harness import AwsHarness, Reader
 
-from destinations.harness import Received
-from outpost.core.models import Destination, StrMap
+from destinations.harness import Received, provider_closed
+from outpost.core.models import StrMap
 from outpost.destinations.aws_s3.provider import AwsS3Provider
 
 
@@ -32,35 +31,17 @@ class BucketReader:
         return list(self._seen.values())
 
 
-class S3Harness:
+class S3Harness(AwsHarness):
     type = "aws_s3"
+    provider_class = AwsS3Provider
 
-    def __init__(self) -> None:
-        self.provider = build_provider(AwsS3Provider)
-        self._s3 = moto.client("s3")
-        self._readers: dict[str, BucketReader] = {}
-
-    def destination(
-        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
-    ) -> Destination:
+    def target(self, broken: bool) -> tuple[StrMap, Reader]:
         bucket = moto.unique("suite")
         if not broken:  # a broken one names a bucket that was never created
-            self._s3.create_bucket(Bucket=bucket)
+            moto.client("s3").create_bucket(Bucket=bucket)
         config = {"bucket": bucket, "region": moto.REGION, "endpoint": moto.endpoint()}
-        made = destination("aws_s3", config, delivery_metadata)
-        self._readers[made.id] = BucketReader(bucket)
-        return made
-
-    async def received(
-        self, destination: Destination, count: int, timeout: float
-    ) -> list[Received]:
-        return await poll(self._readers[destination.id], count, timeout)
+        return config, BucketReader(bucket)
 
 
-@asynccontextmanager
-async def open_harness() -> AsyncIterator[S3Harness]:
-    harness = S3Harness()
-    try:
-        yield harness
-    finally:
-        await harness.provider.close()
+def open_harness() -> AbstractAsyncContextManager[S3Harness]:
+    return provider_closed(S3Harness())

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from support import moto
-from support.moto_harness import QueueReader, build_provider, destination, poll
+from support.moto_harness import AwsHarness, QueueReader, Reader
 
-from destinations.harness import Received
-from outpost.core.models import Destination, StrMap
+from destinations.harness import Received, provider_closed
+from outpost.core.models import StrMap
 from outpost.destinations.aws_sqs.provider import AwsSqsProvider
 
 
@@ -20,36 +19,18 @@ def parse(message: dict[str, Any]) -> Received:
     return Received(data=json.loads(message["Body"]), metadata=metadata)
 
 
-class SqsHarness:
+class SqsHarness(AwsHarness):
     type = "aws_sqs"
+    provider_class = AwsSqsProvider
 
-    def __init__(self) -> None:
-        self.provider = build_provider(AwsSqsProvider)
-        self._sqs = moto.client("sqs")
-        self._readers: dict[str, QueueReader] = {}
-
-    def destination(
-        self, *, broken: bool = False, delivery_metadata: StrMap | None = None
-    ) -> Destination:
+    def target(self, broken: bool) -> tuple[StrMap, Reader]:
         name = moto.unique("suite")
         if broken:
             queue_url = f"{moto.endpoint()}/{moto.ACCOUNT}/{name}"  # never created
         else:
-            queue_url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
-        made = destination("aws_sqs", {"queue_url": queue_url}, delivery_metadata)
-        self._readers[made.id] = QueueReader(queue_url, parse)
-        return made
-
-    async def received(
-        self, destination: Destination, count: int, timeout: float
-    ) -> list[Received]:
-        return await poll(self._readers[destination.id], count, timeout)
+            queue_url = moto.client("sqs").create_queue(QueueName=name)["QueueUrl"]
+        return {"queue_url": queue_url}, QueueReader(queue_url, parse)
 
 
-@asynccontextmanager
-async def open_harness() -> AsyncIterator[SqsHarness]:
-    harness = SqsHarness()
-    try:
-        yield harness
-    finally:
-        await harness.provider.close()
+def open_harness() -> AbstractAsyncContextManager[SqsHarness]:
+    return provider_closed(SqsHarness())

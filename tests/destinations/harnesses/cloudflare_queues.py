@@ -9,20 +9,22 @@ envelope with `success`. What is real: the request as sent over HTTP by the libc
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from support.receiver import Receiver
-from support.waiting import arrivals
 
-from destinations.harness import Received, make_destination
+from destinations.harness import (
+    Received,
+    ReceiverHarness,
+    loopback_client,
+    make_destination,
+    with_receiver,
+)
 from outpost.config import Config
 from outpost.core.models import Destination, StrMap
-from outpost.destinations.catalog import address_guard
 from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
 from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
 from outpost.destinations.webhook.settings import settings_from as webhook_settings
-from outpost.transport.http import HttpClient
 
 API_PATH = "/client/v4"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -35,19 +37,17 @@ def queue_path(account: str, queue: str) -> str:
     return f"{API_PATH}/accounts/{account}/queues/{queue}/messages"
 
 
-class CloudflareQueuesHarness:
+class CloudflareQueuesHarness(ReceiverHarness):
     type = "cloudflare_queues"
 
     def __init__(self, receiver: Receiver) -> None:
+        super().__init__(receiver)
         config = Config(
             destinations_allowed_networks=("127.0.0.0/8",),
             destinations_cloudflare_api_url=receiver.base_url + API_PATH,
         )
-        webhook = webhook_settings(config)
-        client = HttpClient(max_connections=16, user_agent="suite", guard=address_guard(config))
-        self.provider = CloudflareQueuesProvider(cloudflare_settings(config, webhook), client)
-        self._receiver = receiver
-        self._paths: dict[str, str] = {}
+        settings = cloudflare_settings(config, webhook_settings(config))
+        self.provider = CloudflareQueuesProvider(settings, loopback_client(config))
 
     def destination(
         self, *, broken: bool = False, delivery_metadata: StrMap | None = None
@@ -60,29 +60,23 @@ class CloudflareQueuesHarness:
             )
         else:
             self._receiver.configure(path, body=ACCEPTED, content_type="application/json")
-        destination = make_destination(
-            "cloudflare_queues",
-            {"account_id": ACCOUNT, "queue_id": queue},
-            {"api_token": "suite-api-token"},
-            delivery_metadata=delivery_metadata,
+        return self._at(
+            path,
+            make_destination(
+                "cloudflare_queues",
+                {"account_id": ACCOUNT, "queue_id": queue},
+                {"api_token": "suite-api-token"},
+                delivery_metadata=delivery_metadata,
+            ),
         )
-        self._paths[destination.id] = path
-        return destination
 
     async def received(
         self, destination: Destination, count: int, timeout: float
     ) -> list[Received]:
-        path = self._paths[destination.id]
-        requests = await arrivals(lambda: self._receiver.requests_for(path), count, timeout)
+        requests = await self.requests(destination, count, timeout)
         messages = [request.json()["body"] for request in requests]
         return [Received(data=m["data"], metadata=m["metadata"]) for m in messages]
 
 
-@asynccontextmanager
-async def open_harness() -> AsyncIterator[CloudflareQueuesHarness]:
-    with Receiver() as receiver:
-        harness = CloudflareQueuesHarness(receiver)
-        try:
-            yield harness
-        finally:
-            await harness.provider.close()
+def open_harness() -> AbstractAsyncContextManager[CloudflareQueuesHarness]:
+    return with_receiver(CloudflareQueuesHarness)
