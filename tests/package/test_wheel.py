@@ -137,6 +137,8 @@ def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Install
         cwd=home, what="pip install <wheel>",
     )  # fmt: skip
     TIMINGS["venv + install"] = time.monotonic() - started
+    # What the wheel requires, at the locked versions, is consistent and complete.
+    _run([str(venv / "bin" / "python"), "-m", "pip", "check"], cwd=home, what="pip check")
     return Installed(venv, home)
 
 
@@ -271,3 +273,6 @@ def test_installed_server_delivers_and_serves_the_portal(
         assert script.status_code == 200
         assert script.headers["content-type"].startswith("text/javascript")
         assert script.content == (SOURCE / "portal" / "static" / "app.js").read_bytes()
+
+    # SIGTERM: the installed server stops cleanly.
+    assert server.stop() == 0, server.log_tail()
