@@ -4,4 +4,6 @@
 statement of what it promises (tests/unit/test_contract_refs.py keeps every citation resolving).
 """
 
+# The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`), and
+# `outpost --version` and /healthz (its `version` field) show it.
 __version__ = "0.1.0"

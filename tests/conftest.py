@@ -9,9 +9,9 @@ A test's tier is decided by what it needs to run, and its top folder says which:
   `queues/`, `docs/`): the code under test runs in the test's process, against real services on
   loopback: SQLite files, PostgreSQL, RabbitMQ, brokers and emulators, loopback receivers and
   servers the test starts itself.
-- **e2e** (`tests/e2e/`, `portal/`, `container/`): `outpost serve` runs as a separate process
-  (in `container/`, inside the image) and is reached over HTTP only (the portal tests through a
-  browser).
+- **e2e** (`tests/e2e/`, `portal/`, `container/`, `package/`): `outpost serve` runs as a separate
+  process (in `container/`, inside the image; in `package/`, installed from the built wheel) and is
+  reached over HTTP only (the portal tests through a browser).
 
 Each test gets its tier as a marker (`pytest -m unit`, `-m integration`, `-m e2e`); a new top
 folder must be added to `TIERS`. `scripts/test --fast` runs the unit tier after lint and types.
@@ -40,6 +40,7 @@ TIERS = {
     "e2e": "e2e",
     "portal": "e2e",
     "container": "e2e",
+    "package": "e2e",
 }
 
 _ROOT = Path(__file__).parent

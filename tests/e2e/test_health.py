@@ -9,6 +9,8 @@ import pytest
 from outpost_sdk import Outpost
 from support.server import ServerProcess
 
+from outpost import __version__
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
@@ -23,6 +25,8 @@ def _check_health_body(res: httpx.Response, workers: set[str]) -> None:
     assert set(body["workers"]) == workers, body
     for worker in body["workers"].values():
         assert worker == {"status": "healthy"}, body
+    # Ours (docs/openapi-extensions.yaml, HealthCheckExtensions): the version --version prints.
+    assert body["version"] == __version__, body
 
 
 def test_api_healthz_needs_no_auth_and_reports_workers(server: ServerProcess) -> None:

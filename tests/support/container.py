@@ -186,7 +186,7 @@ def ensure_wheelhouse(timings: Timings) -> Path:
     _run(
         [
             sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-            "--requirement", str(lock), "setuptools>=68", "--wheel-dir", str(folder),
+            "--requirement", str(lock), "setuptools>=77", "--wheel-dir", str(folder),
         ],
         timeout=900, what="pip wheel (the image's wheelhouse)",
     )  # fmt: skip

@@ -92,8 +92,13 @@ class ServerProcess:
         startup_timeout: float = 30.0,
         postgres_url: str | None = None,
         args: Sequence[str] = ("serve",),
+        program: Sequence[str] = (sys.executable, "-m", "outpost"),
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.args = list(args)  # after `python -m outpost`, e.g. serve --service api
+        # What runs, and where: an installed console script (tests/package) instead of the tree.
+        self.program = list(program)
+        self.cwd = cwd
         self._owns_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="outpost-e2e-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -196,8 +201,8 @@ class ServerProcess:
         self._log_file.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
         self._log_file.flush()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "outpost", *self.args],
-            cwd=str(REPO_ROOT),
+            [*self.program, *self.args],
+            cwd=str(self.cwd),
             env=self.environment(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
+from outpost import __version__
 from outpost.api.context import Context, Services
 from outpost.api.responses import JSON
 from outpost.core.timefmt import format_ms, now_ms
@@ -40,6 +41,9 @@ async def health(services: Services) -> JSON:
             name: book.entry(name, worker, now, dated.get(name))
             for name, worker in statuses.items()
         },
+        # Ours, not Outpost's (docs/openapi-extensions.yaml, HealthCheckExtensions): SDK 1.7.0's
+        # model ignores fields it does not know, so its health check reads the answer unchanged.
+        "version": __version__,
     }
     return JSON(body, status_code=503 if status == "failed" else 200)
 
