@@ -61,7 +61,7 @@ OTHER_TENANT = "fuzz-other-tenant"
 DESTINATION = "fuzz-destination"
 EVENT = "fuzz-event"
 PINNED = {"tenant_id": TENANT, "destination_id": DESTINATION, "event_id": EVENT}
-# The extension operations (docs/openapi-extensions.yaml) are not in Outpost's document.
+# The extension operations (outpost/api/openapi.yaml) are not in Outpost's document.
 ROUTES = [(op.method, op.path) for op in OPERATIONS if not op.extension] + [("GET", "/healthz")]
 # Managed-only, absent from self-hosted Outpost (see test_openapi_conformance.py).
 EXCLUDED_PATHS = ["/config"]
