@@ -9,8 +9,9 @@
   `instructions.md` (the guide the tenant portal shows). The nav entry `Destination types` lists
   them, found at build time.
 - The destination types overview lists them where it says `<!-- destination-types -->`.
-- The API reference page renders `docs/openapi-extensions.yaml` where it says
-  `<!-- openapi-extensions -->`.
+- The API reference page renders this server's OpenAPI document (`outpost/api/openapi.yaml`, the
+  one the server serves) where it says `<!-- openapi -->`, and the site carries the document
+  itself as `openapi.yaml`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ DESTINATIONS = REPO / "outpost" / "destinations"
 # Repository files shown as pages: repository path -> page path in the site.
 INCLUDED = {"README.md": "index.md", "bench/README.md": "benchmarks.md"}
 NAV_DESTINATIONS = "Destination types"
-OPENAPI_MARKER = "<!-- openapi-extensions -->"
+OPENAPI = REPO / "outpost" / "api" / "openapi.yaml"
+OPENAPI_MARKER = "<!-- openapi -->"
 TYPES_MARKER = "<!-- destination-types -->"
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(([^)\s#]+)(#[^)\s]*)?\)")
 
@@ -64,6 +66,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(
             File.generated(config, f"destinations/{name}.md", content=destination_page(name, meta))
         )
+    files.append(File.generated(config, "openapi.yaml", abs_src_path=str(OPENAPI)))
     return files
 
 
@@ -115,8 +118,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     if TYPES_MARKER in markdown:
         markdown = markdown.replace(TYPES_MARKER, types_table(page.file.src_uri))
     if OPENAPI_MARKER in markdown:
-        document = yaml.safe_load((Path(config.docs_dir) / "openapi-extensions.yaml").read_text())
-        markdown = markdown.replace(OPENAPI_MARKER, openapi_markdown(document))
+        markdown = markdown.replace(OPENAPI_MARKER, openapi_markdown(openapi_document()))
     return markdown
 
 
@@ -161,51 +163,40 @@ def _relink(match: re.Match[str], source: str, page_uri: str, repo_url: str | No
 # The API reference ---------------------------------------------------------------------------
 
 
+def openapi_document() -> dict[str, Any]:
+    """The document, its YAML merge keys resolved; without the error sets they were made from."""
+    document: dict[str, Any] = yaml.safe_load(OPENAPI.read_text("utf-8"))
+    return {k: v for k, v in document.items() if k != "x-error-sets"}
+
+
 def openapi_markdown(document: dict[str, Any]) -> str:
-    """Operations (parameters, body, responses) and schemas of an OpenAPI 3.1 document."""
-    out: list[str] = []
-    schemas = document.get("components", {}).get("schemas", {})
-    parameters = document.get("components", {}).get("parameters", {})
-    base = document.get("servers", [{}])[0].get("url", "")
+    """Operations by tag (parameters, body, responses) and schemas of an OpenAPI 3.1 document.
+    Schema headings are anchored `schema-<name>`; the error statuses an operation shares with
+    others (responses of `components`) are one row."""
+    components = document.get("components", {})
+    schemas = components.get("schemas", {})
+    tags = {tag["name"]: tag.get("description", "") for tag in document.get("tags", [])}
+    by_tag: dict[str, list[str]] = {name: [] for name in tags}
     for path, item in document.get("paths", {}).items():
         shared = item.get("parameters", [])
         for method in ("get", "put", "post", "patch", "delete"):
             operation = item.get(method)
             if operation is None:
                 continue
-            out += [f"### `{method.upper()} {path}`", ""]
-            if operation.get("summary"):
-                out += [f"**{operation['summary']}**", ""]
-            if operation.get("description"):
-                out += [operation["description"].strip(), ""]
-            params = [_resolve(p, parameters) for p in [*shared, *operation.get("parameters", [])]]
-            if params:
-                out += [
-                    "| Parameter | In | Type | Required | Description |",
-                    "|---|---|---|---|---|",
-                ]
-                for param in params:
-                    out.append(
-                        f"| `{param['name']}` | {param['in']} | {_type(param.get('schema', {}))} | "
-                        f"{'yes' if param.get('required') else 'no'} | "
-                        f"{_cell(param.get('description', ''))} |"
-                    )
-                out.append("")
-            body = operation.get("requestBody")
-            if body:
-                for media, content in body.get("content", {}).items():
-                    out += [f"Request body ({media}): {_type(content.get('schema', {}))}", ""]
-            out += ["| Status | Response |", "|---|---|"]
-            for status, response in operation.get("responses", {}).items():
-                response = _resolve(response, document.get("components", {}).get("responses", {}))
-                described = _cell(response.get("description", ""))
-                for content in response.get("content", {}).values():
-                    described += f" {_type(content.get('schema', {}))}"
-                out.append(f"| {status} | {described.strip()} |")
-            out.append("")
+            tag = (operation.get("tags") or ["Other"])[0]
+            by_tag.setdefault(tag, []).extend(
+                _operation(method, path, operation, shared, components)
+            )
+    out: list[str] = []
+    for tag, lines in by_tag.items():
+        if lines:
+            out += [f"## {tag}", ""]
+            if tags.get(tag):
+                out += [tags[tag], ""]
+            out += lines
     out += ["## Schemas", ""]
     for name, schema in schemas.items():
-        out += [f"### {name}", ""]
+        out += [f"### {name} {{#schema-{name.lower()}}}", ""]
         if schema.get("description"):
             out += [schema["description"].strip(), ""]
         properties = schema.get("properties", {})
@@ -220,10 +211,64 @@ def openapi_markdown(document: dict[str, Any]) -> str:
             out.append("")
         elif "enum" in schema:
             out += [f"One of {', '.join(f'`{v}`' for v in schema['enum'])}.", ""]
+        elif "oneOf" in schema:
+            out += [f"{_type(schema)}.", ""]
     header = [str(document.get("info", {}).get("description", "")).strip()]
+    base = document.get("servers", [{}])[0].get("url", "")
     if base:
         header.append(f"All paths are relative to `{base}`.")
-    return "\n\n".join([*header, "## Operations", "\n".join(out)])
+    return "\n\n".join([*header, "\n".join(out)])
+
+
+def _operation(
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+    shared: list[dict[str, Any]],
+    components: dict[str, Any],
+) -> list[str]:
+    out = [f"### `{method.upper()} {path}`", ""]
+    if operation.get("summary"):
+        out += [f"**{operation['summary']}**", ""]
+    if operation.get("x-extension"):
+        out += ["_This server's extension: not an Outpost operation._", ""]
+    if operation.get("security") == []:
+        out += ["No authentication.", ""]
+    if operation.get("description"):
+        out += [operation["description"].strip(), ""]
+    parameters = components.get("parameters", {})
+    params = [_resolve(p, parameters) for p in [*shared, *operation.get("parameters", [])]]
+    if params:
+        out += [
+            "| Parameter | In | Type | Required | Description |",
+            "|---|---|---|---|---|",
+        ]
+        for param in params:
+            out.append(
+                f"| `{param['name']}` | {param['in']} | {_type(param.get('schema', {}))} | "
+                f"{'yes' if param.get('required') else 'no'} | "
+                f"{_cell(param.get('description', ''))} |"
+            )
+        out.append("")
+    body = operation.get("requestBody")
+    if body:
+        for media, content in body.get("content", {}).items():
+            out += [f"Request body ({media}): {_type(content.get('schema', {}))}", ""]
+    out += ["| Status | Response |", "|---|---|"]
+    errors = []
+    for status, response in operation.get("responses", {}).items():
+        if "$ref" in response and status >= "400":
+            errors.append(status)
+            continue
+        response = _resolve(response, components.get("responses", {}))
+        described = _cell(response.get("description", ""))
+        for content in response.get("content", {}).values():
+            described += f" {_type(content.get('schema', {}))}"
+        out.append(f"| {status} | {described.strip()} |")
+    if errors:
+        out.append(f"| {', '.join(sorted(errors))} | [Error](#schema-error) |")
+    out.append("")
+    return out
 
 
 def _resolve(node: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
@@ -238,11 +283,13 @@ def _type(schema: dict[str, Any]) -> str:
     ref = schema.get("$ref")
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
-        return f"[{name}](#{name.lower()})"
+        return f"[{name}](#schema-{name.lower()})"
     if "allOf" in schema or "oneOf" in schema or "anyOf" in schema:
         key = next(k for k in ("allOf", "oneOf", "anyOf") if k in schema)
         joiner = " and " if key == "allOf" else " or "
         return joiner.join(_type(part) for part in schema[key])
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
     kind = schema.get("type", "any")
     if isinstance(kind, list):
         kind = " or ".join(str(k) for k in kind)

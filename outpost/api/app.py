@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from outpost.api import openapi
 from outpost.api.auth import Unauthorized
 from outpost.api.context import Context, Services
 from outpost.api.handlers import system
@@ -93,18 +94,29 @@ def build(
     observer: ApiObserver | None = None,
     mounted: Sequence[Route] = (),
 ) -> ASGIApp:
-    """The API; with `operations=False` only /healthz (a delivery-only process). `mounted`: what
+    """The API, with this server's OpenAPI document (public, like /healthz); with
+    `operations=False` only /healthz (a delivery-only process). `mounted`: what
     the composition root serves beside it (/metrics, the tenant portal), outside /api. Every
     request gets a request id (`telemetry.requests`); `observer` receives API metrics."""
 
     async def health(request: Request) -> Response:
         return await system.health(services)
 
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi.json_bytes(), media_type="application/json")
+
+    async def openapi_yaml(request: Request) -> Response:
+        return Response(openapi.yaml_text(), media_type="application/yaml")
+
     async def not_found(request: Request) -> Response:
         return error(404, "not found")
 
     routes = [Route("/healthz", health), Route(PREFIX + "/healthz", health)]
     if operations:
+        routes += [
+            Route(PREFIX + "/openapi.json", openapi_json, methods=["GET"]),
+            Route(PREFIX + "/openapi.yaml", openapi_yaml, methods=["GET"]),
+        ]
         routes += [
             Route(PREFIX + op.path, _limited(services, endpoint(services, op)), methods=[op.method])
             for op in OPERATIONS

@@ -37,7 +37,7 @@ class Operation:
     handler: Handler
     access: Access = "any"
     resolve: bool = True
-    extension: bool = False  # ours, not Outpost's: documented in docs/openapi-extensions.yaml
+    extension: bool = False  # ours, not Outpost's: `x-extension` in api/openapi.yaml
 
 
 _T = "/tenants/{tenant_id}"
@@ -70,7 +70,7 @@ OPERATIONS = (
     Operation("GET", "/attempts/{attempt_id}", logs.get_attempt),
     Operation("GET", "/metrics/events", metrics.events),
     Operation("GET", "/metrics/attempts", metrics.attempts),
-    # The recovery extension (docs/openapi-extensions.yaml): not Outpost operations.
+    # The recovery extension (outpost/api/openapi.yaml): not Outpost operations.
     Operation("GET", _T + "/undelivered", recovery.undelivered, extension=True),
     Operation("POST", _T + "/recoveries", recovery.create, extension=True),
     Operation("GET", _T + "/recoveries", recovery.list_, extension=True),

@@ -93,7 +93,7 @@ def attempt(
     destination_body: dict[str, Any] | None = None,
     next_attempt_at: int | None = None,
 ) -> dict[str, Any]:
-    """Outpost's attempt, and this server's read-only extensions (docs/openapi-extensions.yaml):
+    """Outpost's attempt, and this server's read-only extensions (outpost/api/openapi.yaml):
     `latency_ms`, `next_attempt_at` (when the automatic retry this attempt scheduled is due,
     while it is pending) and `request_headers` (what was sent besides the body)."""
     body: dict[str, Any] = {
@@ -131,7 +131,7 @@ def pagination(page: Page[Any], request: PageRequest, order_by: str) -> dict[str
     }
 
 
-# Recovery (an extension of /api/v1: docs/openapi-extensions.yaml)
+# Recovery (an extension of /api/v1: outpost/api/openapi.yaml)
 
 
 def undelivered(item: Undelivered) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class Unavailable:
         self._warned = False
 
     def describe(self) -> dict[str, Any]:
-        """The type's entry, with `"available": false` and the reason (docs/openapi-extensions)."""
+        """The type's entry, with `"available": false` and the reason (outpost/api/openapi.yaml)."""
         return {**self._inner.describe(), "available": False, "unavailable_reason": self.reason}
 
     def validate(self, destination: Destination) -> list[str]:

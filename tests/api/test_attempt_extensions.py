@@ -1,4 +1,4 @@
-"""The attempt's read-only extensions (docs/openapi-extensions.yaml): `next_attempt_at`, when
+"""The attempt's read-only extensions (outpost/api/openapi.yaml): `next_attempt_at`, when
 the automatic retry a failed attempt scheduled is due, and `request_headers`, what it sent."""
 
 from __future__ import annotations

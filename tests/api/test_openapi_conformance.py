@@ -64,7 +64,7 @@ EVENT = "conformance-event"
 PINNED = {"tenant_id": TENANT, "destination_id": DESTINATION, "event_id": EVENT}
 
 # Ours (the route table) plus health; each must exist in the document.
-# The extension operations (docs/openapi-extensions.yaml) are not in Outpost's document.
+# The extension operations (outpost/api/openapi.yaml) are not in Outpost's document.
 ROUTES = [(op.method, op.path) for op in OPERATIONS if not op.extension] + [("GET", "/healthz")]
 
 

@@ -25,7 +25,7 @@ def _check_health_body(res: httpx.Response, workers: set[str]) -> None:
     assert set(body["workers"]) == workers, body
     for worker in body["workers"].values():
         assert worker == {"status": "healthy"}, body
-    # Ours (docs/openapi-extensions.yaml, HealthCheckExtensions): the version --version prints.
+    # Ours (outpost/api/openapi.yaml, Health.version): the version --version prints.
     assert body["version"] == __version__, body
 
 

@@ -1,6 +1,6 @@
 """The recovery extension: undelivered events, recovery jobs, and test events.
 
-Not Outpost operations: they are documented in docs/openapi-extensions.yaml. A tenant's JWT
+Not Outpost operations: they are documented in outpost/api/openapi.yaml. A tenant's JWT
 reaches its own tenant's paths only (api/app.py), so every read here is the path tenant's.
 """
 

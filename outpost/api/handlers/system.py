@@ -41,7 +41,7 @@ async def health(services: Services) -> JSON:
             name: book.entry(name, worker, now, dated.get(name))
             for name, worker in statuses.items()
         },
-        # Ours, not Outpost's (docs/openapi-extensions.yaml, HealthCheckExtensions): SDK 1.7.0's
+        # Ours, not Outpost's (outpost/api/openapi.yaml, Health.version): SDK 1.7.0's
         # model ignores fields it does not know, so its health check reads the answer unchanged.
         "version": __version__,
     }

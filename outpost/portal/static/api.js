@@ -91,7 +91,7 @@ export function createApi(session, onUnauthorized) {
     destinationTypes: () => request("GET", "/destination-types"),
     topics: () => request("GET", "/topics"),
     attemptMetrics: (query) => request("GET", "/metrics/attempts", { query }),
-    // This server's extensions (docs/openapi-extensions.yaml), not Outpost operations.
+    // This server's extensions (outpost/api/openapi.yaml), not Outpost operations.
     sendTestEvent: (id) => request("POST", `${destination(id)}/test`, { body: {} }),
     createRecovery: (body) => request("POST", `${tenant}/recoveries`, { body }),
     getRecovery: (id) => request("GET", `${tenant}/recoveries/${encodeURIComponent(id)}`),
