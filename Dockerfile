@@ -1,7 +1,7 @@
 # The server's container image. docs/container.md: build, run, volumes, settings, health, signals.
 #
-#   docker build -t outpost .            (or: buildah bud --format docker -t outpost .)
-#   docker run -p 3333:3333 -v outpost-data:/data outpost
+#   docker build -t waypost .            (or: buildah bud --format docker -t waypost .)
+#   docker run -p 3333:3333 -v waypost-data:/data waypost
 #
 # BASE: any image with Python >= 3.11 (with venv) at `python3`. The default is the public Python
 # image; the test suite passes a Debian bookworm base it builds offline (tests/container).
@@ -13,29 +13,29 @@ ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE} AS builder
 ARG PIP_ARGS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python3 -m venv /opt/outpost
+RUN python3 -m venv /opt/waypost
 # The lock file alone first: this layer stays cached while only the code changes.
 COPY requirements/runtime.lock /src/requirements/runtime.lock
-RUN /opt/outpost/bin/pip install $PIP_ARGS --requirement /src/requirements/runtime.lock
+RUN /opt/waypost/bin/pip install $PIP_ARGS --requirement /src/requirements/runtime.lock
 # README and LICENSE (once they exist) for the package metadata; `LICENS[E]` matches none or one.
 COPY pyproject.toml README.md LICENS[E] /src/
-COPY outpost /src/outpost
+COPY waypost /src/waypost
 # pip installs byte-code compiled; pip itself is not needed at run time.
-RUN /opt/outpost/bin/pip install $PIP_ARGS --no-deps /src \
- && /opt/outpost/bin/pip uninstall --quiet --yes pip setuptools \
- && /opt/outpost/bin/outpost --version
+RUN /opt/waypost/bin/pip install $PIP_ARGS --no-deps /src \
+ && /opt/waypost/bin/pip uninstall --quiet --yes pip setuptools \
+ && /opt/waypost/bin/waypost --version
 
 # --- final: the base, the virtual environment, an unprivileged user, a data volume -------------
 FROM ${BASE}
-LABEL org.opencontainers.image.title="outpost" \
+LABEL org.opencontainers.image.title="waypost" \
       org.opencontainers.image.description="Outbound webhooks and event destinations, speaking Hookdeck Outpost's API" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN groupadd --gid 10001 outpost \
+RUN groupadd --gid 10001 waypost \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data \
-      --shell /usr/sbin/nologin outpost \
+      --shell /usr/sbin/nologin waypost \
  && mkdir -p /data && chown 10001:10001 /data && chmod 0700 /data
-COPY --from=builder /opt/outpost /opt/outpost
-ENV PATH=/opt/outpost/bin:$PATH \
+COPY --from=builder /opt/waypost /opt/waypost
+ENV PATH=/opt/waypost/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
@@ -52,4 +52,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # Exec form: the server is PID 1 and gets SIGTERM itself; it stops taking requests, drains the
 # deliveries in flight and exits 0.
 STOPSIGNAL SIGTERM
-CMD ["outpost", "serve"]
+CMD ["waypost", "serve"]

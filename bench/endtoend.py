@@ -99,7 +99,7 @@ def role(pid: int) -> str:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "other"
-    if b"outpost.runner.delivery_process" in command or b"delivery\0" in command:
+    if b"waypost.runner.delivery_process" in command or b"delivery\0" in command:
         return "delivery"
     return "api" if b"outpost\0serve" in command else "other"
 
@@ -220,7 +220,7 @@ def start_servers(
     """Embedded mode is one process; the PostgreSQL modes run API and delivery apart, one per
     core, as a deployment would. With `profile`, py-spy records each process (raw stacks, one
     file per service) — CPU/event figures from such a run are not comparable."""
-    base = [sys.executable, "-m", "outpost", "serve"]
+    base = [sys.executable, "-m", "waypost", "serve"]
     services = (
         [("all", env)]
         if mode == "sqlite"

@@ -63,7 +63,7 @@ async def _serve_sink() -> None:
 
 
 async def _pycurl_post() -> tuple[Post, Callable[[], Awaitable[None]]]:
-    from outpost.transport.http import HttpClient
+    from waypost.transport.http import HttpClient
 
     client = HttpClient(user_agent="Outpost/bench", max_connections=100)
 

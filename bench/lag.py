@@ -3,7 +3,7 @@
     .venv/bin/python bench/lag.py            # the probes the e2e test runs
     .venv/bin/python bench/lag.py --full     # plus 90,000 topics (minutes before the fix)
 
-Starts one embedded `outpost serve` (tests/support's harness, TOPICS unset, wildcards allowed),
+Starts one embedded `waypost serve` (tests/support's harness, TOPICS unset, wildcards allowed),
 polls `/healthz` back to back from a thread, and runs each probe on a tenant of its own. Per
 probe: the answers' statuses, the slowest request, the lag (slowest overlapping poll minus the
 median poll at rest) and the API process's RSS afterwards. Run it under `flock /tmp/bench.lock`.

@@ -7,7 +7,7 @@ Builds the store the way the server would open it (migrations included), then bu
 generated log straight into the tables (SQLite: one executemany transaction; PostgreSQL: COPY),
 30 days of events and attempts over 50 tenants with 4 destinations each, and `ANALYZE`s it. Then
 times typical dashboard queries through the backend's `metrics_tallies` plus the shaping the API
-does (`outpost.core.metrics.answer`): the median of `--runs` runs each, after one warm-up run.
+does (`waypost.core.metrics.answer`): the median of `--runs` runs each, after one warm-up run.
 The PostgreSQL database is created for the run and dropped after it.
 """
 
@@ -29,10 +29,10 @@ from typing import Any
 
 import asyncpg
 
-from outpost.core.metrics import Kind, answer, build_query
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.protocols import MetricsStore
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.metrics import Kind, answer, build_query
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.protocols import MetricsStore
+from waypost.storage.sqlite.backend import SqliteBackend
 
 DAY = 86_400_000
 END = 1_772_323_200_000  # 2026-03-01T00:00:00Z: the log spans the 30 days before it

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from outpost.core.models import Attempt, DeliveryTask, Event, Outcome
-from outpost.prometheus.exporter import PrometheusExporter, _folder
+from waypost.core.models import Attempt, DeliveryTask, Event, Outcome
+from waypost.prometheus.exporter import PrometheusExporter, _folder
 
 N = 200_000
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import uvloop
 
-from outpost.core.models import Event, Outcome
-from outpost.core.timefmt import now_ms
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.protocols import Backend
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import Event, Outcome
+from waypost.core.timefmt import now_ms
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.protocols import Backend
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -9,7 +9,7 @@ and the one in five of topic `order.paid` to d2 (topics `order.*`) too. Deliveri
 succeeded except during one hour (its receiver was down: those attempts failed) and 0.5 %
 failing at random; 0.5 % of events were published while d1 was disabled (no attempt). The store
 is opened as the server opens it (migrations, so 009's `attempts_delivered` index), bulk-loaded
-and analysed; each case is timed through `outpost.recovery.Recovery` as the API calls it: the
+and analysed; each case is timed through `waypost.recovery.Recovery` as the API calls it: the
 median of `--runs` runs after a warm-up.
 """
 
@@ -30,13 +30,13 @@ from typing import Any
 
 import asyncpg
 
-from outpost.core.models import Destination
-from outpost.core.paging import PageRequest, TimeRange
-from outpost.core.recovery import JobSpec
-from outpost.recovery import Filter, Recovery
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.protocols import Backend
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import Destination
+from waypost.core.paging import PageRequest, TimeRange
+from waypost.core.recovery import JobSpec
+from waypost.recovery import Filter, Recovery
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.protocols import Backend
+from waypost.storage.sqlite.backend import SqliteBackend
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

@@ -5,11 +5,11 @@
   site's pages, and links to other repository files (outside docs/) to their paths (see
   `_relink`).
 - One page per destination type, `destinations/<type>.md`, made from the type's folder under
-  `outpost/destinations/`: its `metadata.json` (label, description, fields) and its
+  `waypost/destinations/`: its `metadata.json` (label, description, fields) and its
   `instructions.md` (the guide the tenant portal shows). The nav entry `Destination types` lists
   them, found at build time.
 - The destination types overview lists them where it says `<!-- destination-types -->`.
-- The API reference page renders this server's OpenAPI document (`outpost/api/openapi.yaml`, the
+- The API reference page renders this server's OpenAPI document (`waypost/api/openapi.yaml`, the
   one the server serves) where it says `<!-- openapi -->`, and the site carries the document
   itself as `openapi.yaml`.
 """
@@ -28,11 +28,11 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
 REPO = Path(__file__).resolve().parents[1]
-DESTINATIONS = REPO / "outpost" / "destinations"
+DESTINATIONS = REPO / "waypost" / "destinations"
 # Repository files shown as pages: repository path -> page path in the site.
 INCLUDED = {"README.md": "index.md", "bench/README.md": "benchmarks.md"}
 NAV_DESTINATIONS = "Destination types"
-OPENAPI = REPO / "outpost" / "api" / "openapi.yaml"
+OPENAPI = REPO / "waypost" / "api" / "openapi.yaml"
 OPENAPI_MARKER = "<!-- openapi -->"
 TYPES_MARKER = "<!-- destination-types -->"
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(([^)\s#]+)(#[^)\s]*)?\)")
@@ -93,7 +93,7 @@ def destination_page(name: str, meta: dict[str, Any]) -> str:
             out.append(f"| `{field['key']}` | {field.get('label', '')} | {required} | {text} |")
         out.append("")
     out += [
-        "_This page is generated from `outpost/destinations/"
+        "_This page is generated from `waypost/destinations/"
         f"{name}/instructions.md` (the guide the tenant portal shows) and `metadata.json`._",
         "",
         body,

@@ -9,7 +9,7 @@ A test's tier is decided by what it needs to run, and its top folder says which:
   `queues/`, `docs/`): the code under test runs in the test's process, against real services on
   loopback: SQLite files, PostgreSQL, RabbitMQ, brokers and emulators, loopback receivers and
   servers the test starts itself.
-- **e2e** (`tests/e2e/`, `portal/`, `container/`, `package/`): `outpost serve` runs as a separate
+- **e2e** (`tests/e2e/`, `portal/`, `container/`, `package/`): `waypost serve` runs as a separate
   process (in `container/`, inside the image; in `package/`, installed from the built wheel) and is
   reached over HTTP only (the portal tests through a browser).
 

@@ -14,8 +14,8 @@ import httpx
 import jwt
 from support.ids import unique_id
 
-from outpost import bootstrap, config
-from outpost.core.models import Attempt, Outcome
+from waypost import bootstrap, config
+from waypost.core.models import Attempt, Outcome
 
 API_KEY = "api-suite-admin-key"
 JWT_SECRET = "api-suite-jwt-secret-0123456789abcdefghij"  # >= 32 bytes: PyJWT warns below
@@ -222,7 +222,7 @@ def load_config(data_dir: Path, env: Mapping[str, str]) -> config.Config:
 
 @asynccontextmanager
 async def running_api(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[Api]:
-    """The app built as `outpost serve` builds it, over a fresh SQLite database; no worker."""
+    """The app built as `waypost serve` builds it, over a fresh SQLite database; no worker."""
     system = bootstrap.build(load_config(data_dir, env))
     await system.backend.open()
     try:

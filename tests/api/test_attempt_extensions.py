@@ -1,4 +1,4 @@
-"""The attempt's read-only extensions (outpost/api/openapi.yaml): `next_attempt_at`, when
+"""The attempt's read-only extensions (waypost/api/openapi.yaml): `next_attempt_at`, when
 the automatic retry a failed attempt scheduled is due, and `request_headers`, what it sent."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from outpost.core.models import Attempt, DeliveryTask, Outcome
-from outpost.core.timefmt import format_ms
+from waypost.core.models import Attempt, DeliveryTask, Outcome
+from waypost.core.timefmt import format_ms
 
 from ._support import Api, unique
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from outpost.api.routes import OPERATIONS, Operation
+from waypost.api.routes import OPERATIONS, Operation
 
 from ._support import (
     ADMIN,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from outpost_sdk.models import HealthCheckResponse
 
-from outpost.api.handlers import system
-from outpost.core.timefmt import now_ms, parse
-from outpost.errors import StoreUnavailable
+from waypost.api.handlers import system
+from waypost.core.timefmt import now_ms, parse
+from waypost.errors import StoreUnavailable
 
 from ._support import Api
 

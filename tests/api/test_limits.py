@@ -21,9 +21,9 @@ import msgspec
 import pytest
 import uvicorn
 
-from outpost.api.app import build as build_app
-from outpost.api.protocol import server_protocol
-from outpost.core import filters
+from waypost.api.app import build as build_app
+from waypost.api.protocol import server_protocol
+from waypost.core import filters
 
 from ._support import ADMIN, HOOK_URL, Api, assert_error, assert_validation, ok, running_api
 

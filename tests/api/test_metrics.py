@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from outpost.core import timefmt
-from outpost.core.models import Attempt, Outcome
+from waypost.core import timefmt
+from waypost.core.models import Attempt, Outcome
 
 from ._support import ADMIN, Api, assert_error, ok, unique
 

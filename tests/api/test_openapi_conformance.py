@@ -46,9 +46,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.types import ASGIApp
 
-from outpost import bootstrap
-from outpost.api.app import build as build_app
-from outpost.api.routes import OPERATIONS
+from waypost import bootstrap
+from waypost.api.app import build as build_app
+from waypost.api.routes import OPERATIONS
 
 from ._support import ADMIN, BASE_URL, HOOK_URL, load_config
 
@@ -64,7 +64,7 @@ EVENT = "conformance-event"
 PINNED = {"tenant_id": TENANT, "destination_id": DESTINATION, "event_id": EVENT}
 
 # Ours (the route table) plus health; each must exist in the document.
-# The extension operations (outpost/api/openapi.yaml) are not in Outpost's document.
+# The extension operations (waypost/api/openapi.yaml) are not in Outpost's document.
 ROUTES = [(op.method, op.path) for op in OPERATIONS if not op.extension] + [("GET", "/healthz")]
 
 

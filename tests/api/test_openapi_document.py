@@ -1,4 +1,4 @@
-"""This server's OpenAPI document (outpost/api/openapi.yaml): it lists exactly the operations of
+"""This server's OpenAPI document (waypost/api/openapi.yaml): it lists exactly the operations of
 the route table, the server serves it without credentials, and the server answers as it says.
 
 The conformance run is schemathesis in process, like tests/api/test_openapi_conformance.py
@@ -26,10 +26,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from outpost import bootstrap
-from outpost.api import openapi
-from outpost.api.app import build as build_app
-from outpost.api.routes import OPERATIONS
+from waypost import bootstrap
+from waypost.api import openapi
+from waypost.api.app import build as build_app
+from waypost.api.routes import OPERATIONS
 
 from ._support import ADMIN, BASE_URL, Api, load_config, ok
 from .test_openapi_conformance import PINNED, World

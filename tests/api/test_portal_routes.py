@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from outpost import bootstrap
-from outpost.config import load
-from outpost.errors import ConfigError
-from outpost.portal.serving import STATIC
-from outpost.roles import Roles
+from waypost import bootstrap
+from waypost.config import load
+from waypost.errors import ConfigError
+from waypost.portal.serving import STATIC
+from waypost.roles import Roles
 
 from ._support import API_KEY, JWT_SECRET, Api, assert_error, load_config, ok, unique
 from .conftest import MakeApi
@@ -227,7 +227,7 @@ async def test_every_asset_and_module_import_is_served_cacheable_for_good(api: A
 
 
 async def test_a_changed_asset_changes_every_asset_url(tmp_path: Path, make_api: MakeApi) -> None:
-    from outpost.portal.serving import load_assets
+    from waypost.portal.serving import load_assets
 
     copy = tmp_path / "static"
     copy.mkdir()

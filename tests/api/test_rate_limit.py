@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from outpost.api.ratelimit import MemoryHitCounter, RateLimiter
+from waypost.api.ratelimit import MemoryHitCounter, RateLimiter
 
 from ._support import ADMIN, Api, assert_error, make_jwt, ok, running_api
 

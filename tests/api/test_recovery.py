@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from outpost.recovery import RecoveryRunner
+from waypost.recovery import RecoveryRunner
 
 from ._support import Api, assert_error, ok, unique
 from .conftest import MakeApi

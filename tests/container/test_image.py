@@ -73,7 +73,7 @@ def test_image_declares_user_volume_health_check_and_command(image: str) -> None
     assert set(config["Volumes"]) == {"/data"}
     assert env["OUTPOST_DATA_DIR"] == "/data"
     assert env["HOST"] == "0.0.0.0"  # noqa: S104 (reachable from outside the container)
-    assert config["Cmd"] == ["outpost", "serve"]  # exec form: the server itself gets signals
+    assert config["Cmd"] == ["waypost", "serve"]  # exec form: the server itself gets signals
     assert not config.get("Entrypoint")
     assert config["StopSignal"] == "SIGTERM"
     health = config["Healthcheck"]["Test"]

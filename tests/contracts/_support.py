@@ -11,9 +11,9 @@ from typing import Any, Protocol, TypeVar
 
 from support.ids import unique_id
 
-from outpost.core.models import Attempt, AttemptStatus, Destination, Event, Outcome, StrMap
-from outpost.core.paging import Direction, Page, PageRequest
-from outpost.storage.protocols import (
+from waypost.core.models import Attempt, AttemptStatus, Destination, Event, Outcome, StrMap
+from waypost.core.paging import Direction, Page, PageRequest
+from waypost.storage.protocols import (
     DeliveryQueue,
     LogRetention,
     LogStore,

@@ -6,7 +6,7 @@
   use ids of their own. Tests marked `clean_database` (the whole queue is theirs: `claim` and
   `next_visible_at` see every tenant's tasks) start from the state right after migrations: every
   table that was empty then is truncated first (a new database per test costs ~0.5 s).
-  Skipped, with the reason, while `outpost/storage/postgres/backend.py` does not exist.
+  Skipped, with the reason, while `waypost/storage/postgres/backend.py` does not exist.
 - `memory`: `MemoryBackend`, a new one per test. Its data lives in the instance, so another
   instance "on the same data" (as a second process would be) is that same instance, and its
   second `open()` is refused with ConfigError, just as SQLite's lock refuses a second opener:
@@ -33,18 +33,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pytest
 from support.memory_store import MemoryBackend
 
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
 
 from ._support import Backend, MakeBackend
 
 if TYPE_CHECKING:
-    from outpost.storage.postgres.backend import PostgresBackend
+    from waypost.storage.postgres.backend import PostgresBackend
 
 ADMIN_DSN = os.environ.get(
     "OUTPOST_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-POSTGRES_MODULE = "outpost.storage.postgres.backend"
+POSTGRES_MODULE = "waypost.storage.postgres.backend"
 
 T = TypeVar("T")
 
@@ -162,7 +162,7 @@ async def postgres_backend(
 ) -> AsyncIterator[PostgresBackend]:
     """A PostgresBackend opened on this module's migrated database, for PostgreSQL-only tests."""
     _postgres_backend_class()  # skips, with the reason, where there is no PostgreSQL backend
-    from outpost.storage.postgres.backend import PostgresBackend
+    from waypost.storage.postgres.backend import PostgresBackend
 
     if request.node.get_closest_marker("clean_database") is not None:
         postgres_database.reset()

@@ -12,9 +12,9 @@ from collections import Counter
 import anyio
 import pytest
 
-from outpost.core.models import DeliveryTask, Event
-from outpost.core.timefmt import now_ms
-from outpost.errors import ConflictError
+from waypost.core.models import DeliveryTask, Event
+from waypost.core.timefmt import now_ms
+from waypost.errors import ConflictError
 
 from ._support import HOUR, Backend, destination, event, uid
 

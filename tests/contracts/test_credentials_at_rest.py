@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 from support.postgres import create_database, drop_database
 
-from outpost.core.models import Destination
-from outpost.errors import ConfigError
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import Destination
+from waypost.errors import ConfigError
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ from contextlib import AsyncExitStack
 import anyio
 import pytest
 
-from outpost.core.models import DeliveryTask, Event, Outcome
-from outpost.core.paging import AttemptQuery, EventQuery, PageRequest
-from outpost.core.timefmt import now_ms
-from outpost.errors import ConfigError
+from waypost.core.models import DeliveryTask, Event, Outcome
+from waypost.core.paging import AttemptQuery, EventQuery, PageRequest
+from waypost.core.timefmt import now_ms
+from waypost.errors import ConfigError
 
 from ._support import BASE, HOUR, Backend, MakeBackend, attempt, event, uid
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from outpost.core.models import DeliveryTask, Outcome
-from outpost.core.paging import AttemptQuery, PageRequest
-from outpost.core.timefmt import now_ms
-from outpost.errors import InputError
+from waypost.core.models import DeliveryTask, Outcome
+from waypost.core.paging import AttemptQuery, PageRequest
+from waypost.core.timefmt import now_ms
+from waypost.errors import InputError
 
 from ._support import HOUR, Backend, attempt, event, record_attempts, uid
 

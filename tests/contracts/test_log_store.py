@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from outpost.core.models import Attempt, Event
-from outpost.core.paging import (
+from waypost.core.models import Attempt, Event
+from waypost.core.paging import (
     AttemptQuery,
     Direction,
     EventQuery,
@@ -21,8 +21,8 @@ from outpost.core.paging import (
     PageRequest,
     TimeRange,
 )
-from outpost.core.timefmt import now_ms
-from outpost.errors import InputError
+from waypost.core.timefmt import now_ms
+from waypost.errors import InputError
 
 from ._support import BASE, HOUR, Backend, attempt, event, record_attempts, uid, walk_pages
 

@@ -4,7 +4,7 @@ independently.
 A generated log (events with their matched destinations, attempts with statuses, codes, manual
 retries and attempt numbers) is stored through the seams, then every combination of measures,
 dimensions, granularities and filters below is asked of the store (`metrics_tallies`, shaped by
-`outpost.core.metrics.answer` exactly as the API does) and compared with an oracle written from the
+`waypost.core.metrics.answer` exactly as the API does) and compared with an oracle written from the
 contract's words: calendar arithmetic with `datetime`, plain loops, no code shared with the server.
 Every query filters on this test's tenants, so rows of other tests on a shared database are out.
 """
@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outpost.core.metrics import Kind, answer, build_query
-from outpost.core.timefmt import format_ms, now_ms
-from outpost.errors import InputError
+from waypost.core.metrics import Kind, answer, build_query
+from waypost.core.timefmt import format_ms, now_ms
+from waypost.errors import InputError
 
 from ._support import BASE, HOUR, Backend, attempt, event, record_attempts, uid
 
@@ -479,7 +479,7 @@ async def test_buckets_are_aligned_as_the_contract_says(
 )
 def test_bucket_start_matches_calendar_truncation(granularity: str, instant: int) -> None:
     """The bucket arithmetic the stores use, against `datetime` truncation (pure; no store)."""
-    from outpost.core.metrics import Granularity
+    from waypost.core.metrics import Granularity
 
     g = Granularity.parse(granularity)
     index = g.bucket(instant)
@@ -574,7 +574,7 @@ def test_month_lengths_make_rates() -> None:
         filters={},
     )
     days = calendar.monthrange(2026, 2)[1]
-    from outpost.core.metrics import Tally
+    from waypost.core.metrics import Tally
 
     body = answer(query, [Tally(query.slots()[0], (), {"count": days * 86400})], 0)
     assert body["data"][0]["metrics"]["rate"] == 1.0

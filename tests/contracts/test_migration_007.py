@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from outpost.core.models import Outcome
-from outpost.core.timefmt import now_ms
-from outpost.storage.keyset import numbered
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import Outcome
+from waypost.core.timefmt import now_ms
+from waypost.storage.keyset import numbered
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.sqlite.backend import SqliteBackend
 
 from ._support import HOUR, Backend, attempt, event, uid
 from .conftest import ADMIN_DSN, SEALER, _asyncpg, _database_dsn, _drop
@@ -110,7 +110,7 @@ async def test_sqlite_keeps_rows_written_before_007(tmp_path: Path) -> None:
     folder = tmp_path / "sqlite"
     folder.mkdir()
     conn = sqlite3.connect(folder / "outpost.db", isolation_level=None)
-    for number, script in _scripts("outpost.storage.sqlite"):
+    for number, script in _scripts("waypost.storage.sqlite"):
         conn.executescript(f"BEGIN;{script};PRAGMA user_version={number};COMMIT;")
     tenant_id, event_id, now = uid("tnt"), uid("evt"), now_ms()
     for sql, params in _old_rows(tenant_id, event_id, now):
@@ -143,7 +143,7 @@ async def old_postgres() -> AsyncIterator[str]:
                 "CREATE TABLE outpost_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-            for number, script in _scripts("outpost.storage.postgres"):
+            for number, script in _scripts("waypost.storage.postgres"):
                 await conn.execute(script)
                 await conn.execute("INSERT INTO outpost_migrations (version) VALUES ($1)", number)
         finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from outpost.core.models import StrMap
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import StrMap
+from waypost.storage.sqlite.backend import SqliteBackend
 
 from ._support import BASE, Backend, attempt, event, record_attempts, uid
 from .conftest import SEALER, PostgresDatabase, _blocking, _execute
@@ -54,7 +54,7 @@ async def test_sqlite_rows_before_010_read_null(tmp_path: Path) -> None:
 
 
 async def test_postgres_rows_before_010_read_null(postgres_database: PostgresDatabase) -> None:
-    from outpost.storage.postgres.backend import PostgresBackend
+    from waypost.storage.postgres.backend import PostgresBackend
 
     store = PostgresBackend(postgres_database.dsn, sealer=SEALER)
     await store.open()

@@ -2,7 +2,7 @@
 and what `finish()` does with a judge installed (counting, compare-and-set disable, events queued in
 the same commit as the attempt).
 
-The judge is the real one (outpost/operator/alerts.py). The outbox is one queue for the whole
+The judge is the real one (waypost/operator/alerts.py). The outbox is one queue for the whole
 database, so every test starts on an empty one.
 """
 
@@ -15,11 +15,11 @@ from typing import Any, Protocol, cast
 
 import pytest
 
-from outpost.core.models import AttemptStatus, Destination, Outcome
-from outpost.core.operator_records import Health, OperatorRecord
-from outpost.core.timefmt import now_ms
-from outpost.operator.alerts import AlertJudge, AlertSettings
-from outpost.storage.protocols import OperatorStore
+from waypost.core.models import AttemptStatus, Destination, Outcome
+from waypost.core.operator_records import Health, OperatorRecord
+from waypost.core.timefmt import now_ms
+from waypost.operator.alerts import AlertJudge, AlertSettings
+from waypost.storage.protocols import OperatorStore
 
 from ._support import HOUR, Backend, MakeBackend, attempt, destination, event, uid
 
@@ -262,10 +262,10 @@ async def test_an_automatic_disable_is_logged_once_for_the_operator(
 ) -> None:
     store.judge_outcomes(_judge(wanted=frozenset(), failure_threshold=2, auto_disable=True))
     dest = await _dest(store)
-    with caplog.at_level(logging.INFO, logger="outpost.storage.judging"):
+    with caplog.at_level(logging.INFO, logger="waypost.storage.judging"):
         for _ in range(4):
             await _deliver(store, dest, "failed")
-    lines = [r for r in caplog.records if r.name == "outpost.storage.judging"]
+    lines = [r for r in caplog.records if r.name == "waypost.storage.judging"]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     [line] = lines
     assert line.levelno == logging.INFO

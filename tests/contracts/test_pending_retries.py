@@ -10,8 +10,8 @@ import dataclasses
 
 import pytest
 
-from outpost.core.models import DeliveryTask, Event, Outcome, PendingRetry
-from outpost.core.timefmt import now_ms
+from waypost.core.models import DeliveryTask, Event, Outcome, PendingRetry
+from waypost.core.timefmt import now_ms
 
 from ._support import HOUR, Backend, attempt, event, uid
 

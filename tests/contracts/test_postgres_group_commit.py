@@ -15,12 +15,12 @@ from typing import Any
 import anyio
 import pytest
 
-from outpost.core.models import Event, Outcome
-from outpost.core.timefmt import now_ms
-from outpost.errors import StoreError
-from outpost.storage.postgres import task_ops
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.postgres.database import Conn, Database
+from waypost.core.models import Event, Outcome
+from waypost.core.timefmt import now_ms
+from waypost.errors import StoreError
+from waypost.storage.postgres import task_ops
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.postgres.database import Conn, Database
 
 from ._support import HOUR, attempt, event, uid
 from .conftest import PostgresDatabase

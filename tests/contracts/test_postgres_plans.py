@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from outpost.storage.postgres import log_ops, task_ops
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.postgres.database import Conn
+from waypost.storage.postgres import log_ops, task_ops
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.postgres.database import Conn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.clean_database]
 

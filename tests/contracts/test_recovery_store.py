@@ -10,12 +10,12 @@ from typing import cast
 
 import pytest
 
-from outpost.core.models import Outcome
-from outpost.core.operator_records import OperatorRecord
-from outpost.core.paging import PageRequest, TimeRange
-from outpost.core.recovery import Advance, JobSpec, QueuedPair, RecoveryJob, Scan, Tried
-from outpost.core.timefmt import now_ms
-from outpost.storage.protocols import OperatorStore, RecoveryStore
+from waypost.core.models import Outcome
+from waypost.core.operator_records import OperatorRecord
+from waypost.core.paging import PageRequest, TimeRange
+from waypost.core.recovery import Advance, JobSpec, QueuedPair, RecoveryJob, Scan, Tried
+from waypost.core.timefmt import now_ms
+from waypost.storage.protocols import OperatorStore, RecoveryStore
 
 from ._support import BASE, HOUR, Backend, attempt, event, record_attempts, uid
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from outpost.core.models import Event
-from outpost.core.paging import AttemptQuery, EventQuery, PageRequest
-from outpost.core.timefmt import now_ms
-from outpost.retention import DAY_MS, RetentionSweeper
-from outpost.storage.retention import Deleted
+from waypost.core.models import Event
+from waypost.core.paging import AttemptQuery, EventQuery, PageRequest
+from waypost.core.timefmt import now_ms
+from waypost.retention import DAY_MS, RetentionSweeper
+from waypost.storage.retention import Deleted
 
 from ._support import BASE, HOUR, Backend, attempt, event, record_attempts, uid
 
@@ -152,7 +152,7 @@ async def test_one_process_sweeps_at_a_time(
 ) -> None:
     """PostgreSQL: while another session holds the retention lock, a sweep steps aside."""
     asyncpg: Any = importlib.import_module("asyncpg")
-    lock = importlib.import_module("outpost.storage.postgres.retention_ops").RETENTION_LOCK
+    lock = importlib.import_module("waypost.storage.postgres.retention_ops").RETENTION_LOCK
     other = await asyncpg.connect(request.getfixturevalue("postgres_database").dsn)
     try:
         assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from outpost.errors import StoreError
-from outpost.storage.sqlite.database import Database
+from waypost.errors import StoreError
+from waypost.storage.sqlite.database import Database
 
 pytestmark = pytest.mark.anyio
 Write = Callable[[sqlite3.Connection], object]

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from outpost.core.models import Destination, Tenant
-from outpost.core.paging import Direction, Page, PageRequest
-from outpost.errors import ConflictError, InputError
+from waypost.core.models import Destination, Tenant
+from waypost.core.paging import Direction, Page, PageRequest
+from waypost.errors import ConflictError, InputError
 
 from ._support import BASE, Backend, destination, uid, walk_pages
 

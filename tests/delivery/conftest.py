@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from outpost.core.models import Destination
-from outpost.core.timefmt import now_ms
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.models import Destination
+from waypost.core.timefmt import now_ms
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from outpost.core.backoff import RetryPolicy
-from outpost.prometheus.exporter import PrometheusExporter
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
+from waypost.core.backoff import RetryPolicy
+from waypost.prometheus.exporter import PrometheusExporter
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
 
 from .test_worker import (
     NO_RETRIES,
@@ -27,7 +27,7 @@ from .test_worker import (
 )
 
 pytestmark = pytest.mark.anyio
-WORKER_LOG = "outpost.delivery.worker"
+WORKER_LOG = "waypost.delivery.worker"
 
 
 def exhausted_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -73,7 +73,7 @@ async def test_leases_left_by_a_dead_run_are_reported_when_released(
     await first.close()  # as if killed mid-delivery
 
     second = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
-    with caplog.at_level(logging.INFO, logger="outpost.storage.sqlite.backend"):
+    with caplog.at_level(logging.INFO, logger="waypost.storage.sqlite.backend"):
         await second.open()
     await second.close()
     [line] = [r for r in caplog.records if "leases" in r.getMessage()]
@@ -81,7 +81,7 @@ async def test_leases_left_by_a_dead_run_are_reported_when_released(
 
     third = SqliteBackend(tmp_path, sealer=Sealer("worker-tests"), synchronous="NORMAL")
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="outpost.storage.sqlite.backend"):
+    with caplog.at_level(logging.INFO, logger="waypost.storage.sqlite.backend"):
         await third.open()  # a clean stop before: nothing to say
     await third.close()
     assert [r for r in caplog.records if "leases" in r.getMessage()] == []

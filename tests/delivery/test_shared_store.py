@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from support.waiting import until
 
-from outpost.core.backoff import RetryPolicy
-from outpost.core.ids import IdGenerator
-from outpost.core.models import Attempt, Destination, Event
-from outpost.core.paging import AttemptQuery, PageRequest
-from outpost.core.timefmt import now_ms
-from outpost.delivery.worker import DeliveryWorker, WorkerSettings
-from outpost.destinations.registry import Registry
-from outpost.errors import ConfigError
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
-from outpost.storage.sqlite.peer import Peer
+from waypost.core.backoff import RetryPolicy
+from waypost.core.ids import IdGenerator
+from waypost.core.models import Attempt, Destination, Event
+from waypost.core.paging import AttemptQuery, PageRequest
+from waypost.core.timefmt import now_ms
+from waypost.delivery.worker import DeliveryWorker, WorkerSettings
+from waypost.destinations.registry import Registry
+from waypost.errors import ConfigError
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
+from waypost.storage.sqlite.peer import Peer
 
 from .test_worker import StandIn, ok
 

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 from support.waiting import until
 
-from outpost.core.backoff import RetryPolicy
-from outpost.core.ids import IdGenerator
-from outpost.core.models import Attempt, DeliveryResult, Destination, Event
-from outpost.core.paging import AttemptQuery, PageRequest
-from outpost.core.timefmt import now_ms
-from outpost.delivery.flow import FlowSettings
-from outpost.delivery.worker import MAX_CLAIMS_WITHOUT_ATTEMPT, DeliveryWorker, WorkerSettings
-from outpost.destinations.provider import Display
-from outpost.destinations.registry import Registry
-from outpost.errors import DeliveryInfrastructureError
-from outpost.storage.sealing import Sealer
-from outpost.storage.sqlite.backend import SqliteBackend
-from outpost.telemetry.hooks import OutcomeObserver
+from waypost.core.backoff import RetryPolicy
+from waypost.core.ids import IdGenerator
+from waypost.core.models import Attempt, DeliveryResult, Destination, Event
+from waypost.core.paging import AttemptQuery, PageRequest
+from waypost.core.timefmt import now_ms
+from waypost.delivery.flow import FlowSettings
+from waypost.delivery.worker import MAX_CLAIMS_WITHOUT_ATTEMPT, DeliveryWorker, WorkerSettings
+from waypost.destinations.provider import Display
+from waypost.destinations.registry import Registry
+from waypost.errors import DeliveryInfrastructureError
+from waypost.storage.sealing import Sealer
+from waypost.storage.sqlite.backend import SqliteBackend
+from waypost.telemetry.hooks import OutcomeObserver
 
 pytestmark = pytest.mark.anyio
 Behaviour = Callable[[Event], Awaitable[DeliveryResult]]

@@ -17,12 +17,12 @@ from typing import Any, Protocol, TypeVar
 from support.receiver import Receiver, RecordedRequest
 from support.waiting import arrivals
 
-from outpost.config import Config
-from outpost.core.models import Destination, Event, StrMap
-from outpost.core.timefmt import now_ms
-from outpost.destinations.catalog import address_guard
-from outpost.destinations.provider import Provider
-from outpost.transport.http import HttpClient
+from waypost.config import Config
+from waypost.core.models import Destination, Event, StrMap
+from waypost.core.timefmt import now_ms
+from waypost.destinations.catalog import address_guard
+from waypost.destinations.provider import Provider
+from waypost.transport.http import HttpClient
 
 
 @dataclass(frozen=True)

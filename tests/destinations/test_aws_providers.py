@@ -18,15 +18,15 @@ from support.moto_harness import build_provider
 from support.moto_harness import destination as moto_destination
 
 from destinations.harness import make_event
-from outpost.config import Config
-from outpost.core import timefmt
-from outpost.destinations.aws.clients import AwsSettings
-from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
-from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
-from outpost.destinations.aws_s3.provider import AwsS3Provider
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider
-from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import AddressGuard
+from waypost.config import Config
+from waypost.core import timefmt
+from waypost.destinations.aws.clients import AwsSettings
+from waypost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
+from waypost.destinations.aws_kinesis.provider import AwsKinesisProvider
+from waypost.destinations.aws_s3.provider import AwsS3Provider
+from waypost.destinations.aws_sqs.provider import AwsSqsProvider
+from waypost.errors import DeliveryInfrastructureError
+from waypost.transport.guard import AddressGuard
 
 pytestmark = pytest.mark.anyio
 

@@ -12,12 +12,12 @@ import pytest
 from support.server import without_extras
 
 from destinations.harness import make_destination, make_event
-from outpost import extras
-from outpost.config import Config
-from outpost.core.models import DeliveryResult
-from outpost.destinations import catalog
-from outpost.destinations.registry import Registry
-from outpost.errors import ConfigError, DeliveryInfrastructureError, InputError
+from waypost import extras
+from waypost.config import Config
+from waypost.core.models import DeliveryResult
+from waypost.destinations import catalog
+from waypost.destinations.registry import Registry
+from waypost.errors import ConfigError, DeliveryInfrastructureError, InputError
 
 pytestmark = pytest.mark.anyio
 
@@ -99,9 +99,9 @@ def test_building_and_closing_every_type_imports_no_sdk() -> None:
     script = textwrap.dedent(
         """
         import asyncio, sys
-        import outpost.bootstrap
-        from outpost.config import Config
-        from outpost.destinations import catalog
+        import waypost.bootstrap
+        from waypost.config import Config
+        from waypost.destinations import catalog
 
         asyncio.run(catalog.build(Config()).registry.close())
         sdks = ("aiobotocore", "botocore", "google", "grpc", "azure", "aiokafka", "aio_pika",
@@ -125,9 +125,9 @@ def test_without_the_extras_every_type_is_built_and_the_sdk_ones_are_unavailable
     script = textwrap.dedent(
         """
         import asyncio, json
-        import outpost.bootstrap
-        from outpost.config import Config
-        from outpost.destinations import catalog
+        import waypost.bootstrap
+        from waypost.config import Config
+        from waypost.destinations import catalog
 
         built = catalog.build(Config())
         listed = built.registry.describe()
@@ -151,7 +151,7 @@ def test_without_the_extras_every_type_is_built_and_the_sdk_ones_are_unavailable
     assert reasons == {
         type_: (
             f"destination type '{type_}' needs the optional dependencies: "
-            f"pip install 'outpost[{extra[type_]}]'"
+            f"pip install 'waypost[{extra[type_]}]'"
             if type_ in extra
             else None
         )
@@ -164,7 +164,7 @@ def test_without_the_extras_every_type_is_built_and_the_sdk_ones_are_unavailable
 # by `extras.installed` (the subprocess test above and tests/e2e/test_extras.py).
 
 SQS = make_destination("aws_sqs", {"queue_url": "http://127.0.0.1:9/000000000000/q"}, {})
-REASON = "destination type 'aws_sqs' needs the optional dependencies: pip install 'outpost[aws]'"
+REASON = "destination type 'aws_sqs' needs the optional dependencies: pip install 'waypost[aws]'"
 
 
 def _without_aws(config: Config) -> tuple[catalog.Destinations, Registry]:

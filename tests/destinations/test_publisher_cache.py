@@ -16,10 +16,10 @@ from support.rabbitmq import Exchanges
 
 from destinations.harness import make_destination, make_event
 from destinations.harnesses.rabbitmq import CREDENTIALS, SERVER
-from outpost.destinations.publishers import PublisherCache
-from outpost.destinations.rabbitmq.connections import Login
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
-from outpost.errors import DeliveryInfrastructureError
+from waypost.destinations.publishers import PublisherCache
+from waypost.destinations.rabbitmq.connections import Login
+from waypost.destinations.rabbitmq.provider import RabbitMQProvider
+from waypost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.anyio
 

@@ -15,9 +15,9 @@ import pytest
 
 from destinations import harnesses
 from destinations.harness import HarnessFactory, PublisherHarness, make_event
-from outpost.core import timefmt
-from outpost.core.sent_headers import MASK
-from outpost.errors import DeliveryInfrastructureError
+from waypost.core import timefmt
+from waypost.core.sent_headers import MASK
+from waypost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.anyio
 

@@ -19,13 +19,13 @@ import pytest
 from support.kafka_broker import KafkaBroker
 
 from destinations.harness import make_destination, make_event
-from outpost.core.models import DeliveryResult, Destination
-from outpost.destinations.azure_servicebus.provider import AzureServiceBusProvider
-from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
-from outpost.destinations.kafka.provider import KafkaProvider
-from outpost.destinations.provider import Provider
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
-from outpost.transport.guard import AddressGuard
+from waypost.core.models import DeliveryResult, Destination
+from waypost.destinations.azure_servicebus.provider import AzureServiceBusProvider
+from waypost.destinations.gcp_pubsub.provider import GcpPubSubProvider
+from waypost.destinations.kafka.provider import KafkaProvider
+from waypost.destinations.provider import Provider
+from waypost.destinations.rabbitmq.provider import RabbitMQProvider
+from waypost.transport.guard import AddressGuard
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

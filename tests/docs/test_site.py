@@ -5,7 +5,7 @@ neither depends on where it runs nor writes into the source tree. Strict mode tu
 into a failure: a link to a page or an anchor that does not exist, a snippet file that is missing.
 The checks below are what a reader of the built site would see: every destination type has its
 page, made from its instructions.md; the code shown is the code the tests run; the API reference
-lists every operation and schema of the server's OpenAPI document (outpost/api/openapi.yaml).
+lists every operation and schema of the server's OpenAPI document (waypost/api/openapi.yaml).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-DESTINATIONS = REPO / "outpost" / "destinations"
+DESTINATIONS = REPO / "waypost" / "destinations"
 SNIPPETS = REPO / "docs" / "snippets"
 
 
@@ -105,7 +105,7 @@ def test_the_code_shown_is_the_code_the_tests_run(site: Path) -> None:
 
 
 def test_api_reference_lists_every_operation_and_schema(site: Path) -> None:
-    document = yaml.safe_load((REPO / "outpost" / "api" / "openapi.yaml").read_text())
+    document = yaml.safe_load((REPO / "waypost" / "api" / "openapi.yaml").read_text())
     page = _text(site / "api" / "index.html")
     for path, item in document["paths"].items():
         for method in item:

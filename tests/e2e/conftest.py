@@ -1,6 +1,6 @@
 """Fixtures for the black-box end-to-end suite.
 
-The server runs as a real process (`python -m outpost serve`); tests talk to it through the
+The server runs as a real process (`python -m waypost serve`); tests talk to it through the
 official `outpost_sdk` client and raw HTTP, and receive webhooks on a real loopback receiver.
 
 Scopes, to keep the suite fast:

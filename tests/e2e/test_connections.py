@@ -1,6 +1,6 @@
 """Connections that never complete a request end, and only so many are open at once.
 
-Raw sockets against `outpost serve`: a connection that sends nothing, or only part of a request
+Raw sockets against `waypost serve`: a connection that sends nothing, or only part of a request
 head (one byte at a time included), is closed once `API_HEADER_TIMEOUT_SECONDS` have passed (408
 first when part of a head came); a kept-alive connection that stays idle is closed after
 `API_KEEPALIVE_TIMEOUT_SECONDS`; a request whose body does not all arrive within

@@ -1,7 +1,7 @@
 """Embedded mode's data folder is its owner's only: event payloads, response bodies, custom
 headers and the generated keys are in it.
 
-`outpost serve` under the usual umask (022) creates the folder 0700 and every file in it 0600
+`waypost serve` under the usual umask (022) creates the folder 0700 and every file in it 0600
 (the database and its `-wal`/`-shm`, the lock files, the generated AES secret); started in an
 existing folder that others can enter, it says so once.
 """

@@ -1,4 +1,4 @@
-"""Embedded mode's delivery process: `outpost serve` on SQLite delivers from a child process.
+"""Embedded mode's delivery process: `waypost serve` on SQLite delivers from a child process.
 
 What a user would notice: deliveries keep flowing when that process is killed (it is restarted and
 the tasks it held are delivered), it never outlives the server, changes to destinations made
@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(BACKEND != "sqlite", reason="the delivery process is embedded mode's"),
 ]
 
-CHILD = b"outpost.runner.delivery_process"  # the delivery process runs `python -m` this
+CHILD = b"waypost.runner.delivery_process"  # the delivery process runs `python -m` this
 SPLIT = {"SQLITE_DELIVERY_PROCESS": "true", "RETRY_POLL_BACKOFF_MS": "100"}
 
 

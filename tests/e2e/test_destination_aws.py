@@ -1,4 +1,4 @@
-"""The AWS destination types through the official SDK against a real `outpost serve`, with moto's
+"""The AWS destination types through the official SDK against a real `waypost serve`, with moto's
 server on loopback as AWS (SQS, Kinesis, S3, EventBridge; the real AWS is not reachable here).
 
 Per type: create / get / list / update / delete, an event that arrives at the remote and is recorded

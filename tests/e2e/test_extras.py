@@ -20,7 +20,7 @@ from support.server import REPO_ROOT, ServerProcess, without_extras
 
 pytestmark = pytest.mark.e2e
 
-AWS_HINT = "pip install 'outpost[aws]'"
+AWS_HINT = "pip install 'waypost[aws]'"
 SQS_REASON = f"destination type 'aws_sqs' needs the optional dependencies: {AWS_HINT}"
 QUEUE_URL = "http://127.0.0.1:9/000000000000/orders"  # never reached: nothing can deliver to it
 
@@ -50,7 +50,7 @@ def test_types_without_their_extra_are_listed_unavailable_and_refused_at_create(
         assert listed["aws_sqs"]["available"] is False
         assert listed["aws_sqs"]["unavailable_reason"] == SQS_REASON
         assert listed["kafka"]["available"] is False
-        assert "pip install 'outpost[kafka]'" in listed["kafka"]["unavailable_reason"]
+        assert "pip install 'waypost[kafka]'" in listed["kafka"]["unavailable_reason"]
         # Available types carry no extra field: the entry is Outpost's as it is.
         assert "available" not in listed["webhook"] and "available" not in listed["rabbitmq"]
         assert listed["aws_sqs"]["config_fields"]  # still the type's whole schema
@@ -123,7 +123,7 @@ def test_a_stored_destination_whose_extra_went_missing_fails_its_deliveries_with
         (
             "otel",
             {"OTEL_SERVICE_NAME": "outpost-test"},
-            "OTEL_SERVICE_NAME needs the optional dependencies: pip install 'outpost[otel]'",
+            "OTEL_SERVICE_NAME needs the optional dependencies: pip install 'waypost[otel]'",
         ),
         (
             "rabbitmq",
@@ -132,19 +132,19 @@ def test_a_stored_destination_whose_extra_went_missing_fails_its_deliveries_with
                 "POSTGRES_URL": "postgresql://127.0.0.1:5432/test",
                 "AES_ENCRYPTION_SECRET": "aes-secret",
             },
-            "RABBITMQ_SERVER_URL needs the optional dependencies: pip install 'outpost[rabbitmq]'",
+            "RABBITMQ_SERVER_URL needs the optional dependencies: pip install 'waypost[rabbitmq]'",
         ),
         (
             "rabbitmq",
             {"OPERATOR_EVENTS_RABBITMQ_SERVER_URL": "amqp://guest:guest@127.0.0.1:5672/"},
             "OPERATOR_EVENTS_RABBITMQ_SERVER_URL needs the optional dependencies: "
-            "pip install 'outpost[rabbitmq]'",
+            "pip install 'waypost[rabbitmq]'",
         ),
         (
             "aws",
             {"OPERATOR_EVENTS_AWS_SQS_QUEUE_URL": QUEUE_URL},
             "OPERATOR_EVENTS_AWS_SQS_QUEUE_URL needs the optional dependencies: "
-            "pip install 'outpost[aws]'",
+            "pip install 'waypost[aws]'",
         ),
     ],
     ids=["otel", "rabbitmq-queue", "rabbitmq-operator-sink", "aws-operator-sink"],
@@ -156,7 +156,7 @@ def test_a_setting_that_needs_a_missing_extra_refuses_to_start(
     srv = ServerProcess(env, workdir=tmp_path, postgres_url="")
     environment = {**srv.environment(), **without_extras(extra)}
     ran = subprocess.run(
-        [sys.executable, "-m", "outpost", "serve"],
+        [sys.executable, "-m", "waypost", "serve"],
         cwd=str(REPO_ROOT),
         env=environment,
         capture_output=True,
@@ -164,14 +164,14 @@ def test_a_setting_that_needs_a_missing_extra_refuses_to_start(
         timeout=60,
     )
     assert ran.returncode == 2, ran.stderr
-    assert ran.stderr.strip().splitlines() == [f"outpost: {line}"]
+    assert ran.stderr.strip().splitlines() == [f"waypost: {line}"]
 
 
 def test_config_check_names_the_missing_extra(tmp_path: Any) -> None:
-    """`outpost config --check` reports it with the other problems, before a start is tried."""
+    """`waypost config --check` reports it with the other problems, before a start is tried."""
     srv = ServerProcess({"OTEL_SERVICE_NAME": "outpost-test"}, workdir=tmp_path, postgres_url="")
     ran = subprocess.run(
-        [sys.executable, "-m", "outpost", "config", "--check"],
+        [sys.executable, "-m", "waypost", "config", "--check"],
         cwd=str(REPO_ROOT),
         env={**srv.environment(), **without_extras("otel")},
         capture_output=True,
@@ -181,5 +181,5 @@ def test_config_check_names_the_missing_extra(tmp_path: Any) -> None:
     assert ran.returncode == 2, ran.stdout + ran.stderr
     problems = [line for line in ran.stdout.splitlines() if line.startswith("problem: ")]
     assert problems == [
-        "problem: OTEL_SERVICE_NAME needs the optional dependencies: pip install 'outpost[otel]'"
+        "problem: OTEL_SERVICE_NAME needs the optional dependencies: pip install 'waypost[otel]'"
     ]

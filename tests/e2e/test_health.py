@@ -9,7 +9,7 @@ import pytest
 from outpost_sdk import Outpost
 from support.server import ServerProcess
 
-from outpost import __version__
+from waypost import __version__
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -25,7 +25,7 @@ def _check_health_body(res: httpx.Response, workers: set[str]) -> None:
     assert set(body["workers"]) == workers, body
     for worker in body["workers"].values():
         assert worker == {"status": "healthy"}, body
-    # Ours (outpost/api/openapi.yaml, Health.version): the version --version prints.
+    # Ours (waypost/api/openapi.yaml, Health.version): the version --version prints.
     assert body["version"] == __version__, body
 
 

@@ -1,6 +1,6 @@
 """The metrics API through the official Python SDK (`outpost_sdk` 1.7.0, unmodified), end to end.
 
-A real `outpost serve` delivers to a real receiver: one destination answers 200, the other 500
+A real `waypost serve` delivers to a real receiver: one destination answers 200, the other 500
 (so its events are retried); then `metrics.get_event_metrics` / `metrics.get_attempt_metrics`
 are called as a platform (API key) and as the tenant's portal (its JWT) would call them.
 """

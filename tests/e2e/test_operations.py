@@ -1,6 +1,6 @@
 """What an operator meets: refusals at start, backup and restore, `config --check`, the banner.
 
-Each refusal is a real `outpost serve` that must exit non-zero at once with one line on stderr
+Each refusal is a real `waypost serve` that must exit non-zero at once with one line on stderr
 naming the problem and its fix, never a traceback. The backup test backs up a server that is
 publishing and delivering, restores into a new folder, and starts a server there.
 """
@@ -34,7 +34,7 @@ def _outpost(
     args: list[str], env: Mapping[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "outpost", *args],
+        [sys.executable, "-m", "waypost", *args],
         cwd=str(REPO_ROOT),
         env={**env, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
@@ -45,12 +45,12 @@ def _outpost(
 
 
 def _refused(server: ServerProcess, **overrides: str) -> str:
-    """Start `outpost serve` as `server` would, with `overrides`; it must refuse: its one line."""
+    """Start `waypost serve` as `server` would, with `overrides`; it must refuse: its one line."""
     done = _outpost(["serve"], {**server.environment(), **overrides})
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("outpost: "), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("waypost: "), done.stderr
     return lines[0]
 
 
@@ -70,7 +70,7 @@ def test_a_port_out_of_range_is_refused() -> None:
         line = _refused(server, PORT="99999", API_PORT="99999")
     finally:
         server.close()
-    assert line == "outpost: API_PORT or PORT must be between 1 and 65535, not 99999"
+    assert line == "waypost: API_PORT or PORT must be between 1 and 65535, not 99999"
 
 
 def test_contradicting_settings_are_refused() -> None:

@@ -1,5 +1,5 @@
 """Operator events and alerts (contract.md §7.4, §10.3 "Operator events" and the auto-disable
-regression), against real `outpost serve` processes and a real HTTP sink (the loopback receiver)
+regression), against real `waypost serve` processes and a real HTTP sink (the loopback receiver)
 that checks every `X-Outpost-Signature`.
 
 One server, shared by the module, sends every topic to the sink with N=20 and auto-disable on;

@@ -97,7 +97,7 @@ class Cluster:
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     """Two API and two delivery processes on one fresh database, started with the commands
-    deploy/compose.yaml runs (`outpost serve --service api|delivery`) and given every variable
+    deploy/compose.yaml runs (`waypost serve --service api|delivery`) and given every variable
     it sets but NOT_FROM_COMPOSE; in `postgres+rabbitmq` mode all four also get the same RabbitMQ
     exchange and queues. Indirect parametrisation may pass extra environment variables for all
     four (a dict)."""

@@ -163,7 +163,7 @@ def test_counts_survive_a_delivery_process_restart(
 
 
 def _delivery_process(server: ServerProcess) -> int | None:
-    """The pid of the server's delivery process (its child, outpost.runner.delivery_process)."""
+    """The pid of the server's delivery process (its child, waypost.runner.delivery_process)."""
     assert server.pid is not None
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -175,6 +175,6 @@ def _delivery_process(server: ServerProcess) -> int | None:
                 line = cmd.read()
         except OSError:
             continue
-        if parent == server.pid and b"outpost.runner.delivery_process" in line:
+        if parent == server.pid and b"waypost.runner.delivery_process" in line:
             return int(entry)
     return None

@@ -1,4 +1,4 @@
-"""Two `outpost serve --service api` processes on one PostgreSQL database share one rate limit.
+"""Two `waypost serve --service api` processes on one PostgreSQL database share one rate limit.
 
 The limit is counted in PostgreSQL (`storage/postgres/ratelimit.py`), so a caller alternating
 between the processes (as behind a load balancer) gets `API_RATE_LIMIT` requests per window in
@@ -19,8 +19,8 @@ import pytest
 from support import postgres
 from support.server import ServerProcess
 
-from outpost.storage.postgres.database import migrate
-from outpost.storage.postgres.ratelimit import PostgresHitCounter
+from waypost.storage.postgres.database import migrate
+from waypost.storage.postgres.ratelimit import PostgresHitCounter
 
 # PostgreSQL whatever the pass: once is enough.
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("sqlite"), pytest.mark.timeout(120)]

@@ -1,7 +1,7 @@
 """Recovery end to end: a receiver down for a window, one recovery job, every event once more.
 
 Real server processes (embedded, PostgreSQL, PostgreSQL+RabbitMQ per OUTPOST_TEST_BACKEND), a
-real receiver, and the `outpost` command line as an operator runs it. The job is killed with
+real receiver, and the `waypost` command line as an operator runs it. The job is killed with
 SIGKILL in the middle and resumes on restart: it never queues an event twice (one manual
 attempt per event, `enqueued` equal to the window), and every event of the window arrives.
 The window is the issue's 1,000 events, published by a few concurrent callers.
@@ -159,7 +159,7 @@ def outpost(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "API_KEY": srv.api_key}
     return subprocess.run(
-        [sys.executable, "-m", "outpost", *args, "--url", srv.root_url],
+        [sys.executable, "-m", "waypost", *args, "--url", srv.root_url],
         cwd=str(REPO_ROOT),
         env=env,
         capture_output=True,
@@ -204,7 +204,7 @@ def test_the_operator_recovers_from_the_command_line(
     assert (cancel.returncode, cancel.stdout.strip()) == (0, f"recovery {job_id} completed")
     missing = outpost(srv, "recoveries", "watch", "rcv_nope", "--tenant", tenant)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == "outpost: 404: recovery not found"
+    assert missing.stderr.strip() == "waypost: 404: recovery not found"
 
     tested = outpost(srv, "send-test", *who)
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -213,7 +213,7 @@ def test_the_operator_recovers_from_the_command_line(
     assert test_request.json() == {"test": True, "sent_at": test_request.json()["sent_at"]}
 
     no_key = subprocess.run(
-        [sys.executable, "-m", "outpost", "recoveries", "list", "--tenant", tenant],
+        [sys.executable, "-m", "waypost", "recoveries", "list", "--tenant", tenant],
         cwd=str(REPO_ROOT),
         env={k: v for k, v in os.environ.items() if k != "API_KEY"},
         capture_output=True,
@@ -221,4 +221,4 @@ def test_the_operator_recovers_from_the_command_line(
         check=False,
     )
     assert no_key.returncode == 1
-    assert no_key.stderr.strip() == "outpost: no API key: set API_KEY or pass --api-key"
+    assert no_key.stderr.strip() == "waypost: no API key: set API_KEY or pass --api-key"

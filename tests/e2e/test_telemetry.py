@@ -1,4 +1,4 @@
-"""OpenTelemetry (contract.md §7.7) and structured logs, against `outpost serve` processes.
+"""OpenTelemetry (contract.md §7.7) and structured logs, against `waypost serve` processes.
 
 The OTLP receiver is real: an HTTP server (and a gRPC server) on loopback that decodes what the
 server exports with the protocol's own protobuf definitions (tests/support/otlp.py).
@@ -201,7 +201,7 @@ def test_json_logs_carry_the_request_id_and_the_delivery(receiver: Receiver) -> 
     assert given.headers["x-request-id"] == "req-e2e.42"
     generated = invalid.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
-    access = [entry for entry in lines if entry.get("logger") == "outpost.api.access"]
+    access = [entry for entry in lines if entry.get("logger") == "waypost.api.access"]
     mine = next(entry for entry in access if entry.get("request_id") == "req-e2e.42")
     assert {"time", "level", "logger", "message"} <= set(mine)
     assert (mine["level"], mine["method"], mine["path"], mine["status"]) == (

@@ -3,12 +3,12 @@ machine allows.
 
 - systemd: `systemd-analyze verify` on each unit and `systemd-analyze security --offline` for its
   exposure score; the sysusers and tmpfiles files applied inside a scratch root. The units name
-  /opt/outpost/bin/outpost, which verify requires to exist: it checks a copy whose ExecStart
+  /opt/waypost/bin/waypost, which verify requires to exist: it checks a copy whose ExecStart
   names this environment's console script, the rest of the unit unchanged. No systemd runs as
   PID 1 here, so the hardening options are not exercised at run time.
 - Every recipe's environment (compose with its env.example, the systemd env file with the unit's
   Environment=, the Kubernetes ConfigMap and Secret with the container's env) passes
-  `outpost config --check`, with each variable recognised as a setting.
+  `waypost config --check`, with each variable recognised as a setting.
 - The compose file's api and delivery services run as processes with their commands and whole
   environment (this machine's PostgreSQL and RabbitMQ in place of the compose network's) deliver
   an event through the broker.
@@ -42,7 +42,7 @@ from support.waiting import poll_until
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 CONSOLE_SCRIPT = Path(sys.executable).parent / recipes.PROGRAM
-UNITS = ("outpost-api.service", "outpost-delivery.service")
+UNITS = ("waypost-api.service", "waypost-delivery.service")
 EXPOSURE_LIMIT = 2.0  # systemd-analyze security: up to 1.9 is "OK", 10 is "UNSAFE"
 
 needs_systemd_analyze = pytest.mark.skipif(
@@ -112,21 +112,21 @@ def test_systemd_analyze_security_rates_the_unit_ok(name: str, tmp_path: Path) -
 @pytest.mark.skipif(os.geteuid() != 0, reason="systemd-tmpfiles --root chowns: needs root")
 def test_sysusers_and_tmpfiles_create_the_user_and_a_private_data_folder(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    for kind, source in (("sysusers.d", "outpost.sysusers"), ("tmpfiles.d", "outpost.tmpfiles")):
+    for kind, source in (("sysusers.d", "waypost.sysusers"), ("tmpfiles.d", "waypost.tmpfiles")):
         (root / "etc" / kind).mkdir(parents=True)
-        shutil.copy(recipes.SYSTEMD / source, root / "etc" / kind / "outpost.conf")
+        shutil.copy(recipes.SYSTEMD / source, root / "etc" / kind / "waypost.conf")
     for command in (["systemd-sysusers"], ["systemd-tmpfiles", "--create"]):
         done = subprocess.run(
-            [*command, f"--root={root}", "outpost.conf"], capture_output=True, text=True
+            [*command, f"--root={root}", "waypost.conf"], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr
     [entry] = [
         line.split(":")
         for line in (root / "etc/passwd").read_text().splitlines()
-        if line.startswith("outpost:")
+        if line.startswith("waypost:")
     ]
-    assert entry[5:] == ["/var/lib/outpost", "/usr/sbin/nologin"]
-    data = (root / "var/lib/outpost").stat()
+    assert entry[5:] == ["/var/lib/waypost", "/usr/sbin/nologin"]
+    data = (root / "var/lib/waypost").stat()
     assert (data.st_uid, data.st_mode & 0o777) == (int(entry[2]), 0o700)
 
 
@@ -140,10 +140,10 @@ def compose_environment(service: str) -> dict[str, str]:
 
 
 def systemd_environment(service: str) -> dict[str, str]:
-    options = unit_options(f"outpost-{service}.service")
+    options = unit_options(f"waypost-{service}.service")
     assigned = [item.split("=", 1) for v in options["Environment"] for item in shlex.split(v)]
     # EnvironmentFile= wins over Environment= in systemd
-    return {**dict(assigned), **recipes.read_env_file(recipes.SYSTEMD / "outpost.env.example")}
+    return {**dict(assigned), **recipes.read_env_file(recipes.SYSTEMD / "waypost.env.example")}
 
 
 def kubernetes_environment(service: str) -> dict[str, str]:
@@ -151,18 +151,18 @@ def kubernetes_environment(service: str) -> dict[str, str]:
     for path in sorted(recipes.KUBERNETES.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             documents[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
-    [container] = documents[f"Deployment/outpost-{service}"]["spec"]["template"]["spec"][
+    [container] = documents[f"Deployment/waypost-{service}"]["spec"]["template"]["spec"][
         "containers"
     ]
     values = {
-        **documents["ConfigMap/outpost"]["data"],
-        **documents["Secret/outpost"]["stringData"],
+        **documents["ConfigMap/waypost"]["data"],
+        **documents["Secret/waypost"]["stringData"],
     }
     return {**values, **{e["name"]: e["value"] for e in container["env"]}}
 
 
 def checked(environment: dict[str, str], service: str, folder: Path) -> str:
-    """`outpost config --check` in a clean environment (a folder without a settings file), as
+    """`waypost config --check` in a clean environment (a folder without a settings file), as
     `serve --service` would load it."""
     env = {"PATH": os.environ["PATH"], **environment, "SERVICE": service}
     done = subprocess.run(
@@ -207,7 +207,7 @@ def database() -> Iterator[str]:
 
 
 class RecipeProcess:
-    """`outpost ARGS` (this environment's console script) with a recipe's environment."""
+    """`waypost ARGS` (this environment's console script) with a recipe's environment."""
 
     def __init__(self, label: str, args: list[str], env: dict[str, str], folder: Path) -> None:
         self.label = label
@@ -252,9 +252,9 @@ class RecipeProcess:
 def unit_process(service: str, changes: dict[str, str], folder: Path) -> RecipeProcess:
     """The unit's ExecStart with its environment: Environment=, then the env file, then
     `changes` (this machine's database, free ports)."""
-    command = shlex.split(unit_options(f"outpost-{service}.service")["ExecStart"][-1])
+    command = shlex.split(unit_options(f"waypost-{service}.service")["ExecStart"][-1])
     env = systemd_environment(service) | changes
-    return RecipeProcess(f"outpost-{service}.service", command[1:], env, folder)
+    return RecipeProcess(f"waypost-{service}.service", command[1:], env, folder)
 
 
 def api_client(api: RecipeProcess) -> httpx.Client:
@@ -317,7 +317,7 @@ def test_units_deliver_and_a_sigterm_lets_the_delivery_in_flight_finish(
             with api_client(api) as client:
                 event_id = publish_to(client, hook)
                 receiver.wait_for(1, path=slow, timeout=15)  # in flight: answered in 2 s
-                limit = int(unit_options("outpost-delivery.service")["TimeoutStopSec"][-1])
+                limit = int(unit_options("waypost-delivery.service")["TimeoutStopSec"][-1])
                 began = time.monotonic()
                 delivery.process.send_signal(signal.SIGTERM)
                 code = delivery.process.wait(timeout=limit)

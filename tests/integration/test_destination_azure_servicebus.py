@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 import pytest
 from destinations.harness import make_destination, make_event
 
-from outpost.core.models import Destination
-from outpost.destinations.azure_servicebus import connection
-from outpost.destinations.azure_servicebus.provider import AzureServiceBusProvider
-from outpost.errors import DeliveryInfrastructureError
+from waypost.core.models import Destination
+from waypost.destinations.azure_servicebus import connection
+from waypost.destinations.azure_servicebus.provider import AzureServiceBusProvider
+from waypost.errors import DeliveryInfrastructureError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

@@ -10,13 +10,13 @@ import pytest
 from destinations.harness import make_destination, make_event
 from support.receiver import Receiver
 
-from outpost.config import Config
-from outpost.core.models import Destination
-from outpost.destinations.catalog import address_guard
-from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
-from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
-from outpost.destinations.webhook.settings import settings_from as webhook_settings
-from outpost.transport.http import HttpClient
+from waypost.config import Config
+from waypost.core.models import Destination
+from waypost.destinations.catalog import address_guard
+from waypost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from waypost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
+from waypost.destinations.webhook.settings import settings_from as webhook_settings
+from waypost.transport.http import HttpClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from destinations.harness import make_destination, make_event
 from support.pubsub import PubSubEmulator, emulator_binary, running_emulator
 
-from outpost.core.models import Destination
-from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
-from outpost.destinations.gcp_pubsub.publisher import PubSubPublisher
-from outpost.errors import DeliveryInfrastructureError
-from outpost.transport.guard import AddressGuard
+from waypost.core.models import Destination
+from waypost.destinations.gcp_pubsub.provider import GcpPubSubProvider
+from waypost.destinations.gcp_pubsub.publisher import PubSubPublisher
+from waypost.errors import DeliveryInfrastructureError
+from waypost.transport.guard import AddressGuard
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 

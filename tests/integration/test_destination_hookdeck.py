@@ -20,14 +20,14 @@ import pytest
 from destinations.harness import make_destination, make_event
 from support.receiver import Receiver
 
-from outpost.config import Config
-from outpost.core.models import Destination
-from outpost.destinations.catalog import address_guard
-from outpost.destinations.hookdeck.provider import HookdeckProvider
-from outpost.destinations.hookdeck.provider import settings_from as hookdeck_settings
-from outpost.destinations.webhook.settings import settings_from as webhook_settings
-from outpost.errors import ValidationError
-from outpost.transport.http import HttpClient
+from waypost.config import Config
+from waypost.core.models import Destination
+from waypost.destinations.catalog import address_guard
+from waypost.destinations.hookdeck.provider import HookdeckProvider
+from waypost.destinations.hookdeck.provider import settings_from as hookdeck_settings
+from waypost.destinations.webhook.settings import settings_from as webhook_settings
+from waypost.errors import ValidationError
+from waypost.transport.http import HttpClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

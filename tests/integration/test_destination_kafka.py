@@ -24,13 +24,13 @@ from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
 from support.kafka_broker import KafkaBroker, Tansu
 
-from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.gofmt import go_g
-from outpost.destinations.kafka.failures import failure_code
-from outpost.destinations.kafka.partition_key import partition_key
-from outpost.destinations.kafka.provider import KafkaProvider
-from outpost.destinations.sending import FORMAT_ERROR
-from outpost.errors import DeliveryInfrastructureError
+from waypost.core.models import DeliveryResult, Destination, Event
+from waypost.destinations.gofmt import go_g
+from waypost.destinations.kafka.failures import failure_code
+from waypost.destinations.kafka.partition_key import partition_key
+from waypost.destinations.kafka.provider import KafkaProvider
+from waypost.destinations.sending import FORMAT_ERROR
+from waypost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.timeout(120)
 

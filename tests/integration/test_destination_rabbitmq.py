@@ -14,10 +14,10 @@ import pytest
 from aiormq import exceptions as amqp
 from support.rabbitmq import Exchanges, header_text
 
-from outpost.core.models import Destination, Event
-from outpost.destinations.rabbitmq.failures import failure_code, failure_text
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
-from outpost.errors import DeliveryInfrastructureError
+from waypost.core.models import Destination, Event
+from waypost.destinations.rabbitmq.failures import failure_code, failure_text
+from waypost.destinations.rabbitmq.provider import RabbitMQProvider
+from waypost.errors import DeliveryInfrastructureError
 
 pytestmark = pytest.mark.timeout(60)
 

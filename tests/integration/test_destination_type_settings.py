@@ -1,5 +1,5 @@
 """DESTINATIONS_ENABLED_TYPES (which types tenants may create) and DESTINATIONS_UNGUARDED_TYPES
-(which may deliver without the SSRF guard), through the API as `outpost serve` builds it."""
+(which may deliver without the SSRF guard), through the API as `waypost serve` builds it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from outpost import bootstrap, config
-from outpost.api.app import build as build_app
-from outpost.errors import ConfigError
+from waypost import bootstrap, config
+from waypost.api.app import build as build_app
+from waypost.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,7 +18,7 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from outpost.transport.http import HttpClient, HttpResponse, HttpTransportError
+from waypost.transport.http import HttpClient, HttpResponse, HttpTransportError
 
 pytestmark = pytest.mark.timeout(60)
 

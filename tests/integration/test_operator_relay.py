@@ -1,4 +1,4 @@
-"""The relay (outpost/operator/relay.py): the outbox through a real HTTP sink (the loopback
+"""The relay (waypost/operator/relay.py): the outbox through a real HTTP sink (the loopback
 receiver of the e2e suite), over the memory backend's outbox (same contract as the SQL ones)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 from support.memory_store import MemoryBackend
 from support.receiver import Receiver
 
-from outpost.core.operator_records import OperatorRecord
-from outpost.core.timefmt import now_ms
-from outpost.operator.relay import Relay, backoff_ms
-from outpost.operator.sinks import HttpSink
-from outpost.transport.http import HttpClient
+from waypost.core.operator_records import OperatorRecord
+from waypost.core.timefmt import now_ms
+from waypost.operator.relay import Relay, backoff_ms
+from waypost.operator.sinks import HttpSink
+from waypost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""Operator event sinks and their configuration (outpost/operator/sinks.py, setup.py).
+"""Operator event sinks and their configuration (waypost/operator/sinks.py, setup.py).
 
 The HTTP sink posts to the real loopback receiver of the e2e suite, which checks signatures. The
 other sinks are the real destination providers: RabbitMQ publishing to the local broker
@@ -27,19 +27,19 @@ from support.pubsub import emulator_binary, running_emulator
 from support.receiver import Receiver
 from support.waiting import poll_until
 
-from outpost import bootstrap
-from outpost.config import Config, load
-from outpost.core.operator_records import OperatorRecord
-from outpost.destinations.aws.clients import AwsSettings, settings_from
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider
-from outpost.destinations.catalog import address_guard
-from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
-from outpost.destinations.registry import Registry
-from outpost.errors import ConfigError
-from outpost.operator import setup
-from outpost.operator.sinks import HttpSink, Sink, SinkError, signature
-from outpost.transport.http import HttpClient
+from waypost import bootstrap
+from waypost.config import Config, load
+from waypost.core.operator_records import OperatorRecord
+from waypost.destinations.aws.clients import AwsSettings, settings_from
+from waypost.destinations.aws_sqs.provider import AwsSqsProvider
+from waypost.destinations.catalog import address_guard
+from waypost.destinations.gcp_pubsub.provider import GcpPubSubProvider
+from waypost.destinations.rabbitmq.provider import RabbitMQProvider
+from waypost.destinations.registry import Registry
+from waypost.errors import ConfigError
+from waypost.operator import setup
+from waypost.operator.sinks import HttpSink, Sink, SinkError, signature
+from waypost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from outpost.backup import known_schema
-from outpost.errors import ConfigError
-from outpost.storage.sqlite.database import Database
+from waypost.backup import known_schema
+from waypost.errors import ConfigError
+from waypost.storage.sqlite.database import Database
 
 
 def _database_at(path: Path, version: int) -> None:
     """A database as a release whose newest migration was `version` left it, with a tenant."""
-    found = resources.files("outpost.storage.sqlite").iterdir()
+    found = resources.files("waypost.storage.sqlite").iterdir()
     conn = sqlite3.connect(path)
     for script in sorted((f for f in found if f.name.endswith(".sql")), key=lambda f: f.name):
         if int(script.name.split("_", 1)[0]) <= version:

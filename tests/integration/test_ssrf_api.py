@@ -1,4 +1,4 @@
-"""The SSRF guard through the API, built as `outpost serve` builds it (in-process, SQLite).
+"""The SSRF guard through the API, built as `waypost serve` builds it (in-process, SQLite).
 
 Create/update refuse IP literals in refused ranges (names are never resolved there); a delivery
 the guard refuses is an ordinary failed attempt, with its reason, and is retried.
@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from outpost import bootstrap, config
-from outpost.api.app import build as build_app
+from waypost import bootstrap, config
+from waypost.api.app import build as build_app
 
 pytestmark = pytest.mark.timeout(60)
 

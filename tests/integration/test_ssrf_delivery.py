@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import uvloop
 
-from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.webhook import WebhookProvider, WebhookSettings
-from outpost.transport.guard import AddressGuard
-from outpost.transport.http import HttpClient, HttpTransportError
+from waypost.core.models import DeliveryResult, Destination, Event
+from waypost.destinations.webhook import WebhookProvider, WebhookSettings
+from waypost.transport.guard import AddressGuard
+from waypost.transport.http import HttpClient, HttpTransportError
 
 pytestmark = pytest.mark.timeout(60)
 

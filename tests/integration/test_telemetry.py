@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from outpost import config as settings
-from outpost.core.models import Event
-from outpost.errors import ConfigError
-from outpost.telemetry.signals import SignalExport, exports
-from outpost.telemetry.tracing_ids import event_span_ids
+from waypost import config as settings
+from waypost.core.models import Event
+from waypost.errors import ConfigError
+from waypost.telemetry.signals import SignalExport, exports
+from waypost.telemetry.tracing_ids import event_span_ids
 
 # Builds the whole server (stores, worker, API app) and serves one publish in-process, then
 # reports whether anything of OpenTelemetry was imported on the way.
 _PROBE = """
 import asyncio, json, os, sys
 import httpx
-from outpost import bootstrap, cli, config
-from outpost.runner import server
+from waypost import bootstrap, cli, config
+from waypost.runner import server
 
 async def main():
     system = bootstrap.build(config.load())

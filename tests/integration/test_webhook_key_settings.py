@@ -14,13 +14,13 @@ import time
 import pytest
 from aiohttp import web
 
-from outpost import config
-from outpost.core.models import Destination, Event
-from outpost.destinations.webhook import WebhookProvider, WebhookSettings
-from outpost.destinations.webhook.settings import CompatSignature
-from outpost.destinations.webhook.settings import settings_from as webhook_settings_from
-from outpost.errors import ConfigError
-from outpost.transport.http import HttpClient
+from waypost import config
+from waypost.core.models import Destination, Event
+from waypost.destinations.webhook import WebhookProvider, WebhookSettings
+from waypost.destinations.webhook.settings import CompatSignature
+from waypost.destinations.webhook.settings import settings_from as webhook_settings_from
+from waypost.errors import ConfigError
+from waypost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from outpost.core.models import DeliveryResult, Destination, Event
-from outpost.destinations.webhook import WebhookProvider, WebhookSettings
-from outpost.errors import DeliveryInfrastructureError, ValidationError
-from outpost.transport.http import HttpClient
+from waypost.core.models import DeliveryResult, Destination, Event
+from waypost.destinations.webhook import WebhookProvider, WebhookSettings
+from waypost.errors import DeliveryInfrastructureError, ValidationError
+from waypost.transport.http import HttpClient
 
 pytestmark = pytest.mark.timeout(60)
 

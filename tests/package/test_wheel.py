@@ -33,16 +33,16 @@ from outpost_sdk import Outpost
 from support.receiver import Receiver
 from support.server import REPO_ROOT, ServerProcess
 
-from outpost import __version__
+from waypost import __version__
 
 from .conftest import SIZES, TIMINGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 # The names a rename touches (issue 17 item 1): the distribution, its import package, its script.
-DISTRIBUTION = "outpost"
-PACKAGE = "outpost"
-SCRIPT = "outpost"
+DISTRIBUTION = "waypost"
+PACKAGE = "waypost"
+SCRIPT = "waypost"
 
 LOCK = REPO_ROOT / "requirements" / "runtime.lock"
 SOURCE = REPO_ROOT / PACKAGE

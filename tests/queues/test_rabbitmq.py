@@ -16,13 +16,13 @@ import pytest
 from support import rabbitmq
 from support.postgres import create_database, database_url, drop_database
 
-import outpost.queues.rabbitmq as rabbit_queue
-from outpost.core.models import DeliveryTask, Event, Outcome
-from outpost.core.timefmt import now_ms
-from outpost.errors import StoreUnavailable
-from outpost.queues.rabbitmq import RabbitQueue, RabbitSettings, TaskMessage, TasksMessage
-from outpost.storage.postgres.backend import PostgresBackend
-from outpost.storage.sealing import Sealer
+import waypost.queues.rabbitmq as rabbit_queue
+from waypost.core.models import DeliveryTask, Event, Outcome
+from waypost.core.timefmt import now_ms
+from waypost.errors import StoreUnavailable
+from waypost.queues.rabbitmq import RabbitQueue, RabbitSettings, TaskMessage, TasksMessage
+from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.sealing import Sealer
 
 pytestmark = pytest.mark.anyio
 LEASE_MS = 60_000

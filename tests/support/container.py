@@ -45,8 +45,8 @@ BASE_DPKG_EXCLUDES = (
     "/usr/share/info/*",
     "/usr/share/locale/*",
 )
-BASE_REPOSITORY = "localhost/outpost-test-base"
-IMAGE_NAME = "localhost/outpost-test-image:latest"
+BASE_REPOSITORY = "localhost/waypost-test-base"
+IMAGE_NAME = "localhost/waypost-test-image:latest"
 BUILD = ("--isolation", "chroot")
 
 
@@ -131,7 +131,7 @@ def ensure_base(timings: Timings) -> str:
         timings.seconds["base (cached)"] = 0.0
         return name
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="outpost-base-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="waypost-base-") as tmp:
         tarball = Path(tmp) / "base.tar"
         _run(
             [
@@ -177,7 +177,7 @@ def ensure_wheelhouse(timings: Timings) -> Path:
     by this machine's pip; cached per lock file."""
     lock = REPO_ROOT / "requirements" / "runtime.lock"
     key = hashlib.sha256(lock.read_bytes() + (REPO_ROOT / "pyproject.toml").read_bytes())
-    folder = Path(tempfile.gettempdir()) / f"outpost-wheelhouse-{key.hexdigest()[:16]}"
+    folder = Path(tempfile.gettempdir()) / f"waypost-wheelhouse-{key.hexdigest()[:16]}"
     stamp = folder / ".complete"
     if stamp.exists():
         return folder

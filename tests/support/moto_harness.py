@@ -9,14 +9,14 @@ from typing import Any
 
 from destinations.harness import Received, make_destination
 
-from outpost.config import Config
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.aws.clients import settings_from
-from outpost.destinations.aws.provider import AwsProvider
-from outpost.destinations.catalog import address_guard
-from outpost.destinations.provider import Provider
 from support import moto
 from support.waiting import arrivals
+from waypost.config import Config
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.aws.clients import settings_from
+from waypost.destinations.aws.provider import AwsProvider
+from waypost.destinations.catalog import address_guard
+from waypost.destinations.provider import Provider
 
 POLL_INTERVAL = 0.05
 

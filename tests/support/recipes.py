@@ -24,7 +24,7 @@ KUBERNETES = DEPLOY / "kubernetes"
 
 # The services that run the server, and the console script their commands start.
 OUTPOST_SERVICES = ("api", "delivery")
-PROGRAM = "outpost"
+PROGRAM = "waypost"
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
@@ -42,7 +42,7 @@ def compose_service(name: str) -> dict[str, Any]:
 
 def serve_args(service: str) -> list[str]:
     """The arguments after the console script that the compose file runs `service` with, e.g.
-    `["serve", "--service", "api"]`: `python -m outpost` takes the same ones."""
+    `["serve", "--service", "api"]`: `python -m waypost` takes the same ones."""
     command = compose_service(service)["command"]
     assert isinstance(command, list) and command[0] == PROGRAM, command
     return [str(part) for part in command[1:]]

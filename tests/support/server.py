@@ -1,4 +1,4 @@
-"""Run the real server as a separate process (`python -m outpost serve`) for black-box tests."""
+"""Run the real server as a separate process (`python -m waypost serve`) for black-box tests."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class ServerProcess:
     database (it is neither created nor dropped here). Without it, PostgreSQL mode creates a
     database of the process's own and drops it on `close()`. Which services the process runs is
     the `SERVICE` variable of `env` (or `--service` in `args`, the arguments after
-    `python -m outpost`); a `SERVICE=delivery` process still answers `/healthz`.
+    `python -m waypost`); a `SERVICE=delivery` process still answers `/healthz`.
     """
 
     def __init__(
@@ -92,10 +92,10 @@ class ServerProcess:
         startup_timeout: float = 30.0,
         postgres_url: str | None = None,
         args: Sequence[str] = ("serve",),
-        program: Sequence[str] = (sys.executable, "-m", "outpost"),
+        program: Sequence[str] = (sys.executable, "-m", "waypost"),
         cwd: Path = REPO_ROOT,
     ) -> None:
-        self.args = list(args)  # after `python -m outpost`, e.g. serve --service api
+        self.args = list(args)  # after `python -m waypost`, e.g. serve --service api
         # What runs, and where: an installed console script (tests/package) instead of the tree.
         self.program = list(program)
         self.cwd = cwd

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost.core.backoff import MAX_DELAY_SECONDS, RetryPolicy
+from waypost.core.backoff import MAX_DELAY_SECONDS, RetryPolicy
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from outpost import config
-from outpost.errors import ConfigError
+from waypost import config
+from waypost.errors import ConfigError
 
 DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
 
@@ -200,7 +200,7 @@ def test_a_needed_setting_given_lets_the_others_through() -> None:
 
 
 def test_the_cli_offers_the_services_service_declares() -> None:
-    from outpost import cli
+    from waypost import cli
 
     with pytest.raises(SystemExit) as refused:
         cli.main(["serve", "--service", "portal"])

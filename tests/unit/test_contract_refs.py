@@ -23,7 +23,7 @@ def _sections() -> list[str]:
 
 
 def _citing_files() -> list[Path]:
-    files = [*sorted((ROOT / "outpost").rglob("*.py")), *sorted((ROOT / "tests").rglob("*.py"))]
+    files = [*sorted((ROOT / "waypost").rglob("*.py")), *sorted((ROOT / "tests").rglob("*.py"))]
     files += [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
     return files
 

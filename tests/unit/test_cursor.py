@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost.core import cursor
-from outpost.errors import InputError
+from waypost.core import cursor
+from waypost.errors import InputError
 
 positions = st.lists(st.integers() | st.text(max_size=20), max_size=4)
 kinds = st.sampled_from(["evt", "att", "tnt"])

@@ -4,7 +4,7 @@
   vendors; `docker compose` itself is not installable here);
 - deploy/kubernetes/ against the Kubernetes API schemas kubernetes-validate bundles, strict (an
   unknown field is an error), for the oldest and newest versions it carries that we claim;
-- every recipe runs the same `outpost serve --service api|delivery` commands (the production
+- every recipe runs the same `waypost serve --service api|delivery` commands (the production
   tests run those of the compose file), names only settings the server knows, sets every secret
   a PostgreSQL deployment needs, and gives a delivery process more time to stop than one
   delivery may take.
@@ -30,7 +30,7 @@ import pytest
 import yaml
 from support import recipes
 
-from outpost.config import Config
+from waypost.config import Config
 
 # Kubernetes versions the manifests are checked against: the oldest still supported upstream
 # when these were written, and the newest kubernetes-validate carries.
@@ -88,7 +88,7 @@ def test_compose_sets_every_secret_from_the_env_file_and_refuses_to_start_withou
         assert set(raw) <= KNOWN_SETTINGS, set(raw) - KNOWN_SETTINGS
         resolved = {k: recipes.interpolate(v, example) for k, v in raw.items()}
         assert resolved["POSTGRES_URL"] == (
-            f"postgresql://outpost:{example['POSTGRES_PASSWORD']}@postgres:5432/outpost"
+            f"postgresql://waypost:{example['POSTGRES_PASSWORD']}@postgres:5432/waypost"
         )
         assert resolved["API_KEY"] == example["API_KEY"]
         for secret in ("API_KEY", "AES_ENCRYPTION_SECRET", "POSTGRES_PASSWORD"):
@@ -136,11 +136,11 @@ def test_kubernetes_manifests_match_the_api_schemas(version: str) -> None:
     documents = kubernetes_documents()
     kinds = sorted(f"{doc['kind']}/{doc['metadata']['name']}" for _, doc in documents)
     assert kinds == [
-        "ConfigMap/outpost",
-        "Deployment/outpost-api",
-        "Deployment/outpost-delivery",
-        "Secret/outpost",
-        "Service/outpost-api",
+        "ConfigMap/waypost",
+        "Deployment/waypost-api",
+        "Deployment/waypost-delivery",
+        "Secret/waypost",
+        "Service/waypost-api",
     ]
     problems = {
         f"{path.name} {doc['kind']}": kubernetes_problem(doc, version) for path, doc in documents
@@ -160,7 +160,7 @@ def deployment(service: str) -> dict[str, Any]:
     return next(
         doc
         for _, doc in kubernetes_documents()
-        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == f"outpost-{service}"
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == f"waypost-{service}"
     )
 
 
@@ -174,7 +174,7 @@ def test_kubernetes_deployments_run_the_compose_commands_and_probe_healthz() -> 
         assert container["command"] == recipes.compose_service(service)["command"]
         names = {e["name"] for e in container["env"]} | set(config_map["data"])
         assert names | set(secret["stringData"]) <= KNOWN_SETTINGS
-        assert {ref.get("secretRef", {}).get("name") for ref in container["envFrom"]} >= {"outpost"}
+        assert {ref.get("secretRef", {}).get("name") for ref in container["envFrom"]} >= {"waypost"}
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         port_env = next(e["value"] for e in container["env"] if e["name"] == "PORT")
         for probe in ("readinessProbe", "livenessProbe"):
@@ -207,11 +207,11 @@ def unit(name: str) -> dict[str, dict[str, list[str]]]:
 
 
 def test_systemd_units_run_the_compose_commands_hardened_and_stop_gracefully() -> None:
-    env_file = recipes.read_env_file(recipes.SYSTEMD / "outpost.env.example")
+    env_file = recipes.read_env_file(recipes.SYSTEMD / "waypost.env.example")
     assert set(SECRETS) <= set(env_file) <= KNOWN_SETTINGS
     ports = set()
     for service in recipes.OUTPOST_SERVICES:
-        options = unit(f"outpost-{service}.service")["Service"]
+        options = unit(f"waypost-{service}.service")["Service"]
         section = {key: values[-1] for key, values in options.items()}
         command = shlex.split(section["ExecStart"])
         assert Path(command[0]).name == recipes.PROGRAM
@@ -219,10 +219,10 @@ def test_systemd_units_run_the_compose_commands_hardened_and_stop_gracefully() -
         environment = dict(item.split("=", 1) for item in shlex.split(section["Environment"]))
         assert set(environment) <= KNOWN_SETTINGS
         ports.add(environment["PORT"])
-        assert section["EnvironmentFile"] == "/etc/outpost/outpost.env"
-        assert section["ReadWritePaths"] == env_file["OUTPOST_DATA_DIR"] == "/var/lib/outpost"
+        assert section["EnvironmentFile"] == "/etc/waypost/waypost.env"
+        assert section["ReadWritePaths"] == env_file["OUTPOST_DATA_DIR"] == "/var/lib/waypost"
         for option, value in {
-            "User": "outpost",
+            "User": "waypost",
             "NoNewPrivileges": "yes",
             "ProtectSystem": "strict",
             "ProtectHome": "yes",

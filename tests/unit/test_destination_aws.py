@@ -7,20 +7,20 @@ import json
 import botocore.session
 import pytest
 
-from outpost.core import timefmt
-from outpost.core.models import Destination, Event, StrMap
-from outpost.destinations.aws.clients import AwsSettings
-from outpost.destinations.aws.provider import AwsProvider
-from outpost.destinations.aws.templates import TemplateError, as_text, time_fields
-from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
-from outpost.destinations.aws_kinesis.provider import (
+from waypost.core import timefmt
+from waypost.core.models import Destination, Event, StrMap
+from waypost.destinations.aws.clients import AwsSettings
+from waypost.destinations.aws.provider import AwsProvider
+from waypost.destinations.aws.templates import TemplateError, as_text, time_fields
+from waypost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
+from waypost.destinations.aws_kinesis.provider import (
     AwsKinesisProvider,
     envelope,
     partition_key,
 )
-from outpost.destinations.aws_s3.provider import STORAGE_CLASSES, AwsS3Provider, object_key
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider, queue_region
-from outpost.destinations.gofmt import go_g
+from waypost.destinations.aws_s3.provider import STORAGE_CLASSES, AwsS3Provider, object_key
+from waypost.destinations.aws_sqs.provider import AwsSqsProvider, queue_region
+from waypost.destinations.gofmt import go_g
 
 CREDENTIALS = {"key": "AKIAIOSFODNN7EXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 QUEUE_URL = "https://sqs.eu-west-2.amazonaws.com/123456789012/orders"

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from outpost.core.models import Destination
-from outpost.storage.destination_cache import DestinationCache, find
+from waypost.core.models import Destination
+from waypost.storage.destination_cache import DestinationCache, find
 
 pytestmark = pytest.mark.anyio
 

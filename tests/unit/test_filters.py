@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost.core import filters
-from outpost.core.models import Event
-from outpost.errors import ValidationError
+from waypost.core import filters
+from waypost.core.models import Event
+from waypost.errors import ValidationError
 
 DOC: dict[str, Any] = {
     "id": "evt_1",

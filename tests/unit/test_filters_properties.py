@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outpost.core import filters
-from outpost.core.models import Event
-from outpost.errors import ValidationError
+from waypost.core import filters
+from waypost.core.models import Event
+from waypost.errors import ValidationError
 
 # Keys a hostile caller would try: every operator, near-misses, plain and odd field names.
 keys = (

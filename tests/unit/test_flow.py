@@ -1,11 +1,11 @@
-"""The delivery worker's scheduling rules (outpost/delivery/flow.py): pure, times passed in."""
+"""The delivery worker's scheduling rules (waypost/delivery/flow.py): pure, times passed in."""
 
 from __future__ import annotations
 
 import itertools
 
-from outpost.core.models import DeliveryTask, Event
-from outpost.delivery.flow import HOLD_MS, Flow, FlowSettings
+from waypost.core.models import DeliveryTask, Event
+from waypost.delivery.flow import HOLD_MS, Flow, FlowSettings
 
 _ids = itertools.count(1)
 

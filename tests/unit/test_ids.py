@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from outpost import config
-from outpost.core.ids import IdGenerator
+from waypost import config
+from waypost.core.ids import IdGenerator
 
 
 def test_uuidv4_ids_are_valid_version_4_uuids() -> None:

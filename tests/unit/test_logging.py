@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from outpost.telemetry import context, logs
-from outpost.telemetry.requests import RequestContext
+from waypost.telemetry import context, logs
+from waypost.telemetry.requests import RequestContext
 
-HANDLER_LOG = logging.getLogger("outpost.test.handler")
+HANDLER_LOG = logging.getLogger("waypost.test.handler")
 anyio = pytest.mark.anyio
 
 
@@ -41,7 +41,7 @@ def output() -> Iterator[io.StringIO]:
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
     """Our lines only (asyncio and httpx log at debug too)."""
     found = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in found if str(line["logger"]).startswith("outpost.")]
+    return [line for line in found if str(line["logger"]).startswith("waypost.")]
 
 
 class Calls:
@@ -77,7 +77,7 @@ async def test_a_well_formed_request_id_is_kept_and_on_every_line(output: io.Str
     handler_line, access_line = lines(output)
     assert handler_line["message"] == "looking up acme"
     assert handler_line["level"] == "warn"
-    assert handler_line["logger"] == "outpost.test.handler"
+    assert handler_line["logger"] == "waypost.test.handler"
     assert handler_line["request_id"] == access_line["request_id"] == "req-42.a:b"
     assert access_line["status"] == 200 and access_line["level"] == "info"
 
@@ -115,7 +115,7 @@ async def test_api_metrics_use_the_route_template() -> None:
 
 @anyio
 async def test_bound_fields_stay_in_their_task(output: io.StringIO) -> None:
-    log = logging.getLogger("outpost.test.delivery")
+    log = logging.getLogger("waypost.test.delivery")
 
     async def deliver(event_id: str) -> None:
         context.bind(event_id=event_id, attempt=1)
@@ -134,12 +134,12 @@ def test_text_lines_end_with_the_context(output: io.StringIO) -> None:
 
     async def one() -> None:
         context.bind(event_id="e1", destination_id="d1")
-        logging.getLogger("outpost.test").info("attempt %s", "failed", extra={"code": "500"})
+        logging.getLogger("waypost.test").info("attempt %s", "failed", extra={"code": "500"})
 
     asyncio.run(one())
     text = stream.getvalue().strip()
     assert re.fullmatch(
-        r"\S+ \S+ INFO outpost\.test attempt failed event_id=e1 destination_id=d1 code=500", text
+        r"\S+ \S+ INFO waypost\.test attempt failed event_id=e1 destination_id=d1 code=500", text
     )
 
 
@@ -147,20 +147,20 @@ def test_json_lines_carry_the_exception(output: io.StringIO) -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        logging.getLogger("outpost.test").exception("failed")
+        logging.getLogger("waypost.test").exception("failed")
     (line,) = lines(output)
     assert line["level"] == "error" and "ValueError: boom" in str(line["error"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["time"]))
 
 
-def test_levels_follow_outposts_names(output: io.StringIO) -> None:
+def test_levels_follow_the_servers_logger_names(output: io.StringIO) -> None:
     logs.configure("warn", "json", output)
-    logging.getLogger("outpost.test").info("hidden")
-    logging.getLogger("outpost.test").warning("shown")
+    logging.getLogger("waypost.test").info("hidden")
+    logging.getLogger("waypost.test").warning("shown")
     assert [line["message"] for line in lines(output)] == ["shown"]
 
 
-FORGED = "/api/v1/tenants/x\n2026-01-01 00:00:00,000 ERROR outpost.api forged line\x1b[2J\x9b31m"
+FORGED = "/api/v1/tenants/x\n2026-01-01 00:00:00,000 ERROR waypost.api forged line\x1b[2J\x9b31m"
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ async def test_a_path_cannot_forge_a_text_line_or_reach_the_terminal(
     await get(app(), FORGED.replace("\n", "%0a").replace("\x1b", "%1b").replace("\x9b", "%C2%9B"))
     every = text_output.getvalue().split("\n")
     assert not [line for line in every if line.startswith("2026-01-01")]  # nothing forged
-    ours = [line for line in every if " outpost." in line]
+    ours = [line for line in every if " waypost." in line]
     assert len(ours) == 2  # the handler's line and the access line
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text_output.getvalue())
     assert "x\\n2026-01-01" in ours[0] and "\\x1b[2J" in ours[0] and "\\x9b31m" in ours[0]
@@ -188,15 +188,15 @@ def test_a_traceback_stays_under_its_record(text_output: io.StringIO) -> None:
     try:
         raise ValueError("bad id\nFORGED ERROR line\x1b[0m")
     except ValueError:
-        logging.getLogger("outpost.test").exception("failed %s", "on\rpurpose")
+        logging.getLogger("waypost.test").exception("failed %s", "on\rpurpose")
     first, *rest = text_output.getvalue().rstrip("\n").split("\n")
-    assert first.endswith("ERROR outpost.test failed on\\rpurpose")
+    assert first.endswith("ERROR waypost.test failed on\\rpurpose")
     assert rest and all(line.startswith("  ") for line in rest)
     assert "\x1b" not in text_output.getvalue()
 
 
 def test_json_lines_escape_every_control_character(output: io.StringIO) -> None:
-    logging.getLogger("outpost.test").warning("x", extra={"path": "a\nb\x1bc\x9bd\u2028e"})
+    logging.getLogger("waypost.test").warning("x", extra={"path": "a\nb\x1bc\x9bd\u2028e"})
     raw = output.getvalue()
     assert raw.count("\n") == 1 and not re.search("[\x00-\x1f\x7f-\x9f\u2028]", raw[:-1])
     (line,) = lines(output)

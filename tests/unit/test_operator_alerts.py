@@ -1,4 +1,4 @@
-"""The alert judge (outpost/operator/alerts.py): levels, auto-disable, exhausted retries, topic
+"""The alert judge (waypost/operator/alerts.py): levels, auto-disable, exhausted retries, topic
 selection, and the envelope it writes. Pure: no store."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outpost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome
-from outpost.core.operator_records import Health, Verdict
-from outpost.operator.alerts import AlertJudge, AlertSettings
+from waypost.core.models import Attempt, DeliveryTask, Destination, Event, Outcome
+from waypost.core.operator_records import Health, Verdict
+from waypost.operator.alerts import AlertJudge, AlertSettings
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 EVENT = Event("evt_1", "acme", "user.created", NOW - 5, b'{"b":1,"a":[1.50]}')

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from outpost.core.models import Event
-from outpost.telemetry.hooks import either
+from waypost.core.models import Event
+from waypost.telemetry.hooks import either
 
 
 class Seen:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from outpost import recovery_cli
-from outpost.core.models import Destination, Event
-from outpost.core.recovery import Candidate, Pending, Tried, undelivered
-from outpost.recovery import accepts
+from waypost import recovery_cli
+from waypost.core.models import Destination, Event
+from waypost.core.recovery import Candidate, Pending, Tried, undelivered
+from waypost.recovery import accepts
 
 
 def _destination(

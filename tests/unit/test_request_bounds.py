@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from outpost.core import filters, metrics, topics
-from outpost.core.limits import json_too_deep
-from outpost.errors import ValidationError
+from waypost.core import filters, metrics, topics
+from waypost.core.limits import json_too_deep
+from waypost.errors import ValidationError
 
 
 def test_topic_count_and_length_limits_answer_422() -> None:

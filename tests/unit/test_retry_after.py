@@ -7,9 +7,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from outpost.core.backoff import RetryPolicy
-from outpost.core.flow_limits import BadOverride, Overrides, read_overrides
-from outpost.core.retry_after import retry_after_seconds
+from waypost.core.backoff import RetryPolicy
+from waypost.core.flow_limits import BadOverride, Overrides, read_overrides
+from waypost.core.retry_after import retry_after_seconds
 
 NOW_MS = 1_700_000_000_000
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost import bootstrap, config
-from outpost.core.models import Destination
-from outpost.errors import ConfigError, StoreError
-from outpost.storage import rows
-from outpost.storage.sealing import Sealer
+from waypost import bootstrap, config
+from waypost.core.models import Destination
+from waypost.errors import ConfigError, StoreError
+from waypost.storage import rows
+from waypost.storage.sealing import Sealer
 
 CONTEXT = "destination 'd' of tenant 't'"
 SECRET = "whsec_super-secret-value"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from outpost.core import sent_headers
-from outpost.core.sent_headers import MASK, MAX_HEADERS, MAX_VALUE, recorded
+from waypost.core import sent_headers
+from waypost.core.sent_headers import MASK, MAX_HEADERS, MAX_VALUE, recorded
 
 
 def test_credentials_are_masked_whoever_set_them_and_signatures_kept() -> None:

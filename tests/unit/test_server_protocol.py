@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from outpost.api.protocol import _OneWritePerTurn
+from waypost.api.protocol import _OneWritePerTurn
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost import config
-from outpost.destinations import catalog
-from outpost.errors import ConfigError
-from outpost.transport.guard import AddressGuard, literal_address
+from waypost import config
+from waypost.destinations import catalog
+from waypost.errors import ConfigError
+from waypost.transport.guard import AddressGuard, literal_address
 
 DEFAULT = AddressGuard()
 
@@ -200,7 +200,7 @@ def test_the_tenant_message_never_names_what_a_name_resolved_to() -> None:
 def test_the_log_keeps_the_detail(caplog: pytest.LogCaptureFixture) -> None:
     refusal = DEFAULT.refusal("10.1.2.3")
     assert refusal is not None
-    with caplog.at_level(logging.WARNING, logger="outpost.transport.guard"):
+    with caplog.at_level(logging.WARNING, logger="waypost.transport.guard"):
         message = refusal.report("intranet.example")
     assert "10.1.2.3" not in message
     assert "it resolved to 10.1.2.3" in caplog.text

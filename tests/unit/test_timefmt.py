@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost.core import timefmt
+from waypost.core import timefmt
 
 # Year 1 to 9999 in ms, the range RFC 3339 can write.
 MS = st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999)

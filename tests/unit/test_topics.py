@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outpost.core import topics
-from outpost.errors import InputError
+from waypost.core import topics
+from waypost.errors import InputError
 
 # Small alphabets make collisions between patterns and topics likely, so properties bite.
 TOPIC_CHARS = st.sampled_from("ab.")

@@ -1,4 +1,4 @@
-"""The version is written once (`outpost.__version__`); the distribution and `--version` take it
+"""The version is written once (`waypost.__version__`); the distribution and `--version` take it
 from there (issue 17 item 1). /healthz showing it: tests/e2e/test_health.py; the built wheel's
 metadata and its console script: tests/package/test_wheel.py."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from outpost import __version__
-from outpost.cli import main
+from waypost import __version__
+from waypost.cli import main
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -27,7 +27,7 @@ def test_the_distribution_reads_its_version_from_the_package() -> None:
     project = tomllib.loads(PYPROJECT.read_text())
     assert "version" not in project["project"]
     assert "version" in project["project"]["dynamic"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "outpost.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "waypost.__version__"}
 
 
 def test_the_version_is_a_release_number() -> None:

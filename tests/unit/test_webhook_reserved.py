@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from outpost.destinations.webhook import WebhookSettings
-from outpost.destinations.webhook.reserved import ReservedHeaders
-from outpost.destinations.webhook.settings import CompatSignature
+from waypost.destinations.webhook import WebhookSettings
+from waypost.destinations.webhook.reserved import ReservedHeaders
+from waypost.destinations.webhook.settings import CompatSignature
 
 DEFAULT = WebhookSettings()
 STANDARD = WebhookSettings(mode="standard")

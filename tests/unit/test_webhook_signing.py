@@ -10,9 +10,9 @@ import string
 
 import pytest
 
-from outpost.destinations.webhook import signing
-from outpost.destinations.webhook.settings import WebhookSettings
-from outpost.errors import ConfigError
+from waypost.destinations.webhook import signing
+from waypost.destinations.webhook.settings import WebhookSettings
+from waypost.errors import ConfigError
 
 NOW_NS = 1_717_230_216_500_000_000  # 2024-06-01T08:23:36.5Z
 V0_HEADER = 'v0={{.Signatures | join ","}}'

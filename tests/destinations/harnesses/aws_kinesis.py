@@ -10,8 +10,8 @@ from support import moto
 from support.moto_harness import AwsHarness, Reader
 
 from destinations.harness import Received, provider_closed
-from outpost.core.models import StrMap
-from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
+from waypost.core.models import StrMap
+from waypost.destinations.aws_kinesis.provider import AwsKinesisProvider
 
 
 class StreamReader:

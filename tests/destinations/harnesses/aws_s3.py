@@ -10,8 +10,8 @@ from support import moto
 from support.moto_harness import AwsHarness, Reader
 
 from destinations.harness import Received, provider_closed
-from outpost.core.models import StrMap
-from outpost.destinations.aws_s3.provider import AwsS3Provider
+from waypost.core.models import StrMap
+from waypost.destinations.aws_s3.provider import AwsS3Provider
 
 
 class BucketReader:

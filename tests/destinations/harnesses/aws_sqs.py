@@ -10,8 +10,8 @@ from support import moto
 from support.moto_harness import AwsHarness, QueueReader, Reader
 
 from destinations.harness import Received, provider_closed
-from outpost.core.models import StrMap
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider
+from waypost.core.models import StrMap
+from waypost.destinations.aws_sqs.provider import AwsSqsProvider
 
 
 def parse(message: dict[str, Any]) -> Received:

@@ -20,11 +20,11 @@ from destinations.harness import (
     make_destination,
     with_receiver,
 )
-from outpost.config import Config
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
-from outpost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
-from outpost.destinations.webhook.settings import settings_from as webhook_settings
+from waypost.config import Config
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.cloudflare_queues.provider import CloudflareQueuesProvider
+from waypost.destinations.cloudflare_queues.provider import settings_from as cloudflare_settings
+from waypost.destinations.webhook.settings import settings_from as webhook_settings
 
 API_PATH = "/client/v4"
 ACCOUNT = "0123456789abcdef0123456789abcdef"

@@ -19,9 +19,9 @@ import pytest
 from support.pubsub import PubSubEmulator, emulator_binary, running_emulator
 
 from destinations.harness import Received, make_destination
-from outpost.config import Config
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.gcp_pubsub.provider import GcpPubSubProvider
+from waypost.config import Config
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.gcp_pubsub.provider import GcpPubSubProvider
 
 PROJECT = "suite-project"
 _topics = itertools.count(1)

@@ -19,11 +19,11 @@ from destinations.harness import (
     prefixed,
     with_receiver,
 )
-from outpost.config import Config
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.hookdeck.provider import HookdeckProvider
-from outpost.destinations.hookdeck.provider import settings_from as hookdeck_settings
-from outpost.destinations.webhook.settings import settings_from as webhook_settings
+from waypost.config import Config
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.hookdeck.provider import HookdeckProvider
+from waypost.destinations.hookdeck.provider import settings_from as hookdeck_settings
+from waypost.destinations.webhook.settings import settings_from as webhook_settings
 
 PREFIX = "x-outpost-"
 EVENTS_PATH = "/hook"  # Receiver.new_path gives /hook/<label>-<n>: the source id is the rest

@@ -20,8 +20,8 @@ from aiokafka.structs import ConsumerRecord
 from support.kafka_broker import KafkaBroker
 
 from destinations.harness import Received, make_destination
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.kafka.provider import KafkaProvider
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.kafka.provider import KafkaProvider
 
 USERNAME, PASSWORD = "outpost", "outpost-secret"
 READER = ("reader", "reader-secret")

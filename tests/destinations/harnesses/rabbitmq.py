@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from support.rabbitmq import Exchanges, header_text
 
 from destinations.harness import Received, make_destination
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.rabbitmq.provider import RabbitMQProvider
 
 SERVER = "127.0.0.1:5672"
 CREDENTIALS = {"username": "guest", "password": "guest"}

@@ -14,10 +14,10 @@ from destinations.harness import (
     prefixed,
     with_receiver,
 )
-from outpost.config import Config
-from outpost.core.models import Destination, StrMap
-from outpost.destinations.webhook.provider import WebhookProvider
-from outpost.destinations.webhook.settings import settings_from as webhook_settings
+from waypost.config import Config
+from waypost.core.models import Destination, StrMap
+from waypost.destinations.webhook.provider import WebhookProvider
+from waypost.destinations.webhook.settings import settings_from as webhook_settings
 
 PREFIX = "x-outpost-"
 

@@ -27,8 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from outpost.core.metrics import MetricsQuery, Tally
-from outpost.core.models import (
+from support.memory_store import listing
+from support.memory_store import metrics as memory_metrics
+from support.memory_store import retention as memory_retention
+from support.memory_store.operator import OperatorState
+from waypost.core.metrics import MetricsQuery, Tally
+from waypost.core.models import (
     Attempt,
     DeliveryTask,
     Destination,
@@ -41,17 +45,13 @@ from outpost.core.models import (
     Tenant,
     retry_key,
 )
-from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
-from outpost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
-from outpost.core.recovery import Advance, Candidate, RecoveryJob, Scan, Tried
-from outpost.core.timefmt import now_ms
-from outpost.errors import ConfigError, ConflictError, StoreError
-from outpost.storage import judging, retention, rows
-from outpost.storage.waker import Waker
-from support.memory_store import listing
-from support.memory_store import metrics as memory_metrics
-from support.memory_store import retention as memory_retention
-from support.memory_store.operator import OperatorState
+from waypost.core.operator_records import Health, OperatorRecord, OutcomeJudge
+from waypost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
+from waypost.core.recovery import Advance, Candidate, RecoveryJob, Scan, Tried
+from waypost.core.timefmt import now_ms
+from waypost.errors import ConfigError, ConflictError, StoreError
+from waypost.storage import judging, retention, rows
+from waypost.storage.waker import Waker
 
 Row = tuple[Any, ...]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from outpost.core import cursor
-from outpost.core.paging import Page, PageRequest, TimeRange
-from outpost.errors import InputError
+from waypost.core import cursor
+from waypost.core.paging import Page, PageRequest, TimeRange
+from waypost.errors import InputError
 
 T = TypeVar("T")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from outpost.core.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
-from outpost.core.models import Attempt, Event
+from waypost.core.metrics import PERCENTILES, DimensionValue, MetricsQuery, Tally
+from waypost.core.models import Attempt, Event
 
 Group = tuple[int | None, tuple[DimensionValue, ...]]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from outpost.core.models import Destination, Outcome
-from outpost.core.operator_records import Health, OperatorRecord, OutcomeJudge
-from outpost.storage import judging
-from outpost.storage.judging import DestinationKey
+from waypost.core.models import Destination, Outcome
+from waypost.core.operator_records import Health, OperatorRecord, OutcomeJudge
+from waypost.storage import judging
+from waypost.storage.judging import DestinationKey
 
 
 @dataclass(slots=True)

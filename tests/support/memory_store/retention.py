@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from outpost.core.models import EventKey
-from outpost.storage.retention import Deleted
+from waypost.core.models import EventKey
+from waypost.storage.retention import Deleted
 
 Row = tuple[Any, ...]
 RowTest = Callable[[Row], bool]

@@ -1,5 +1,0 @@
-import sys
-
-from outpost.cli import main
-
-sys.exit(main())

@@ -1,5 +1,0 @@
-"""The `aws_eventbridge` destination type."""
-
-from outpost.destinations.aws_eventbridge.provider import AwsEventBridgeProvider
-
-provider = AwsEventBridgeProvider.from_shared  # the catalog's factory for this type

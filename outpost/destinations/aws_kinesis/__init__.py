@@ -1,5 +1,0 @@
-"""The `aws_kinesis` destination type."""
-
-from outpost.destinations.aws_kinesis.provider import AwsKinesisProvider
-
-provider = AwsKinesisProvider.from_shared  # the catalog's factory for this type

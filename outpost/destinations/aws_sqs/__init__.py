@@ -1,5 +1,0 @@
-"""The `aws_sqs` destination type."""
-
-from outpost.destinations.aws_sqs.provider import AwsSqsProvider
-
-provider = AwsSqsProvider.from_shared  # the catalog's factory for this type

@@ -1,5 +1,0 @@
-"""The `rabbitmq` destination type (contract.md §5.7): events published to a tenant's exchange."""
-
-from outpost.destinations.rabbitmq.provider import RabbitMQProvider
-
-provider = RabbitMQProvider.from_shared  # the catalog's factory for this type

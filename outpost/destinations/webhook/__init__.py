@@ -1,9 +1,0 @@
-"""The `webhook` destination type: signed JSON POSTs to a customer's HTTP endpoint (contract.md
-§4)."""
-
-from outpost.destinations.webhook.provider import WebhookProvider
-from outpost.destinations.webhook.settings import WebhookSettings
-
-__all__ = ["WebhookProvider", "WebhookSettings", "provider"]
-
-provider = WebhookProvider.from_shared  # the catalog's factory for this type
