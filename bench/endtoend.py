@@ -101,7 +101,7 @@ def role(pid: int) -> str:
         return "other"
     if b"waypost.runner.delivery_process" in command or b"delivery\0" in command:
         return "delivery"
-    return "api" if b"outpost\0serve" in command else "other"
+    return "api" if b"waypost\0serve" in command else "other"
 
 
 def cpu_by_role(pids: list[int]) -> dict[str, float]:
