@@ -37,7 +37,6 @@ import anyio
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -45,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 from starlette.types import ASGIApp
+from support.fuzzing import cases, run_examples
 
 from waypost import bootstrap
 from waypost.api.app import build as build_app
@@ -119,39 +119,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         anyio.run(system.backend.close)
 
 
-CASES = [
-    pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
-    for method, path in ROUTES
-    for mode in EXAMPLES
-    # Health takes no input at all (not even credentials): there is nothing to make invalid.
-    if not (path == "/healthz" and mode == GenerationMode.NEGATIVE)
-]
+# Health takes no input at all (not even credentials): there is nothing to make invalid.
+CASES = cases(ROUTES, EXAMPLES, no_input=[("GET", "/healthz")])
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_conforms_to_the_openapi_document(
     world: World, method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = world.schema[path][method.lower()]
-    pinned = {k: v for k, v in PINNED.items() if "{" + k + "}" in path}
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned or None)
-
-    @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES[mode],
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
-    def run(case: Any) -> None:
+    def send(case: Any) -> None:
         if method == "DELETE":  # the previous case may have deleted the pinned resources
             world.ensure()
         case.call_and_validate(base_url=BASE_URL, headers={"Authorization": ADMIN}, checks=CHECKS)
 
     world.ensure()
-    run()
+    run_examples(
+        world.schema, method, path, mode, max_examples=EXAMPLES[mode], pinned=PINNED, send=send
+    )
 
 
 def test_excluded_operations_are_the_documented_ones(world: World) -> None:

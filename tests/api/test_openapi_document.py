@@ -16,7 +16,6 @@ import anyio
 import pytest
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -25,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from support.fuzzing import cases, run_examples
 
 from waypost import bootstrap
 from waypost.api import openapi
@@ -130,36 +130,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         anyio.run(system.backend.close)
 
 
-CASES = [
-    pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
-    for method, path in sorted(documented(openapi.document()))
-    for mode in EXAMPLES
-    # The public operations take no input at all: there is nothing to make invalid.
-    if not ((method, path) in PUBLIC and mode == GenerationMode.NEGATIVE)
-]
+# The public operations take no input at all: there is nothing to make invalid.
+CASES = cases(sorted(documented(openapi.document())), EXAMPLES, no_input=PUBLIC)
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_server_answers_as_documented(
     world: World, method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = world.schema[path][method.lower()]
-    pinned = {k: v for k, v in PINNED.items() if "{" + k + "}" in path}
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned or None)
-
-    @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES[mode],
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    def run(case: Any) -> None:
+    def send(case: Any) -> None:
         if method == "DELETE":
             world.ensure()
         case.call_and_validate(base_url=BASE_URL, headers={"Authorization": ADMIN}, checks=CHECKS)
 
     world.ensure()
-    run()
+    run_examples(
+        world.schema,
+        method,
+        path,
+        mode,
+        max_examples=EXAMPLES[mode],
+        pinned=PINNED,
+        send=send,
+        shrink=False,
+    )

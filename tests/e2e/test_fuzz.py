@@ -42,10 +42,11 @@ import pytest
 import requests
 import schemathesis
 from api.test_openapi_conformance import CHECKS, SPEC
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import status_code_conformance
+from support.fuzzing import cases, run_examples
 from support.server import ServerProcess
 
 from waypost.api.routes import OPERATIONS
@@ -192,30 +193,12 @@ def _finished(request: pytest.FixtureRequest) -> Iterator[None]:
     tally.finished.add(request.node.nodeid)
 
 
-CASES = [
-    pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
-    for method, path in ROUTES
-    for mode in EXAMPLES
-    if not (path == "/healthz" and mode == GenerationMode.NEGATIVE)
-]
+CASES = cases(ROUTES, EXAMPLES, no_input=[("GET", "/healthz")])
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_stateless(fuzzer: Fuzzer, method: str, path: str, mode: GenerationMode) -> None:
-    operation = fuzzer.schema[path][method.lower()]
-    pinned = {k: v for k, v in PINNED.items() if "{" + k + "}" in path}
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned or None)
-
-    @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES[mode],
-        deadline=None,
-        database=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
-    def run(case: Any) -> None:
+    def send(case: Any) -> None:
         tally.cases += 1
         for session in (fuzzer.other_tenant, fuzzer.tenant, fuzzer.admin):
             response = fuzzer.send_and_check(case, session)
@@ -223,16 +206,13 @@ def test_stateless(fuzzer: Fuzzer, method: str, path: str, mode: GenerationMode)
                 fuzzer.ensure()
 
     fuzzer.ensure()
-    run()
+    run_examples(
+        fuzzer.schema, method, path, mode, max_examples=EXAMPLES[mode], pinned=PINNED, send=send
+    )
 
 
-OWN_CASES = [
-    pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
-    for method, path in OWN_ROUTES
-    for mode in OWN_EXAMPLES
-    # The public operations take no input: there is nothing to make invalid.
-    if not ((method, path) in PUBLIC and mode == GenerationMode.NEGATIVE)
-]
+# The public operations take no input: there is nothing to make invalid.
+OWN_CASES = cases(OWN_ROUTES, OWN_EXAMPLES, no_input=PUBLIC)
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), OWN_CASES)
@@ -240,20 +220,8 @@ def test_stateless_own_document(
     fuzzer: Fuzzer, method: str, path: str, mode: GenerationMode
 ) -> None:
     """The server against the document it serves: statuses too, and the extension operations."""
-    operation = fuzzer.own_schema[path][method.lower()]
-    pinned = {k: v for k, v in PINNED.items() if "{" + k + "}" in path}
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned or None)
 
-    @given(case=strategy)
-    @settings(
-        max_examples=OWN_EXAMPLES[mode],
-        deadline=None,
-        database=None,
-        derandomize=True,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
-    def run(case: Any) -> None:
+    def send(case: Any) -> None:
         tally.cases += 1
         for session in (fuzzer.other_tenant, fuzzer.tenant, fuzzer.admin):
             response = fuzzer.send_and_check(case, session, OWN_CHECKS)
@@ -261,7 +229,15 @@ def test_stateless_own_document(
                 fuzzer.ensure()
 
     fuzzer.ensure()
-    run()
+    run_examples(
+        fuzzer.own_schema,
+        method,
+        path,
+        mode,
+        max_examples=OWN_EXAMPLES[mode],
+        pinned=PINNED,
+        send=send,
+    )
 
 
 def test_stateful(fuzzer: Fuzzer) -> None:
