@@ -215,25 +215,26 @@ def server_env(mode: str, store: Store, port: int, scenario: str) -> dict[str, s
 
 
 def start_servers(
-    mode: str, env: dict[str, str], profile: str | None
+    mode: str, env: dict[str, str], profile: str | None, delivery_processes: int = 1
 ) -> list[subprocess.Popen[bytes]]:
     """Embedded mode is one process; the PostgreSQL modes run API and delivery apart, one per
-    core, as a deployment would. With `profile`, py-spy records each process (raw stacks, one
-    file per service) — CPU/event figures from such a run are not comparable."""
+    core, as a deployment would (`delivery_processes`: how many delivery services). With
+    `profile`, py-spy records each process (raw stacks, one file per service) — CPU/event
+    figures from such a run are not comparable."""
     base = [sys.executable, "-m", "waypost", "serve"]
     services = (
         [("all", env)]
         if mode == "sqlite"
         else [
             ("api", env),
-            ("delivery", {**env, "PORT": str(free_port())}),
+            *(("delivery", {**env, "PORT": str(free_port())}) for _ in range(delivery_processes)),
         ]
     )
     started = []
-    for service, service_env in services:
+    for n, (service, service_env) in enumerate(services):
         command = [*base, "--service", service]
         if profile:
-            output = f"{profile}-{service}.txt"
+            output = f"{profile}-{service}{n if n > 1 else ''}.txt"
             command = [
                 shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
                 "record",
@@ -276,7 +277,9 @@ def run_round(mode: str, scenario: str, args: argparse.Namespace) -> dict[str, f
     deadline = time.monotonic() + args.timeout
     with store_for(mode) as store:
         profile = f"{args.profile}/{mode}-{scenario}" if args.profile else None
-        servers = start_servers(mode, server_env(mode, store, api_port, scenario), profile)
+        servers = start_servers(
+            mode, server_env(mode, store, api_port, scenario), profile, args.delivery_processes
+        )
         try:
             base = f"http://127.0.0.1:{api_port}"
             wait_http(base + "/healthz", deadline)
@@ -519,7 +522,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on one round, seconds")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--profile", help="record the servers with py-spy into this folder")
+    parser.add_argument(
+        "--delivery-processes",
+        type=int,
+        default=1,
+        help="delivery services beside the API service (PostgreSQL modes; embedded runs one)",
+    )
     args = parser.parse_args()
+    if args.delivery_processes < 1:
+        parser.error("--delivery-processes: at least 1")
     modes = MODES if args.mode == "all" else (args.mode,)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = set(scenarios) - {*SCENARIOS, "noisy"}

@@ -8,7 +8,7 @@ over 30 days, about 2.6 s apart. Each event went to destination d1 (topics `*`, 
 and the one in five of topic `order.paid` to d2 (topics `order.*`) too. Deliveries to d1
 succeeded except during one hour (its receiver was down: those attempts failed) and 0.5 %
 failing at random; 0.5 % of events were published while d1 was disabled (no attempt). The store
-is opened as the server opens it (migrations, so 009's `attempts_delivered` index), bulk-loaded
+is opened as the server opens it (migrations, so 011's `attempts_by_event` with status), bulk-loaded
 and analysed; each case is timed through `waypost.recovery.Recovery` as the API calls it: the
 median of `--runs` runs after a warm-up.
 """

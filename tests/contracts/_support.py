@@ -6,6 +6,7 @@ test sees rows of earlier tests, so tests use ids of their own (`uid`) and filte
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -182,3 +183,17 @@ async def walk_pages(
         again = await fetch(PageRequest(limit=limit, dir=dir, next=back.next))
         assert [key(item) for item in again.items] == keys[i], f"next from page {i} (backward)"
     return [k for page_keys in keys for k in page_keys]
+
+
+def undo_sqlite_011(conn: sqlite3.Connection) -> None:
+    """Put back the attempt indexes of before SQLite migration 011, for a test that rewinds a
+    database's version below it (011 then runs again)."""
+    conn.execute("DROP INDEX attempts_by_event")
+    conn.execute(
+        "CREATE INDEX attempts_by_event "
+        "ON attempts (event_id, tenant_id, destination_id, attempt_number)"
+    )
+    conn.execute(
+        "CREATE INDEX attempts_delivered ON attempts (tenant_id, event_id, destination_id) "
+        "WHERE status = 'success'"
+    )

@@ -13,7 +13,7 @@ import pytest
 from waypost.core.models import StrMap
 from waypost.storage.sqlite.backend import SqliteBackend
 
-from ._support import BASE, Backend, attempt, event, record_attempts, uid
+from ._support import BASE, Backend, attempt, event, record_attempts, uid, undo_sqlite_011
 from .conftest import SEALER, PostgresDatabase, _blocking, _execute
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +44,7 @@ async def test_sqlite_rows_before_010_read_null(tmp_path: Path) -> None:
     await store.close()
     with sqlite3.connect(folder / "outpost.db") as conn:  # as a database written before 010
         conn.execute("ALTER TABLE attempts DROP COLUMN request_headers")
+        undo_sqlite_011(conn)  # which comes after 010, and runs again too
         conn.execute("PRAGMA user_version = 9")
     store = SqliteBackend(folder, sealer=SEALER, synchronous="NORMAL")
     await store.open()

@@ -11,7 +11,7 @@ import pytest
 
 from waypost.storage.sqlite.backend import SqliteBackend
 
-from ._support import BASE, Backend, attempt, event, record_attempts, uid
+from ._support import BASE, Backend, attempt, event, record_attempts, uid, undo_sqlite_011
 from .conftest import SEALER, PostgresDatabase, _blocking, _execute
 
 pytestmark = pytest.mark.anyio
@@ -39,9 +39,11 @@ async def test_sqlite_rows_before_008_read_null(tmp_path: Path) -> None:
         conn.execute("ALTER TABLE attempts DROP COLUMN latency_ms")
         conn.execute("CREATE INDEX attempts_by_time ON attempts (time, id)")
         conn.execute("CREATE INDEX attempts_by_tenant_time ON attempts (tenant_id, time, id)")
-        for undone in ("TABLE recoveries", "TABLE recovery_tasks", "INDEX attempts_delivered"):
+        for undone in ("TABLE recoveries", "TABLE recovery_tasks"):
             conn.execute(f"DROP {undone}")  # 009, which comes after 008, runs again too
         conn.execute("ALTER TABLE attempts DROP COLUMN request_headers")  # and 010
+        undo_sqlite_011(conn)  # and 011
+        conn.execute("DROP INDEX attempts_delivered")  # which 009 makes
         conn.execute("PRAGMA user_version = 7")
     store = SqliteBackend(folder, sealer=SEALER, synchronous="NORMAL")
     await store.open()

@@ -1,9 +1,9 @@
 """Recovery's SQL, shared by both SQL backends (`?` placeholders; PostgreSQL numbers them).
 
 The candidate scan walks a tenant's events by (tenant_id, time, id) (events_by_tenant_time) and,
-for one destination, leaves out each event that has a successful attempt to it (a probe of the
-partial index attempts_delivered). The attempts of the events found are then summarised per
-destination with one GROUP BY over attempts_by_event.
+for one destination, leaves out each event that has a successful attempt to it (a probe of
+attempts_by_event, which carries each attempt's status since migration 011). The attempts of the
+events found are then summarised per destination with one GROUP BY over the same index.
 """
 
 from __future__ import annotations

@@ -268,9 +268,8 @@ class SqliteBackend(SqlBackend):
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
-        duplicate = await self._db.write(
-            lambda c: task_ops.accept_event(c, event, now, dedupe_after)
-        )
+        values = task_ops.accepting(event, now, dedupe_after)
+        duplicate = await self._db.write(lambda c: task_ops.accept_event(c, event, values))
         if not duplicate and event.matched_destination_ids:
             self._queued()
         return duplicate
@@ -290,7 +289,8 @@ class SqliteBackend(SqlBackend):
         if self._judge is not None:
             await self._finish_judged(outcomes, self._judge)
         else:
-            await self._db.write(lambda c: task_ops.finish(c, outcomes))
+            finishing = task_ops.Finishing.of(outcomes)
+            await self._db.write(lambda c: task_ops.finish(c, finishing))
         if any(o.retry_at is not None for o in outcomes):
             self._work.set()  # the scheduler may need to wake earlier than it planned
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from waypost.core.models import Attempt, Event, EventKey
 from waypost.core.paging import AttemptQuery, EventQuery, Page, PageRequest
@@ -76,9 +77,10 @@ def latest_attempt(
     return rows.attempt(row) if row else None
 
 
-def insert_attempts(conn: sqlite3.Connection, attempts: list[Attempt]) -> None:
+def insert_attempt_values(conn: sqlite3.Connection, values: list[tuple[Any, ...]]) -> None:
+    """Attempts as `rows.attempt_values` made them."""
     conn.executemany(
         "INSERT OR REPLACE INTO attempts (" + rows.ATTEMPT_COLUMNS + ") "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [rows.attempt_values(a) for a in attempts],
+        values,
     )

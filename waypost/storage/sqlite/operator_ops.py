@@ -28,7 +28,7 @@ def finish_judged(
     Returns the destinations it disabled, and how many events were queued.
     """
     seen = _recorded(conn, [o.attempt.id for o in outcomes if o.attempt is not None])
-    task_ops.finish(conn, outcomes)
+    task_ops.finish(conn, task_ops.Finishing.of(outcomes))
     ordered = judging.judged_order(outcomes, seen)
     if not ordered:
         return {}, 0

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from waypost.core.models import DeliveryTask, Event, Outcome, PendingRetry, RetryPair, retry_key
 from waypost.storage import rows
-from waypost.storage.sqlite.log_ops import get_events, insert_attempts
+from waypost.storage.sqlite.log_ops import get_events, insert_attempt_values
 from waypost.storage.sqlite.recovery_counts import count_finished
 
 _CLAIM = """
@@ -61,8 +63,15 @@ def enqueue(
     )
 
 
-def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after: int) -> bool:
-    """Store a published event and queue its first deliveries. True when it is a duplicate.
+def accepting(event: Event, now: int, dedupe_after: int) -> tuple[Any, ...]:
+    """`accept_event`'s statement values, made before the commit: encoding them (JSON) then
+    runs on the event loop and not while the writer holds the database's one write lock."""
+    return (*rows.event_values(event), now, dedupe_after)
+
+
+def accept_event(conn: sqlite3.Connection, event: Event, values: tuple[Any, ...]) -> bool:
+    """Store a published event (`values`: `accepting(event, ...)`) and queue its first
+    deliveries. True when it is a duplicate.
 
     Events are their tenant's: only the same tenant's earlier event under this id counts here
     (Outpost's idempotency key is the id alone, across tenants). An event stored earlier under
@@ -72,9 +81,10 @@ def accept_event(conn: sqlite3.Connection, event: Event, now: int, dedupe_after:
     matches nothing records nothing, as in Outpost. An earlier event that matched nothing is
     replaced, so publishing it again once a destination exists delivers it.
     """
-    stored = conn.execute(_STORE_EVENT, (*rows.event_values(event), now, dedupe_after)).fetchone()
+    stored = conn.execute(_STORE_EVENT, values).fetchone()
     if stored is None:  # an earlier event under this id was kept
         return bool(event.matched_destination_ids)
+    now = values[-2]
     for destination_id in event.matched_destination_ids:
         enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=now)
     return False
@@ -91,15 +101,35 @@ def claim(conn: sqlite3.Connection, now: int, limit: int, lease_ms: int) -> list
     return tasks
 
 
-def finish(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
-    """Record attempts and settle each task and its pending retry, all in the caller's commit."""
-    insert_attempts(conn, [o.attempt for o in outcomes if o.attempt is not None])
-    count_finished(conn, outcomes)
-    for outcome in outcomes:
-        task = outcome.task
-        conn.execute(
-            "DELETE FROM tasks WHERE id = ? AND generation = ?", (task.id, task.generation)
+@dataclass(frozen=True, slots=True)
+class Finishing:
+    """What `finish` writes, its row values made before the commit (`of`): encoding attempts
+    (JSON) then runs on the event loop, not while the writer holds the database's write lock."""
+
+    outcomes: list[Outcome]
+    attempts: list[tuple[Any, ...]]
+    tasks: list[tuple[int, int]]  # (id, generation)
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> Finishing:
+        return cls(
+            outcomes,
+            [rows.attempt_values(o.attempt) for o in outcomes if o.attempt is not None],
+            [(o.task.id, o.task.generation) for o in outcomes],
         )
+
+
+def finish(conn: sqlite3.Connection, finishing: Finishing) -> None:
+    """Record attempts and settle each task and its pending retry, all in the caller's commit.
+
+    The finished tasks go first, in one statement; then each retry is scheduled or cancelled
+    in the outcomes' order. A retry replacing a task of the same batch (same retry key) then
+    inserts a row instead of updating that task's: the same pending retry either way."""
+    insert_attempt_values(conn, finishing.attempts)
+    count_finished(conn, finishing.outcomes)
+    conn.executemany("DELETE FROM tasks WHERE id = ? AND generation = ?", finishing.tasks)
+    for outcome in finishing.outcomes:
+        task = outcome.task
         if outcome.retry_at is not None:
             conn.execute(
                 _SCHEDULE_RETRY,
