@@ -78,8 +78,8 @@ class SqliteBackend(SqlBackend):
             data_dir / "outpost.db",
             # The delivery process writes leases and attempt records. Without an fsync of its
             # own, a power cut may undo its last commits: those tasks are delivered again,
-            # nothing is lost. And the owner's next commit (FULL: publishes are durable before
-            # the 202) syncs the whole write-ahead log, the delivery process's frames included.
+            # nothing is lost. And the owner's sync after its next commit (FULL: publishes are
+            # durable before the 202) covers the whole log, the delivery process's frames too.
             synchronous=synchronous if owner else "NORMAL",
             batch_limit=batch_limit,
             shared=shared or not owner,
