@@ -317,3 +317,39 @@ async def test_deliveries_held_back_by_a_rate_limit_go_back_unattempted_and_unco
     assert {t.event.id for t in back} == {"e0", "e1", "e2"} - {first.event_id}
     assert {t.claims for t in back} == {1}
     assert [a.attempt_number for a in await attempts(store)] == [1]
+
+
+async def test_a_trickle_of_work_is_gathered_for_a_moment_before_the_next_claim(
+    store: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    claim = store.claim
+
+    async def noted_claim(limit: int, lease_ms: int) -> list[Any]:
+        found = await claim(limit, lease_ms)
+        if found:
+            sizes.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "claim", noted_claim)
+    worker = DeliveryWorker(
+        queue=store,
+        scheduler=store,
+        destinations=store,
+        registry=Registry([StandIn(ok)]),
+        policy=NO_RETRIES,
+        ids=IdGenerator(),
+        # Woken by each publish, never by a poll; a linger far longer than three publishes take.
+        settings=WorkerSettings(concurrency=4, lease_ms=60_000, idle_poll_ms=60_000, linger_ms=500),
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        await publish(store, "e0")
+        await until(lambda: _count(store, 1))
+        for n in range(1, 4):  # the claim after the first, short one waits: all three in one
+            await publish(store, f"e{n}")
+        await until(lambda: _count(store, 4))
+    finally:
+        worker.stop()
+        await running
+    assert sizes == [1, 3]

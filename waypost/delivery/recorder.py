@@ -1,10 +1,11 @@
 """Coalesces the outcomes of deliveries that finish together into one `finish()` write.
 
 While one write is in flight, outcomes that finish meanwhile wait for the next: under load each
-write carries many attempts (one INSERT of many rows instead of many round trips), and when idle
-an outcome is written at once. `submit` returns a future that resolves once that outcome is
-durable, so a delivery need not wait for its record (the worker frees its slot at once and
-bounds the `backlog` instead).
+write carries many attempts (one INSERT of many rows instead of many round trips). From idle, the
+first outcome waits `linger_seconds` for others to share its write (a few milliseconds: the
+delivery has been made already, only its record waits). `submit` returns a future that resolves
+once that outcome is durable, so a delivery need not wait for its record (the worker frees its
+slot at once and bounds the `backlog` instead).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ Finish = Callable[[list[Outcome]], Awaitable[None]]
 
 
 class Recorder:
-    def __init__(self, finish: Finish) -> None:
+    def __init__(self, finish: Finish, *, linger_seconds: float = 0.0) -> None:
         self._finish = finish
+        self._linger = linger_seconds
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
         self.backlog = 0  # outcomes submitted and not yet written (or failed)
@@ -44,6 +46,8 @@ class Recorder:
 
     async def _write(self) -> None:
         try:
+            if self._linger > 0:
+                await asyncio.sleep(self._linger)
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
