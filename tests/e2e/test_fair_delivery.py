@@ -19,7 +19,6 @@ from outpost_sdk import Outpost
 from support.api import (
     create_webhook,
     get_webhook,
-    list_attempts,
     publish,
     unique_id,
     wait_attempts,
@@ -95,8 +94,10 @@ def test_an_open_circuit_lets_one_probe_through_and_nothing_is_lost(
     poll_until(all_delivered, timeout=90, what="every event delivered after recovery")
     # Waiting for the circuit is not an attempt: one attempt per request the endpoint saw.
     requests = receiver.requests_for(path)
-    attempts = list_attempts(api, tenant_id=tenant, destination_id=destination.id)
-    assert len(attempts) == len(requests)
+    # An attempt is recorded just after its request is answered: wait for the last records.
+    attempts = wait_attempts(
+        api, len(requests), exact=True, tenant_id=tenant, destination_id=destination.id
+    )
     assert {(a["event_id"], a["attempt_number"]) for a in attempts if a["status"] == "failed"} <= {
         (e, 1) for e in events
     }, "a timeout is attempt 1 of its event; no attempt was spent on waiting"
