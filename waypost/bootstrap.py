@@ -20,7 +20,7 @@ from waypost.core.limits import MetadataLimits
 from waypost.core.topics import TopicLimits
 from waypost.delivery.flow import flow_defaults, flow_settings
 from waypost.delivery.retry import retry_policy
-from waypost.delivery.worker import DeliveryWorker, WorkerSettings
+from waypost.delivery.worker import LINGER_MS, DeliveryWorker, WorkerSettings
 from waypost.destinations import catalog
 from waypost.destinations.editing import Rules
 from waypost.destinations.registry import Registry
@@ -307,6 +307,10 @@ def delivery_worker(
             lease_ms=config.delivery_lease_seconds * 1000,
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
             flow=flow_settings(config),
+            # With RabbitMQ, claims take the ids of messages as they arrive: a claim short of
+            # its ask is the common case even under load, and waiting after each one let a
+            # backlog build at saturation (delivered/s halved in two of three rounds).
+            linger_ms=0 if config.rabbitmq_server_url else LINGER_MS,
         ),
         observer=observer,
         outcomes=outcomes,
