@@ -308,8 +308,8 @@ def delivery_worker(
             idle_poll_ms=config.retry_poll_backoff_ms or AUTO_POLL_MS,
             flow=flow_settings(config),
             # With RabbitMQ, claims take the ids of messages as they arrive: a claim short of
-            # its ask is the common case even under load, and waiting after each one let a
-            # backlog build at saturation (delivered/s halved in two of three rounds).
+            # its ask is the common case even under load, so the wait would be paid at every
+            # claim. Not measured to help there; left off (bench/README.md).
             linger_ms=0 if config.rabbitmq_server_url else LINGER_MS,
         ),
         observer=observer,
