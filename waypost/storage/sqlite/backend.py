@@ -268,8 +268,8 @@ class SqliteBackend(SqlBackend):
     # The delivery queue
 
     async def accept(self, event: Event, now: int, dedupe_after: int) -> bool:
-        values = task_ops.accepting(event, now, dedupe_after)
-        duplicate = await self._db.write(lambda c: task_ops.accept_event(c, event, values))
+        acceptance = task_ops.Acceptance.of(event, now, dedupe_after)
+        duplicate = await self._db.write(lambda c: task_ops.accept_event(c, acceptance))
         if not duplicate and event.matched_destination_ids:
             self._queued()
         return duplicate

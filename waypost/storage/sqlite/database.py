@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from waypost.errors import ConfigError, StoreError
-from waypost.storage.group_commit import settle
+from waypost.storage.group_commit import Answer, settle
 from waypost.storage.sqlite import private
 
 T = TypeVar("T")
-Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]  # a write's future, result, error
 Op = Callable[[sqlite3.Connection], Any]
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ class Database:
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
 
-    def _synced(self, outcomes: list[Outcome]) -> list[Outcome]:
+    def _synced(self, outcomes: list[Answer]) -> list[Answer]:
         """The outcomes of a commit once the log is on disk. If it cannot be synced, each write
         fails as if its commit had (it may yet survive: a publish retried is deduplicated, a
         lease taken expires)."""
@@ -233,8 +232,8 @@ class Database:
             return [(future, None, failure) for future, _, _ in outcomes]
         return outcomes
 
-    def _commit(self, conn: sqlite3.Connection, work: list[Any]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
+    def _commit(self, conn: sqlite3.Connection, work: list[Any]) -> list[Answer]:
+        outcomes: list[Answer] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             results: list[tuple[Any, BaseException | None]] | None
@@ -255,7 +254,7 @@ class Database:
         return outcomes
 
     @staticmethod
-    def _settle(work: list[Any], outcomes: list[Outcome]) -> None:
+    def _settle(work: list[Any], outcomes: list[Answer]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_, _, loop), outcome in zip(work, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)

@@ -63,15 +63,22 @@ def enqueue(
     )
 
 
-def accepting(event: Event, now: int, dedupe_after: int) -> tuple[Any, ...]:
-    """`accept_event`'s statement values, made before the commit: encoding them (JSON) then
-    runs on the event loop and not while the writer holds the database's one write lock."""
-    return (*rows.event_values(event), now, dedupe_after)
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What `accept_event` writes, its statement values made before the commit (`of`): encoding
+    them (JSON) then runs on the event loop, not while the writer holds the write lock."""
+
+    event: Event
+    now: int
+    values: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, event: Event, now: int, dedupe_after: int) -> Acceptance:
+        return cls(event, now, (*rows.event_values(event), now, dedupe_after))
 
 
-def accept_event(conn: sqlite3.Connection, event: Event, values: tuple[Any, ...]) -> bool:
-    """Store a published event (`values`: `accepting(event, ...)`) and queue its first
-    deliveries. True when it is a duplicate.
+def accept_event(conn: sqlite3.Connection, acceptance: Acceptance) -> bool:
+    """Store a published event and queue its first deliveries. True when it is a duplicate.
 
     Events are their tenant's: only the same tenant's earlier event under this id counts here
     (Outpost's idempotency key is the id alone, across tenants). An event stored earlier under
@@ -81,12 +88,12 @@ def accept_event(conn: sqlite3.Connection, event: Event, values: tuple[Any, ...]
     matches nothing records nothing, as in Outpost. An earlier event that matched nothing is
     replaced, so publishing it again once a destination exists delivers it.
     """
-    stored = conn.execute(_STORE_EVENT, values).fetchone()
+    event = acceptance.event
+    stored = conn.execute(_STORE_EVENT, acceptance.values).fetchone()
     if stored is None:  # an earlier event under this id was kept
         return bool(event.matched_destination_ids)
-    now = values[-2]
     for destination_id in event.matched_destination_ids:
-        enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=now)
+        enqueue(conn, event, destination_id, attempt_number=1, manual=False, due=acceptance.now)
     return False
 
 
