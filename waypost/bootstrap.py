@@ -297,7 +297,6 @@ def delivery_worker(
 ) -> DeliveryWorker:
     return DeliveryWorker(
         queue=queue,
-        scheduler=backend,
         destinations=backend,
         registry=registry,
         policy=retry_policy(config),

@@ -65,7 +65,6 @@ def worker_on(store: SqliteBackend, provider: StandIn, concurrency: int = 4) -> 
     policy = RetryPolicy(max_retries=0, interval_seconds=1)
     return DeliveryWorker(
         queue=store,
-        scheduler=store,
         destinations=store,
         registry=Registry([provider]),
         policy=policy,

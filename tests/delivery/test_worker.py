@@ -73,7 +73,6 @@ def worker_for(
     settings = WorkerSettings(concurrency=4, lease_ms=60_000, idle_poll_ms=50, release_delay_ms=0)
     return DeliveryWorker(
         queue=store,
-        scheduler=store,
         destinations=store,
         registry=Registry([provider]),
         policy=policy,
@@ -292,7 +291,6 @@ async def test_deliveries_held_back_by_a_rate_limit_go_back_unattempted_and_unco
     )
     worker = DeliveryWorker(
         queue=store,
-        scheduler=store,
         destinations=store,
         registry=Registry([provider]),
         policy=NO_RETRIES,
@@ -334,7 +332,6 @@ async def test_a_trickle_of_work_is_gathered_for_a_moment_before_the_next_claim(
     monkeypatch.setattr(store, "claim", noted_claim)
     worker = DeliveryWorker(
         queue=store,
-        scheduler=store,
         destinations=store,
         registry=Registry([StandIn(ok)]),
         policy=NO_RETRIES,

@@ -7,10 +7,11 @@ message is lost, repeated, unreadable, or arrives while the task was already tak
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 import anyio
+import asyncpg
 import msgspec
 import pytest
 from support import rabbitmq
@@ -22,6 +23,7 @@ from waypost.core.timefmt import now_ms
 from waypost.errors import StoreUnavailable
 from waypost.queues.rabbitmq import RabbitQueue, RabbitSettings, TaskMessage, TasksMessage
 from waypost.storage.postgres.backend import PostgresBackend
+from waypost.storage.postgres.channels import TASKS_CHANNEL
 from waypost.storage.sealing import Sealer
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +47,8 @@ async def store(name: str) -> AsyncIterator[PostgresBackend]:
     await backend.close()
 
 
-def settings(name: str, *, hold_ms: int = 30_000) -> RabbitSettings:
+def settings(name: str, *, hold_ms: int = 30_000, linger_ms: int = 0) -> RabbitSettings:
+    """Hand-outs not held back by default (`linger_ms`): each turn of the loop is a message."""
     names = rabbitmq.settings_for(name)
     return RabbitSettings(
         url=rabbitmq.URL,
@@ -54,6 +57,7 @@ def settings(name: str, *, hold_ms: int = 30_000) -> RabbitSettings:
         dead_letter_queue=names["RABBITMQ_DELIVERY_QUEUE"] + ".dlq",
         hold_ms=hold_ms,
         max_redeliveries=2,
+        hand_out_linger_ms=linger_ms,
     )
 
 
@@ -342,3 +346,190 @@ async def test_a_message_met_by_a_database_outage_is_nacked_and_comes_back(
     monkeypatch.setattr(store, "claim_ids", claim_ids)
     tasks = await claim_some(queue, 2)  # redelivered
     assert sorted(t.destination_id for t in tasks) == ["d1", "d2"]
+
+
+# Asking the database only when it may have work
+
+
+async def tasks_channel_heard(name: str, write: Callable[[], Awaitable[object]]) -> bool:
+    """Run `write`, then NOTIFY a marker: True if workers were told of tasks before the marker
+    arrived (PostgreSQL delivers notifications in commit order, so none can come later)."""
+    heard: list[str] = []
+    marker = asyncio.Event()
+    listener = await asyncpg.connect(database_url(name))
+    try:
+        await listener.add_listener(TASKS_CHANNEL, lambda *_: heard.append("tasks"))
+        await listener.add_listener("marker", lambda *_: marker.set())
+        await write()
+        await listener.execute("SELECT pg_notify('marker', '')")
+        with anyio.fail_after(5):
+            await marker.wait()
+        return bool(heard)
+    finally:
+        await listener.close()
+
+
+async def test_tasks_held_for_the_broker_wake_no_worker_and_due_tasks_do(
+    name: str, store: PostgresBackend
+) -> None:
+    """A held task is not claimable from the database: a worker woken for it would claim
+    nothing. The broker's message is its wake-up."""
+
+    async def accept_many(hold_ms: int, prefix: str) -> None:  # merged into one statement
+        await asyncio.gather(
+            *(
+                store.accept_held(event(f"{prefix}{n}"), now_ms(), 0, hold_ms=hold_ms)
+                for n in range(8)
+            )
+        )
+
+    assert not await tasks_channel_heard(
+        name, lambda: store.accept_held(event("h1"), now_ms(), 0, hold_ms=30_000)
+    )
+    assert not await tasks_channel_heard(name, lambda: accept_many(30_000, "held"))
+    assert not await tasks_channel_heard(
+        name, lambda: store.enqueue_manual_held(event("h1"), "d2", 1, hold_ms=30_000)
+    )
+    assert await tasks_channel_heard(name, lambda: store.accept(event("due1"), now_ms(), 0))
+    assert await tasks_channel_heard(name, lambda: accept_many(0, "due"))
+    assert await tasks_channel_heard(name, lambda: store.enqueue_manual(event("h1"), "d3", 1))
+
+
+class CountingStore:
+    """The store, counting the claims and look-ups that go to the database."""
+
+    def __init__(self, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.claims = 0
+        self.lookups = 0
+        claim, next_visible_at = store.claim, store.next_visible_at
+
+        async def counted_claim(limit: int, lease_ms: int) -> list[DeliveryTask]:
+            self.claims += 1
+            return await claim(limit, lease_ms)
+
+        async def counted_next_visible_at() -> int | None:
+            self.lookups += 1
+            return await next_visible_at()
+
+        monkeypatch.setattr(store, "claim", counted_claim)
+        monkeypatch.setattr(store, "next_visible_at", counted_next_visible_at)
+
+
+async def claim_as_the_worker(
+    queue: RabbitQueue, want: int, *, idle_poll_seconds: float = 30.0
+) -> list[DeliveryTask]:
+    """Claim as the delivery worker does: when a claim comes back short, ask when the database
+    is due next and wait for work until then (at most `idle_poll_seconds`)."""
+    got: list[DeliveryTask] = []
+    with anyio.fail_after(10):
+        while len(got) < want:
+            got += await queue.claim(10, LEASE_MS)
+            if len(got) < want:
+                due = await queue.next_visible_at()
+                wait = idle_poll_seconds if due is None else (due - now_ms()) / 1000
+                await queue.wait_for_work(max(0.0, min(idle_poll_seconds, wait)))
+    return got
+
+
+async def deliver_messages_as_a_worker(
+    queue: RabbitQueue, count: int, *, first: int = 0
+) -> list[DeliveryTask]:
+    """Accept `count` events one at a time, each claimed as the worker claims."""
+    got: list[DeliveryTask] = []
+    for n in range(first, first + count):
+        await queue.accept(event(f"m{n}"), now_ms(), 0)
+        got += await claim_as_the_worker(queue, 1)
+    return got
+
+
+async def test_tasks_handed_out_by_the_broker_are_claimed_without_asking_the_database(
+    queue: RabbitQueue, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rabbit_queue, "DATABASE_RECHECK_MS", 60_000)
+    counted = CountingStore(store, monkeypatch)
+    # Starting, the database is asked (and its LISTEN connection's start wakes the worker once,
+    # so asked again); its answer: nothing due for 30 s.
+    await deliver_messages_as_a_worker(queue, 2)
+    assert counted.lookups >= 1
+    counted.claims = counted.lookups = 0
+    tasks = await deliver_messages_as_a_worker(queue, 5, first=2)
+    assert sorted(t.event.id for t in tasks) == [f"m{n}" for n in range(2, 7)]
+    assert (counted.claims, counted.lookups) == (0, 0)
+
+
+async def test_a_retry_the_database_schedules_is_claimed_at_once(
+    queue: RabbitQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its NOTIFY ends the wait, and the next claim asks the database again."""
+    monkeypatch.setattr(rabbit_queue, "DATABASE_RECHECK_MS", 60_000)
+    [task] = await deliver_messages_as_a_worker(queue, 1)
+    await queue.finish([Outcome(task, retry_at=now_ms())])
+    [retried] = await claim_as_the_worker(queue, 1)
+    assert (retried.event.id, retried.attempt_number) == ("m0", 2)
+
+
+async def test_a_released_task_is_claimed_from_the_database_when_due(
+    queue: RabbitQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rabbit_queue, "DATABASE_RECHECK_MS", 60_000)
+    [task] = await deliver_messages_as_a_worker(queue, 1)
+    await queue.release(task, 300)
+    [again] = await claim_as_the_worker(queue, 1)
+    assert again.id == task.id
+
+
+async def test_a_lease_ended_in_a_process_that_died_is_claimed_at_the_next_recheck(
+    queue: RabbitQueue, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing says that a lease ended: the database's "nothing due before the hold ends" is
+    trusted only so long."""
+    monkeypatch.setattr(rabbit_queue, "DATABASE_RECHECK_MS", 500)
+    # Another process accepted an event (its hand-out lost), so the task is held for 30 s ...
+    _, [task_id] = await store.accept_held(event("lost"), now_ms(), 0, hold_ms=30_000)
+    assert await queue.claim(10, LEASE_MS) == []
+    await queue.next_visible_at()  # ... as this process now knows; then that process claims
+    await store.claim_ids([task_id], 200)  # it for 200 ms and dies
+    [task] = await claim_as_the_worker(queue, 1)  # long before the hold ends
+    assert task.id == task_id
+
+
+async def test_tasks_accepted_within_the_linger_travel_in_one_message(
+    name: str, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishes one after another (each its own commit) share a message if they come within
+    the hand-out's linger; it is sent when the linger ends, without waiting for more."""
+    broker = RabbitQueue(store, settings(name, linger_ms=300))
+    await broker.open(consume=True)
+    groups: list[list[int]] = []
+    hand_out = broker._hand_out
+
+    async def recorded(task_ids: list[int]) -> None:
+        groups.append(list(task_ids))
+        await hand_out(task_ids)
+
+    monkeypatch.setattr(broker, "_hand_out", recorded)
+    try:
+        for n in range(3):
+            await broker.accept(event(f"e{n}"), now_ms(), 0)
+        tasks = await claim_some(broker, 3)
+        assert len(groups) == 1 and len(groups[0]) == 3
+        assert unacked(broker) == 1
+        await broker.finish([Outcome(t) for t in tasks])
+    finally:
+        await broker.close()
+
+
+async def test_ids_gathered_when_closing_are_sent_not_left_to_their_hold(
+    name: str, store: PostgresBackend
+) -> None:
+    first = RabbitQueue(store, settings(name, linger_ms=60_000))
+    await first.open(consume=False)
+    await first.accept(event(), now_ms(), 0)
+    await first.close()  # long before the linger ends
+    second = RabbitQueue(store, settings(name))
+    await second.open(consume=True)
+    try:
+        [task] = await claim_some(second, 1)  # from the message: the hold is 30 s
+        assert task.event.id == "e1"
+    finally:
+        await second.close()

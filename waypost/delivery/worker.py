@@ -39,10 +39,6 @@ class DestinationLookup(Protocol):
     async def get_destination(self, tenant_id: str, destination_id: str) -> Destination | None: ...
 
 
-class Scheduler(Protocol):
-    async def next_visible_at(self) -> int | None: ...
-
-
 # Under light load each wake-up would claim one or two tasks, and each outcome would be written
 # alone: a commit (an fsync in PostgreSQL) per task, twice. Gathering for this long first makes
 # those commits carry several tasks each (at 1,000 events/s: CPU per event −29 % embedded, −16 %
@@ -82,7 +78,6 @@ class DeliveryWorker:
         self,
         *,
         queue: DeliveryQueue,
-        scheduler: Scheduler,
         destinations: DestinationLookup,
         registry: Registry,
         policy: RetryPolicy,
@@ -91,13 +86,11 @@ class DeliveryWorker:
         observer: DeliveryObserver | None = None,
         outcomes: OutcomeObserver | None = None,
     ) -> None:
-        """`queue`: where tasks are claimed and finished; `scheduler`: where retries are
-        scheduled; `destinations`: where a task's destination is looked up (in one store, the
-        same backend for all three). `observer`: telemetry, when on; `outcomes`: Prometheus."""
+        """`queue`: where tasks are claimed and finished; `destinations`: where a task's
+        destination is looked up. `observer`: telemetry, when on; `outcomes`: Prometheus."""
         self._observer = observer
         self._outcomes = outcomes
         self._queue = queue
-        self._scheduler = scheduler
         self._flow = Flow(settings.flow_settings())
         # Every look-up of a destination (each delivery makes one) refreshes its flow limits.
         self._destinations = _Learning(destinations, self._flow)
@@ -218,7 +211,7 @@ class DeliveryWorker:
         self._start_waiting()
 
     async def _idle_seconds(self) -> float:
-        due = await self._scheduler.next_visible_at()
+        due = await self._queue.next_visible_at()
         longest = self._settings.idle_poll_ms / 1000
         if due is None:
             return longest

@@ -3,14 +3,14 @@
 PostgreSQL stays the source of truth: publishing writes the event and its tasks there (one
 commit, before the 202), holding the tasks back from database claims for `hold_ms`; then the
 task ids are published to a durable quorum queue with publisher confirms, many per message: the
-ids of every publish that reached the hand-out in the same turn of the event loop (a group
-commit answers its publishes together) go out as one message of at most
-`MAX_TASKS_PER_MESSAGE` ids, so the broker's per-message costs (a Raft write, a confirm, a
-delivery, an ack) are paid once per group rather than once per task. Delivery processes consume
-the messages and claim the ids of as many as a claim takes in one statement (a message bigger
-than the worker's claim is split over the next ones), deliver, record, and ack a message once
-every one of its tasks is finished, released, or found taken; messages settled together are
-acked in one `multiple` frame when no older one of the channel is still open. So:
+ids of every publish that reached the hand-out within `hand_out_linger_ms` go out as one message
+of at most `MAX_TASKS_PER_MESSAGE` ids, so the broker's per-message costs (a Raft write, a
+confirm, a delivery, an ack: about 700 µs of the broker's CPU on the benchmark's machine) are
+paid once per group rather than once per task. Delivery processes consume the messages and
+claim the ids of as many as a claim takes in one statement (a message bigger than the worker's
+claim is split over the next ones), deliver, record, and ack a message once every one of its
+tasks is finished, released, or found taken; messages settled together are acked in one
+`multiple` frame when no older one of the channel is still open. So:
 
 - a message lost or never sent (a crash between commit and publish) costs latency, not an
   event: the held tasks become claimable from the database when `hold_ms` ends;
@@ -27,7 +27,12 @@ old consumer dead-letters a "v2" message, whose tasks then wait their hold). `pr
 messages, as the broker does: a consumer holds at most that many messages unacked, each with up
 to `MAX_TASKS_PER_MESSAGE` ids.
 
-Retries stay in PostgreSQL, scheduled and claimed as in plain PostgreSQL mode.
+Retries stay in PostgreSQL, scheduled and claimed as in plain PostgreSQL mode. The database is
+asked for due tasks only when it may have some: its NOTIFY says a task became due (a retry
+scheduled, say), or the earliest task it held when last asked is due now, or that answer is
+older than `DATABASE_RECHECK_MS` (a lease can end without anyone saying so, in a process that
+died). Asking it at every wake-up, as plain PostgreSQL mode does, cost two round trips per
+broker message for nothing: its tasks are all held.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from waypost.core.models import DeliveryTask, Event, Outcome
+from waypost.core.timefmt import now_ms
 from waypost.errors import StoreUnavailable
 from waypost.storage.protocols import DeliveryQueue
 
@@ -57,6 +63,8 @@ OPEN_ATTEMPTS = 5
 MAX_HANDING_OUT = 4096
 # Ids in one message: bounds a message's size and the work redone when it is redelivered.
 MAX_TASKS_PER_MESSAGE = 256
+# How long the database's answer "nothing due before T" is trusted, when nothing woke us since.
+DATABASE_RECHECK_MS = 1_000
 
 
 # A task id as PostgreSQL stores it (bigint): an id out of range is refused when decoded, so
@@ -80,6 +88,12 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.Decoder(TaskMessage | TasksMessage)
 
 
+# How long the first task id of a message waits for others. At 1,000 events/s, the ids of each
+# group commit went alone (2 publishes each, 460 messages a second, a third of both cores in the
+# broker); gathered for 5 ms, 200 at most (bench/README.md). Under load messages fill up anyway.
+HAND_OUT_LINGER_MS = 5
+
+
 @dataclass(frozen=True, slots=True)
 class RabbitSettings:
     url: str
@@ -89,6 +103,7 @@ class RabbitSettings:
     hold_ms: int = 30_000
     prefetch: int = 64  # messages
     max_redeliveries: int = 10
+    hand_out_linger_ms: int = HAND_OUT_LINGER_MS  # 0: the ids of one turn of the event loop
 
 
 class _Carrier:
@@ -117,8 +132,6 @@ class HoldingStore(DeliveryQueue, Protocol):
 
     async def claim_ids(self, ids: list[int], lease_ms: int) -> list[DeliveryTask]: ...
 
-    async def next_visible_at(self) -> int | None: ...
-
 
 class RabbitQueue:
     """A `DeliveryQueue` over PostgreSQL (truth) and RabbitMQ (hand-out)."""
@@ -137,7 +150,10 @@ class RabbitQueue:
         self._hand_outs: set[asyncio.Task[None]] = set()
         self._handing_out = 0  # task ids given to the hand-out and not yet confirmed
         self._to_hand_out: list[int] = []  # gathered for the next message(s)
-        self._flush_due = False
+        self._flush_timer: asyncio.Handle | None = None  # sends what was gathered
+        # The database had no task due before this (ms since the epoch) when last asked, and
+        # nothing said otherwise since: until then only handed-out ids are claimed.
+        self._database_quiet_until = 0
 
     async def open(self, *, consume: bool) -> None:
         """Connect and declare, trying again a few times: several processes declaring the same
@@ -181,7 +197,7 @@ class RabbitQueue:
             await queue.consume(self._receive)
 
     async def close(self) -> None:
-        if self._flush_due:  # ids gathered this turn: send them rather than leave them a hold
+        if self._flush_timer is not None:  # ids gathered: send them rather than leave them a hold
             self._flush()
         if self._hand_outs:  # let hand-outs in flight finish (bounded): fewer tasks wait a hold
             await asyncio.wait(set(self._hand_outs), timeout=5)
@@ -241,8 +257,9 @@ class RabbitQueue:
         already durable in PostgreSQL, so the 202 need not wait for a quorum queue's write too,
         and a hand-out that never happens costs only the hold.
 
-        The ids wait for the end of this turn of the event loop: the publishes of one group
-        commit resume together, and their tasks then travel in one message."""
+        The ids wait `hand_out_linger_ms` for others (at least to the end of this turn of the
+        event loop, where the other publishes of their group commit resume): they then travel
+        in one message. A message full already goes at once."""
         if not task_ids or self._exchange is None:
             return
         if self._handing_out + len(task_ids) > MAX_HANDING_OUT:
@@ -250,12 +267,19 @@ class RabbitQueue:
             return
         self._handing_out += len(task_ids)
         self._to_hand_out += task_ids
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if len(self._to_hand_out) >= MAX_TASKS_PER_MESSAGE:
+            self._flush()
+        elif self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            linger = self._settings.hand_out_linger_ms / 1000
+            self._flush_timer = (
+                loop.call_later(linger, self._flush) if linger > 0 else loop.call_soon(self._flush)
+            )
 
     def _flush(self) -> None:
-        self._flush_due = False
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         gathered, self._to_hand_out = self._to_hand_out, []
         for start in range(0, len(gathered), MAX_TASKS_PER_MESSAGE):
             group = gathered[start : start + MAX_TASKS_PER_MESSAGE]
@@ -284,7 +308,7 @@ class RabbitQueue:
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
         handed = await self._claim_handed_out(limit, lease_ms)
-        if len(handed) >= limit:
+        if len(handed) >= limit or now_ms() < self._database_quiet_until:
             return handed
         return handed + await self._store.claim(limit - len(handed), lease_ms)
 
@@ -349,11 +373,13 @@ class RabbitQueue:
 
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
         await self._store.release(task, delay_ms)
+        self._database_due_by(now_ms() + delay_ms)
         await self._settle_tasks([task])
 
     async def defer(self, deferred: list[tuple[DeliveryTask, int]]) -> None:
         # Back in the database, due later: claimed from there (not from a message) when due.
         await self._store.defer(deferred)
+        self._database_due_by(min(due for _, due in deferred))
         await self._settle_tasks(task for task, _ in deferred)
 
     async def _settle_tasks(self, tasks: Iterable[DeliveryTask]) -> None:
@@ -410,11 +436,23 @@ class RabbitQueue:
         for channel in [c for c in self._unacked if getattr(c, "is_closed", False)]:
             del self._unacked[channel]
 
+    def _database_due_by(self, due: int) -> None:
+        """This process made a task due in the database at `due`."""
+        self._database_quiet_until = min(self._database_quiet_until, due)
+
     async def next_visible_at(self) -> int | None:
-        return await self._store.next_visible_at()
+        now = now_ms()
+        if now < self._database_quiet_until:
+            return self._database_quiet_until
+        due = await self._store.next_visible_at()
+        self._database_quiet_until = now + DATABASE_RECHECK_MS
+        if due is not None:
+            self._database_due_by(due)
+        return due
 
     def wake(self) -> None:
         self._arrived.set()
+        self._database_quiet_until = 0
         self._store.wake()
 
     async def wait_for_work(self, timeout: float) -> None:
@@ -424,6 +462,8 @@ class RabbitQueue:
             await asyncio.wait(
                 {arrived, queued}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
+            if queued.done():  # the database said a task is due (or the wait ended): ask it
+                self._database_quiet_until = 0
             arrived.cancel()
             queued.cancel()
         self._arrived.clear()

@@ -204,7 +204,7 @@ class PostgresBackend(SqlBackend):
     ) -> int:
         return await self._db.write(
             lambda c: task_ops.enqueue_manual(
-                c, event, destination_id, attempt_number, now_ms() + hold_ms
+                c, event, destination_id, attempt_number, now_ms() + hold_ms, wake=hold_ms == 0
             )
         )
 

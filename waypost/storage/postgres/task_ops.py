@@ -25,11 +25,17 @@ from waypost.storage.postgres.channels import TASKS_CHANNEL, notify
 from waypost.storage.postgres.database import Conn
 from waypost.storage.postgres.recovery_counts import count_finished
 
-# The wake-up call of a statement that queued tasks (a CTE named `queued`): one call, not one per
-# task, as the count runs over at most one row.
-_WAKE_IF_QUEUED = (
-    f"(SELECT count(pg_notify('{TASKS_CHANNEL}', '')) FROM (SELECT FROM queued LIMIT 1) AS first)"
-)
+
+def _wake_if_queued(due: str) -> str:
+    """The wake-up call of a statement that queued tasks (a CTE named `queued`): one call, not
+    one per task, as the count runs over at most one row; and none unless a task queued is
+    claimable now (`due`). Tasks held back while a broker hands them out wake no worker: the
+    broker's message does, and a worker woken for them would only find nothing to claim."""
+    return (
+        f"(SELECT count(pg_notify('{TASKS_CHANNEL}', '')) "
+        f"FROM (SELECT FROM queued WHERE {due} LIMIT 1) AS first)"
+    )
+
 
 # One statement decides and writes, so two processes publishing the same id cannot both win,
 # and a publish costs one round trip: the event, its tasks and the wake-up call together.
@@ -52,7 +58,7 @@ WITH stored AS (
     RETURNING id, generation
 )
 SELECT (SELECT count(*) FROM stored),
-       {_WAKE_IF_QUEUED},
+       {_wake_if_queued("$13 <= $10")},
        (SELECT coalesce(array_agg(id), '{{}}') FROM queued)
 """
 
@@ -109,10 +115,10 @@ WITH stored AS (
     FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[])
         AS task (event_id, tenant_id, destination_id, visible_at)
     WHERE (task.event_id, task.tenant_id) IN (SELECT id, tenant_id FROM stored)
-    RETURNING id, event_id, tenant_id
+    RETURNING id, event_id, tenant_id, visible_at
 )
 SELECT (SELECT coalesce(array_agg(ARRAY[tenant_id, id]), '{{}}') FROM stored),
-       {_WAKE_IF_QUEUED},
+       {_wake_if_queued("visible_at <= (SELECT max(now) FROM unnest($10::bigint[]) AS a(now))")},
        coalesce(array_agg(ARRAY[tenant_id, event_id]), '{{}}'), coalesce(array_agg(id), '{{}}')
 FROM queued
 """
@@ -176,8 +182,15 @@ def _columns(values: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 async def enqueue_manual(
-    conn: Conn, event: Event, destination_id: str, attempt_number: int, visible_at: int
+    conn: Conn,
+    event: Event,
+    destination_id: str,
+    attempt_number: int,
+    visible_at: int,
+    *,
+    wake: bool,
 ) -> int:
+    """Queue a manual retry; `wake`: workers are told (not when it is held for a broker)."""
     task_id = await conn.fetchval(
         _ENQUEUE + " RETURNING id",
         event.id,
@@ -187,7 +200,8 @@ async def enqueue_manual(
         True,
         visible_at,
     )
-    await notify(conn, TASKS_CHANNEL)
+    if wake:
+        await notify(conn, TASKS_CHANNEL)
     return int(task_id)
 
 
