@@ -18,6 +18,7 @@ import pytest
 from waypost.core.models import Event, Outcome
 from waypost.core.timefmt import now_ms
 from waypost.errors import StoreError
+from waypost.storage.postgres import database as database_module
 from waypost.storage.postgres import task_ops
 from waypost.storage.postgres.backend import PostgresBackend
 from waypost.storage.postgres.database import Conn, Database
@@ -96,6 +97,33 @@ async def test_when_one_write_fails_each_runs_alone_and_gets_its_own_answer(
     assert answers[:5] == [0, 2, 4, 6, 8]
     assert isinstance(answers[5], StoreError)
     assert calls == [list(range(5)), *([i] for i in range(5))], "merged, then one by one"
+
+
+async def test_a_one_statement_write_alone_runs_outside_a_transaction_and_merged_inside(
+    database: Database,
+) -> None:
+    """Alone in its commit, a one-statement write is sent without BEGIN and COMMIT (its
+    statement commits by itself); merged with others, all of them are still one transaction."""
+
+    async def in_transaction(conn: Conn) -> bool:
+        return bool(await conn.fetchval("SELECT 1")) and conn.is_in_transaction()
+
+    assert not await database.write(in_transaction, one_statement=True)
+    assert await database.write(in_transaction)  # not said to be one statement
+    together = await _together(
+        lambda: database.write(in_transaction, one_statement=True),
+        lambda: database.write(in_transaction, one_statement=True),
+    )
+    assert together == [True, True]
+
+
+async def test_a_publish_alone_commits_without_a_transaction_and_is_stored(
+    backend: PostgresBackend,
+) -> None:
+    e = event(uid("evt"), uid("tnt"), matched=("d1", "d2"))
+    assert not await backend.accept(e, now_ms(), now_ms() - HOUR)
+    assert len(await _task_ids(backend, e.id)) == 2
+    assert task_ops.accept_events in database_module._ONE_STATEMENT
 
 
 # Publishes merged into one statement

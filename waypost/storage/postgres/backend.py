@@ -209,10 +209,14 @@ class PostgresBackend(SqlBackend):
         )
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
-        return await self._db.write(lambda c: task_ops.claim(c, now_ms(), limit, lease_ms))
+        return await self._db.write(
+            lambda c: task_ops.claim(c, now_ms(), limit, lease_ms), one_statement=True
+        )
 
     async def claim_ids(self, ids: list[int], lease_ms: int) -> list[DeliveryTask]:
-        return await self._db.write(lambda c: task_ops.claim_ids(c, ids, now_ms(), lease_ms))
+        return await self._db.write(
+            lambda c: task_ops.claim_ids(c, ids, now_ms(), lease_ms), one_statement=True
+        )
 
     async def finish(self, outcomes: list[Outcome]) -> None:
         if self._judge is not None:

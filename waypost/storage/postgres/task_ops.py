@@ -22,7 +22,7 @@ from waypost.core.models import (
 )
 from waypost.storage import rows
 from waypost.storage.postgres.channels import TASKS_CHANNEL, notify
-from waypost.storage.postgres.database import Conn
+from waypost.storage.postgres.database import Conn, one_statement
 from waypost.storage.postgres.recovery_counts import count_finished
 
 
@@ -124,6 +124,7 @@ FROM queued
 """
 
 
+@one_statement  # for one acceptance: `accept_event`
 async def accept_events(conn: Conn, acceptances: list[Acceptance]) -> list[tuple[bool, list[int]]]:
     """`accept_event` for each, in order, as one statement for all whose event is new.
 
@@ -247,7 +248,11 @@ async def claim_ids(conn: Conn, ids: list[int], now: int, lease_ms: int) -> list
 
 
 async def _tasks(conn: Conn, found: list[Any]) -> list[DeliveryTask]:
-    """Claimed rows (task columns, then event columns) as tasks; tasks of no event are deleted."""
+    """Claimed rows (task columns, then event columns) as tasks; tasks of no event are deleted.
+
+    That delete is a second statement, but claims run as one (`one_statement`, no transaction):
+    if it fails, the claim stands and the caller sees the error; the tasks claimed come back
+    when their lease ends (orphans are rare: their event was erased under them)."""
     if not found:
         return []
     # Tasks of one event share its row: decode it once.
