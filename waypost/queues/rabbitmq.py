@@ -32,7 +32,10 @@ asked for due tasks only when it may have some: its NOTIFY says a task became du
 scheduled, say), or the earliest task it held when last asked is due now, or that answer is
 older than `DATABASE_RECHECK_MS` (a lease can end without anyone saying so, in a process that
 died). Asking it at every wake-up, as plain PostgreSQL mode does, cost two round trips per
-broker message for nothing: its tasks are all held.
+broker message for nothing: its tasks are all held. When it may have some, it gets half of
+each claim at least, before the messages' ids: a stream of fresh events must not starve the
+retries that are due (before, a claim took the database's tasks only when the messages left
+room, so under load retries waited for the stream to end).
 """
 
 from __future__ import annotations
@@ -307,10 +310,13 @@ class RabbitQueue:
         self._hand_out_soon([task_id])
 
     async def claim(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
-        handed = await self._claim_handed_out(limit, lease_ms)
-        if len(handed) >= limit or now_ms() < self._database_quiet_until:
-            return handed
-        return handed + await self._store.claim(limit - len(handed), lease_ms)
+        if now_ms() < self._database_quiet_until:
+            return await self._claim_handed_out(limit, lease_ms)
+        share = max(1, limit // 2) if self._unclaimed else limit
+        due = await self._store.claim(share, lease_ms)
+        if len(due) < share:  # none left due now: until something says otherwise (see above)
+            self._database_quiet_until = now_ms() + DATABASE_RECHECK_MS
+        return due + await self._claim_handed_out(limit - len(due), lease_ms)
 
     async def _claim_handed_out(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
         """Claim up to `limit` handed-out ids in one statement; a message bigger than that
@@ -369,6 +375,9 @@ class RabbitQueue:
 
     async def finish(self, outcomes: list[Outcome]) -> None:
         await self._store.finish(outcomes)
+        retries = [o.retry_at for o in outcomes if o.retry_at is not None]
+        if retries:  # scheduled in the database
+            self._database_due_by(min(retries))
         await self._settle_tasks(o.task for o in outcomes)
 
     async def release(self, task: DeliveryTask, delay_ms: int) -> None:
