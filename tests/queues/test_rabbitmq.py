@@ -212,9 +212,8 @@ async def test_past_the_hand_out_bound_tasks_wait_their_hold(
         await broker.close()
 
 
-async def test_the_tasks_of_publishes_committed_together_travel_in_one_message(
-    queue: RabbitQueue, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def messages_sent(queue: RabbitQueue, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The task ids of each message `queue` hands out from now on (filled as they go)."""
     groups: list[list[int]] = []
     hand_out = queue._hand_out
 
@@ -223,6 +222,13 @@ async def test_the_tasks_of_publishes_committed_together_travel_in_one_message(
         await hand_out(task_ids)
 
     monkeypatch.setattr(queue, "_hand_out", recorded)
+    return groups
+
+
+async def test_the_tasks_of_publishes_committed_together_travel_in_one_message(
+    queue: RabbitQueue, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = messages_sent(queue, monkeypatch)
     events = [event(f"e{n}", ("d1", "d2", "d3")) for n in range(40)]
     await asyncio.gather(*(queue.accept(e, now_ms(), 0) for e in events))
     await asyncio.sleep(0)  # the hand-out runs at the end of the loop's turn
@@ -500,14 +506,7 @@ async def test_tasks_accepted_within_the_linger_travel_in_one_message(
     the hand-out's linger; it is sent when the linger ends, without waiting for more."""
     broker = RabbitQueue(store, settings(name, linger_ms=300))
     await broker.open(consume=True)
-    groups: list[list[int]] = []
-    hand_out = broker._hand_out
-
-    async def recorded(task_ids: list[int]) -> None:
-        groups.append(list(task_ids))
-        await hand_out(task_ids)
-
-    monkeypatch.setattr(broker, "_hand_out", recorded)
+    groups = messages_sent(broker, monkeypatch)
     try:
         for n in range(3):
             await broker.accept(event(f"e{n}"), now_ms(), 0)
