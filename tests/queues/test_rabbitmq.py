@@ -548,3 +548,16 @@ async def test_a_due_retry_is_claimed_while_messages_keep_coming(
     claimed = await queue.claim(10, LEASE_MS)
     assert len(claimed) == 10
     assert ("m0", 2) in [(t.event.id, t.attempt_number) for t in claimed]
+
+
+async def test_a_retry_another_process_schedules_is_claimed_when_due_not_a_recheck_later(
+    queue: RabbitQueue, store: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its NOTIFY comes when it is scheduled, before it is due: the claim then finds nothing,
+    and the queue must learn when it is due rather than wait for the next recheck."""
+    monkeypatch.setattr(rabbit_queue, "DATABASE_RECHECK_MS", 60_000)
+    await store.accept_held(event("elsewhere"), now_ms(), 0, hold_ms=0)
+    [task] = await store.claim(10, LEASE_MS)  # another process's delivery, which failed
+    await store.finish([Outcome(task, retry_at=now_ms() + 300)])
+    [retried] = await claim_as_the_worker(queue, 1)
+    assert (retried.event.id, retried.attempt_number) == ("elsewhere", 2)

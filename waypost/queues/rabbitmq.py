@@ -314,8 +314,8 @@ class RabbitQueue:
             return await self._claim_handed_out(limit, lease_ms)
         share = max(1, limit // 2) if self._unclaimed else limit
         due = await self._store.claim(share, lease_ms)
-        if len(due) < share:  # none left due now: until something says otherwise (see above)
-            self._database_quiet_until = now_ms() + DATABASE_RECHECK_MS
+        if len(due) < share:  # none left due now: when is the next? (see the module's doc)
+            await self._ask_when_due()
         return due + await self._claim_handed_out(limit - len(due), lease_ms)
 
     async def _claim_handed_out(self, limit: int, lease_ms: int) -> list[DeliveryTask]:
@@ -450,9 +450,14 @@ class RabbitQueue:
         self._database_quiet_until = min(self._database_quiet_until, due)
 
     async def next_visible_at(self) -> int | None:
-        now = now_ms()
-        if now < self._database_quiet_until:
+        if now_ms() < self._database_quiet_until:
             return self._database_quiet_until
+        return await self._ask_when_due()
+
+    async def _ask_when_due(self) -> int | None:
+        """Ask the database when its earliest task is due; trust the answer until then, or for
+        `DATABASE_RECHECK_MS` at most."""
+        now = now_ms()
         due = await self._store.next_visible_at()
         self._database_quiet_until = now + DATABASE_RECHECK_MS
         if due is not None:
